@@ -1,0 +1,327 @@
+//! The layer contract.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use crate::{Error, Result};
+
+/// Work handed to [`Layer::handle_inbound`]: bytes from the lower side (toward
+/// the wire) to turn into bytes for the upper side (toward the application).
+#[derive(Debug)]
+pub struct Inbound<'a> {
+    /// The current time. Layers never read a clock.
+    pub now: Instant,
+    /// Bytes from the lower side. The layer consumes from the front what it
+    /// can take and leaves the rest; the caller keeps what is left and offers
+    /// it again, with more, on a later call.
+    pub input: &'a mut BytesMut,
+    /// No byte will follow those in `input`: the lower side has ended.
+    pub input_ended: bool,
+    /// Where the layer appends decoded bytes.
+    pub up: &'a mut BytesMut,
+    /// How many bytes the layer may append to `up` in this call. A strict
+    /// bound: it is what keeps a decompression bomb or a flood bounded.
+    pub up_room: usize,
+    /// Where the layer appends bytes it must send toward the wire in answer
+    /// (handshake messages, alerts). A stack passes them through the layers
+    /// below on its next [`Layer::handle_outbound`] call.
+    pub down: &'a mut BytesMut,
+}
+
+/// When a layer must make what it has consumed decodable by the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// More writes follow; the layer may keep bytes back to build larger
+    /// records or blocks.
+    Hold,
+    /// The write batch is over: once `input` is consumed, emit everything so
+    /// the peer can decode all of it on arrival (zstd end of block, TLS record).
+    Batch,
+    /// Orderly shutdown: once `input` is consumed, flush and end the stream
+    /// (zstd end of frame, TLS `close_notify`), then report
+    /// [`Layer::is_write_closed`].
+    Finish,
+}
+
+/// Work handed to [`Layer::handle_outbound`]: bytes from the upper side to
+/// turn into bytes for the lower side.
+#[derive(Debug)]
+pub struct Outbound<'a> {
+    /// The current time.
+    pub now: Instant,
+    /// Bytes from the upper side. Consume from the front what you can.
+    pub input: &'a mut BytesMut,
+    /// Whether to flush or finish after `input`.
+    pub flush: Flush,
+    /// Where the layer appends encoded bytes.
+    pub down: &'a mut BytesMut,
+    /// How many bytes the layer should append to `down`. A soft bound: a
+    /// layer whose output comes in indivisible units (a TLS record, a zstd
+    /// block) stops taking input once the room is used and may exceed it by
+    /// at most one unit, which it documents.
+    pub down_room: usize,
+}
+
+/// Bytes that crossed one layer, counted by the stack around every call.
+///
+/// Layers do not count; stacks and [`crate::Connection`] measure the buffers
+/// before and after each call, so every layer, including one a user writes,
+/// gets exact figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByteCounters {
+    /// Bytes the layer consumed from its lower side.
+    pub inbound_in: u64,
+    /// Bytes the layer delivered to its upper side.
+    pub inbound_out: u64,
+    /// Bytes the layer consumed from its upper side.
+    pub outbound_in: u64,
+    /// Bytes the layer emitted toward the wire, answers to inbound work included.
+    pub outbound_out: u64,
+}
+
+impl ByteCounters {
+    /// Wire bytes per application byte on the way out (compression ratio
+    /// below 1, framing or TLS overhead above 1); `None` before any output.
+    pub fn outbound_expansion(&self) -> Option<f64> {
+        (self.outbound_in > 0).then(|| self.outbound_out as f64 / self.outbound_in as f64)
+    }
+
+    /// Wire bytes per application byte on the way in; `None` before any input.
+    pub fn inbound_expansion(&self) -> Option<f64> {
+        (self.inbound_out > 0).then(|| self.inbound_in as f64 / self.inbound_out as f64)
+    }
+
+    pub(crate) fn count_inbound(&mut self, consumed: usize, up: usize, down: usize) {
+        self.inbound_in += consumed as u64;
+        self.inbound_out += up as u64;
+        self.outbound_out += down as u64;
+    }
+
+    pub(crate) fn count_outbound(&mut self, consumed: usize, down: usize) {
+        self.outbound_in += consumed as u64;
+        self.outbound_out += down as u64;
+    }
+}
+
+/// One layer's figures, as listed by [`Layer::collect_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    /// The layer's [`Layer::name`].
+    pub name: &'static str,
+    /// What crossed it.
+    pub bytes: ByteCounters,
+}
+
+/// A bidirectional, sans-IO byte transform between a lower side (toward the
+/// wire) and an upper side (toward the application).
+///
+/// # The contract
+///
+/// 1. **Sans-IO.** A layer never touches a socket and never reads a clock.
+///    Time comes in as `now`; a layer that must be woken says when through
+///    [`poll_timeout`](Layer::poll_timeout) and is told through
+///    [`handle_timeout`](Layer::handle_timeout).
+/// 2. **Caller-owned buffers.** A layer consumes from the front of its input
+///    and appends to the outputs it is given. Inbound work may produce bytes
+///    toward the wire ([`Inbound::down`]).
+/// 3. **Chunking does not matter.** Any split of the input into calls gives
+///    the same output bytes, one byte at a time included.
+/// 4. **Bounded.** A layer never appends more than [`Inbound::up_room`]
+///    bytes upward, never buffers more than a documented limit because of
+///    what the peer sent, and reports [`wants_read`](Layer::wants_read)
+///    `false` when it will take no more input, so the driver stops reading
+///    the socket and the peer feels TCP backpressure.
+/// 5. **Flush.** With [`Flush::Batch`], everything consumed is decodable by
+///    the peer once the output arrives.
+/// 6. **Ordered shutdown.** With [`Flush::Finish`], the layer ends its stream
+///    and then reports [`is_write_closed`](Layer::is_write_closed). On the
+///    inbound side it reports [`is_read_closed`](Layer::is_read_closed) only
+///    at a clean end, and returns [`crate::Error::Truncated`] when the lower
+///    side ends anywhere else.
+/// 7. **Typed errors.** Failures are [`crate::Error`]s naming the layer, peer
+///    faults apart from caller misuse. After an error the layer is dead;
+///    stacks and connections keep the first error and never call it again.
+///    No input from the network may panic.
+/// 8. **Counted.** Stacks count the bytes crossing every layer; see
+///    [`ByteCounters`].
+///
+/// # Calling order
+///
+/// A driver (a stack, [`crate::Connection`]) calls, in any order it needs:
+/// - input: [`handle_inbound`](Layer::handle_inbound),
+///   [`handle_outbound`](Layer::handle_outbound),
+///   [`handle_timeout`](Layer::handle_timeout) once `now` reaches
+///   [`poll_timeout`](Layer::poll_timeout);
+/// - then, after any of those, `handle_outbound` with [`Flush::Batch`] (its
+///   input may be empty) so that bytes a layer produced in answer to inbound
+///   work or a timeout move down the stack;
+/// - getters at any time.
+///
+/// A layer holds no reference to the caller's buffers between calls.
+pub trait Layer {
+    /// Short name for errors and statistics (`"tls"`, `"zstd"`).
+    fn name(&self) -> &'static str;
+
+    /// Consumes bytes from below, appends bytes for above.
+    fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()>;
+
+    /// Consumes bytes from above, appends bytes for below.
+    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()>;
+
+    /// The next instant the layer must be called at through
+    /// [`handle_timeout`](Layer::handle_timeout), if any.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Tells the layer that `now` has reached a deadline it asked for. Bytes
+    /// it must send go to `down`.
+    fn handle_timeout(&mut self, now: Instant, down: &mut BytesMut) -> Result<()> {
+        let _ = (now, down);
+        Ok(())
+    }
+
+    /// Whether the layer would take more input from below now. `false` asks
+    /// the driver to stop reading the socket until this turns `true` again
+    /// (after upward room frees or a timeout passes).
+    fn wants_read(&self) -> bool {
+        true
+    }
+
+    /// Whether the layer is still setting up (a TLS handshake). Application
+    /// bytes written meanwhile are held, bounded, by the layer.
+    fn is_handshaking(&self) -> bool {
+        false
+    }
+
+    /// Whether the inbound stream has ended cleanly: the layer has delivered
+    /// all it will ever deliver upward.
+    fn is_read_closed(&self) -> bool;
+
+    /// Whether the outbound stream has ended: after [`Flush::Finish`] the
+    /// layer wrote its end marker and will write nothing more.
+    fn is_write_closed(&self) -> bool;
+
+    /// Appends this layer's figures to `out`; `own` are the counters the
+    /// caller kept for it. Stacks override this to list each member instead.
+    fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
+        out.push(LayerStats {
+            name: self.name(),
+            bytes: *own,
+        });
+    }
+}
+
+impl<L: Layer + ?Sized> Layer for Box<L> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        (**self).handle_inbound(io)
+    }
+    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+        (**self).handle_outbound(io)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant, down: &mut BytesMut) -> Result<()> {
+        (**self).handle_timeout(now, down)
+    }
+    fn wants_read(&self) -> bool {
+        (**self).wants_read()
+    }
+    fn is_handshaking(&self) -> bool {
+        (**self).is_handshaking()
+    }
+    fn is_read_closed(&self) -> bool {
+        (**self).is_read_closed()
+    }
+    fn is_write_closed(&self) -> bool {
+        (**self).is_write_closed()
+    }
+    fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
+        (**self).collect_stats(own, out)
+    }
+}
+
+/// Calls `layer.handle_inbound`, counts what crossed it and enforces the
+/// strict upward bound, so that a faulty user layer cannot break it unseen.
+pub(crate) fn inbound_counted<L: Layer + ?Sized>(
+    layer: &mut L,
+    counters: &mut ByteCounters,
+    io: Inbound<'_>,
+) -> Result<()> {
+    let Inbound {
+        now,
+        input,
+        input_ended,
+        up,
+        up_room,
+        down,
+    } = io;
+    let before = (input.len(), up.len(), down.len());
+    layer.handle_inbound(Inbound {
+        now,
+        input: &mut *input,
+        input_ended,
+        up: &mut *up,
+        up_room,
+        down: &mut *down,
+    })?;
+    let appended = up.len().saturating_sub(before.1);
+    counters.count_inbound(
+        before.0.saturating_sub(input.len()),
+        appended,
+        down.len().saturating_sub(before.2),
+    );
+    if appended > up_room {
+        return Err(Error::misuse(
+            layer.name(),
+            format!("layer appended {appended} bytes upward with room for {up_room}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Calls `layer.handle_outbound` and counts what crossed it.
+pub(crate) fn outbound_counted<L: Layer + ?Sized>(
+    layer: &mut L,
+    counters: &mut ByteCounters,
+    io: Outbound<'_>,
+) -> Result<()> {
+    let Outbound {
+        now,
+        input,
+        flush,
+        down,
+        down_room,
+    } = io;
+    let before = (input.len(), down.len());
+    let result = layer.handle_outbound(Outbound {
+        now,
+        input: &mut *input,
+        flush,
+        down: &mut *down,
+        down_room,
+    });
+    counters.count_outbound(
+        before.0.saturating_sub(input.len()),
+        down.len().saturating_sub(before.1),
+    );
+    result
+}
+
+/// Calls `layer.handle_timeout` and counts what it sent.
+pub(crate) fn timeout_counted<L: Layer + ?Sized>(
+    layer: &mut L,
+    counters: &mut ByteCounters,
+    now: Instant,
+    down: &mut BytesMut,
+) -> Result<()> {
+    let before = down.len();
+    let result = layer.handle_timeout(now, down);
+    counters.count_outbound(0, down.len().saturating_sub(before));
+    result
+}

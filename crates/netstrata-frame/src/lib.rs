@@ -1,0 +1,2 @@
+//! Framing codecs (work in progress).
+#![forbid(unsafe_code)]
