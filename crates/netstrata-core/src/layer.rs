@@ -246,12 +246,13 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     }
 }
 
-/// Calls `layer.handle_inbound`, counts what crossed it and enforces the
-/// strict upward bound, so that a faulty user layer cannot break it unseen.
-pub(crate) fn inbound_counted<L: Layer + ?Sized>(
-    layer: &mut L,
+/// Runs one inbound call through `call`, counts what crossed and enforces
+/// the strict upward bound, so that a faulty user layer cannot break it unseen.
+pub(crate) fn inbound_counted(
+    name: &'static str,
     counters: &mut ByteCounters,
     io: Inbound<'_>,
+    call: impl FnOnce(Inbound<'_>) -> Result<()>,
 ) -> Result<()> {
     let Inbound {
         now,
@@ -262,7 +263,7 @@ pub(crate) fn inbound_counted<L: Layer + ?Sized>(
         down,
     } = io;
     let before = (input.len(), up.len(), down.len());
-    layer.handle_inbound(Inbound {
+    call(Inbound {
         now,
         input: &mut *input,
         input_ended,
@@ -278,18 +279,18 @@ pub(crate) fn inbound_counted<L: Layer + ?Sized>(
     );
     if appended > up_room {
         return Err(Error::misuse(
-            layer.name(),
+            name,
             format!("layer appended {appended} bytes upward with room for {up_room}"),
         ));
     }
     Ok(())
 }
 
-/// Calls `layer.handle_outbound` and counts what crossed it.
-pub(crate) fn outbound_counted<L: Layer + ?Sized>(
-    layer: &mut L,
+/// Runs one outbound call through `call` and counts what crossed.
+pub(crate) fn outbound_counted(
     counters: &mut ByteCounters,
     io: Outbound<'_>,
+    call: impl FnOnce(Outbound<'_>) -> Result<()>,
 ) -> Result<()> {
     let Outbound {
         now,
@@ -299,7 +300,7 @@ pub(crate) fn outbound_counted<L: Layer + ?Sized>(
         down_room,
     } = io;
     let before = (input.len(), down.len());
-    let result = layer.handle_outbound(Outbound {
+    let result = call(Outbound {
         now,
         input: &mut *input,
         flush,
@@ -310,18 +311,5 @@ pub(crate) fn outbound_counted<L: Layer + ?Sized>(
         before.0.saturating_sub(input.len()),
         down.len().saturating_sub(before.1),
     );
-    result
-}
-
-/// Calls `layer.handle_timeout` and counts what it sent.
-pub(crate) fn timeout_counted<L: Layer + ?Sized>(
-    layer: &mut L,
-    counters: &mut ByteCounters,
-    now: Instant,
-    down: &mut BytesMut,
-) -> Result<()> {
-    let before = down.len();
-    let result = layer.handle_timeout(now, down);
-    counters.count_outbound(0, down.len().saturating_sub(before));
     result
 }

@@ -1,0 +1,61 @@
+use crate::Result;
+use crate::layer::{Inbound, Layer, Outbound};
+use crate::layers::{End, Ends};
+use crate::stack::transfer;
+
+/// Forwards bytes unchanged in both directions.
+///
+/// Its byte counters (kept, like every layer's, by the stack around it) show
+/// what crossed its position in the stack; it also is the smallest complete
+/// example of the contract: it honours the upward room, ends its read side
+/// when its input ends, and refuses writes after shutdown.
+#[derive(Debug, Clone, Default)]
+pub struct PassThrough {
+    name: Option<&'static str>,
+    ends: Ends,
+}
+
+impl PassThrough {
+    /// A pass-through layer named `"pass-through"`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A pass-through layer with its own name in statistics ("after-tls").
+    pub fn named(name: &'static str) -> Self {
+        Self {
+            name: Some(name),
+            ends: Ends::default(),
+        }
+    }
+}
+
+impl Layer for PassThrough {
+    fn name(&self) -> &'static str {
+        self.name.unwrap_or("pass-through")
+    }
+
+    fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        if self.ends.read == End::Open {
+            transfer(io.input, io.up, io.up_room);
+        }
+        self.ends.after_inbound(io.input_ended, io.input.is_empty());
+        Ok(())
+    }
+
+    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+        self.ends
+            .before_outbound(self.name(), io.input.is_empty())?;
+        transfer(io.input, io.down, io.down_room);
+        self.ends.after_outbound(io.flush, io.input.is_empty());
+        Ok(())
+    }
+
+    fn is_read_closed(&self) -> bool {
+        self.ends.read == End::Closed
+    }
+
+    fn is_write_closed(&self) -> bool {
+        self.ends.write == End::Closed
+    }
+}
