@@ -1,1 +1,38 @@
-//! netstrata facade.
+//! netstrata: layered, sans-IO networking.
+//!
+//! This facade re-exports the workspace crates, one Cargo feature per layer
+//! crate:
+//!
+//! | module / item        | crate             | feature           |
+//! |----------------------|-------------------|-------------------|
+//! | [`Layer`], [`Stack`], [`Connection`], [`Blocking`], [`layers`] | `netstrata-core` | always |
+//! | `testing`            | `netstrata-core`  | `testing`         |
+//! | `frame`              | `netstrata-frame` | `frame` (default) |
+//!
+//! ```text
+//!   app messages → frame → [your layers, zstd, tls, shape] → transport
+//! ```
+//!
+//! Start with [`prelude`], the crate docs of [`netstrata_core`] for the
+//! layer contract, and `docs/architecture.md` in the repository.
+#![forbid(unsafe_code)]
+
+pub use netstrata_core::{
+    Blocking, BoxedLayer, ByteCounters, Codec, Connection, ConnectionConfig, ConnectionStats,
+    Duplex, DynStack, Edge, Error, Flush, Inbound, Layer, LayerExt, LayerStats, Layers, Outbound,
+    RawCodec, Result, Source, Stack, State, Transport, layers, transfer,
+};
+
+#[cfg(feature = "testing")]
+pub use netstrata_core::testing;
+
+#[cfg(feature = "frame")]
+pub use netstrata_frame as frame;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use netstrata_core::{
+        Blocking, Codec, Connection, DynStack, Error, Flush, Inbound, Layer, LayerExt, Outbound,
+        Stack, State,
+    };
+}

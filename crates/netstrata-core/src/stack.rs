@@ -300,7 +300,10 @@ impl<L: Layers> Stack<L> {
             down_room,
         } = io;
         if n == 0 {
-            transfer(input, down, down_room.max(1));
+            if self.empty_ends.write_closed && !input.is_empty() {
+                return Err(Error::misuse("stack", "write after shutdown"));
+            }
+            transfer(input, down, down_room);
             if flush == Flush::Finish && input.is_empty() {
                 self.empty_ends.write_closed = true;
             }
@@ -555,6 +558,11 @@ impl DynStack {
     /// ahead of the bytes it had not yet consumed, which now go straight to
     /// the layer above. Whatever state the layer holds leaves with it: end
     /// its stream first (a TLS `close_notify`) where the protocol needs it.
+    ///
+    /// Inbound bytes are processed as they arrive, so bytes the layer has
+    /// already transformed cannot be taken back: remove it at a sync point,
+    /// after the last byte the peer sent under it and before the peer sends
+    /// anything without it (a downgrade request and its answer).
     pub fn remove(&mut self, index: usize, now: Instant, edge: Edge<'_>) -> Result<BoxedLayer> {
         self.check()?;
         let n = self.layers.len();

@@ -4,10 +4,14 @@
 //!   read the byte counters at that point.
 //! - [`Xor`] really transforms bytes (a repeating-key XOR). It is an
 //!   obfuscation example, **not security**.
+//! - [`Checksummed`] has a wire format of its own: records, an end-of-stream
+//!   record and a checksum, so it tells a clean end from truncation.
 
+mod checksummed;
 mod pass_through;
 mod xor;
 
+pub use checksummed::Checksummed;
 pub use pass_through::PassThrough;
 pub use xor::Xor;
 
