@@ -13,7 +13,9 @@ fn wire_of<L: Layer>(mut layer: L, data: &[u8]) -> Vec<u8> {
     feed_outbound(&mut layer, &[data.to_vec()], Flush::Batch)
 }
 
-fn layers() -> Vec<(&'static str, fn() -> Box<dyn Layer + Send>)> {
+type MakeLayer = fn() -> Box<dyn Layer + Send>;
+
+fn layers() -> Vec<(&'static str, MakeLayer)> {
     vec![
         ("pass-through", || Box::new(PassThrough::new())),
         ("xor", || Box::new(Xor::new(*b"abc"))),
@@ -37,7 +39,7 @@ proptest! {
     ) {
         for (name, make) in layers() {
             let wire = wire_of(make(), &data);
-            let whole = feed_inbound(&mut make(), &[wire.clone()], &[usize::MAX]);
+            let whole = feed_inbound(&mut make(), std::slice::from_ref(&wire), &[usize::MAX]);
             prop_assert_eq!(&whole, &data, "{} round trip", name);
             let chunked = feed_inbound(&mut make(), &split_at(&wire, &cuts), &rooms);
             prop_assert_eq!(&chunked, &data, "{} chunked", name);
@@ -150,7 +152,7 @@ fn writes_after_finish_are_misuse() {
 fn stacks_count_every_layer() {
     let mut stack = common::static3();
     let data = vec![7u8; 1000];
-    let wire = feed_outbound(&mut stack, &[data.clone()], Flush::Batch);
+    let wire = feed_outbound(&mut stack, std::slice::from_ref(&data), Flush::Batch);
     let mut stats = Vec::new();
     stack.collect_stats(&Default::default(), &mut stats);
     let names: Vec<_> = stats.iter().map(|s| s.name).collect();
