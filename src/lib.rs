@@ -36,3 +36,8 @@ pub mod prelude {
         Stack, State,
     };
 }
+
+/// Compiles the README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

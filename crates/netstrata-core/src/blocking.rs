@@ -256,7 +256,9 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
     }
 
     /// The next message, or `None` once the peer has ended its stream
-    /// cleanly. Blocks until one arrives.
+    /// cleanly. Blocks until one arrives; before it blocks, it transmits
+    /// everything sent so far (one flush for all answers to the messages
+    /// already read, so an echo loop batches by itself).
     pub fn recv(&mut self) -> Result<Option<Bytes>> {
         loop {
             if let Some(msg) = self.conn.poll_message(Instant::now())? {

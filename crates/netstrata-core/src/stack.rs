@@ -14,8 +14,8 @@ use crate::{Error, Result};
 
 /// The members of a [`Stack`], top (toward the application) first.
 ///
-/// Implemented for tuples of one to eight layers (static dispatch) and for
-/// `Vec<Box<dyn Layer + Send>>` ([`DynStack`]).
+/// Implemented for `()` (no layer), tuples of one to eight layers (static
+/// dispatch) and `Vec<Box<dyn Layer + Send>>` ([`DynStack`]).
 pub trait Layers {
     /// How many layers there are.
     fn count(&self) -> usize;
@@ -51,6 +51,26 @@ impl Layers for Vec<BoxedLayer> {
     }
     fn timeout(&mut self, i: usize, now: Instant, down: &mut BytesMut) -> Result<()> {
         self[i].handle_timeout(now, down)
+    }
+}
+
+/// No layer: the stack passes bytes unchanged (a baseline, or a plain
+/// connection that may be upgraded later through a [`DynStack`]).
+impl Layers for () {
+    fn count(&self) -> usize {
+        0
+    }
+    fn layer(&self, i: usize) -> &dyn Layer {
+        unreachable!("layer index {i} of an empty stack")
+    }
+    fn inbound(&mut self, i: usize, _: Inbound<'_>) -> Result<()> {
+        unreachable!("layer index {i} of an empty stack")
+    }
+    fn outbound(&mut self, i: usize, _: Outbound<'_>) -> Result<()> {
+        unreachable!("layer index {i} of an empty stack")
+    }
+    fn timeout(&mut self, i: usize, _: Instant, _: &mut BytesMut) -> Result<()> {
+        unreachable!("layer index {i} of an empty stack")
     }
 }
 
