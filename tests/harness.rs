@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{Hello, Tiny};
 use netstrata::layers::{Checksummed, PassThrough, Xor};
-use netstrata::{Connection, ConnectionConfig, Error, LayerExt, RawCodec, State};
+use netstrata::{Connection, ConnectionConfig, Error, LayerExt, RawCodec, Stack, State};
 use netstrata_core::testing::{Chunking, Link, Pair, Side};
 use proptest::prelude::*;
 
@@ -189,6 +189,30 @@ fn held_writes_go_out_after_the_handshake() {
     assert_eq!(pair.client.conn.state(), State::Open);
     // Hello crossed, then the held message: two one-way delays.
     assert_eq!(pair.elapsed(), Duration::from_millis(600));
+}
+
+/// The responder's answer is produced by inbound work inside a stack and
+/// must pass down through the layers below it (here an XOR layer and the
+/// record layer) before anything else.
+#[test]
+fn answers_to_inbound_work_travel_down_the_stack() {
+    for link in links() {
+        let stack = |hello| Stack::new((hello, Xor::new(*b"q"), Checksummed::new()));
+        let mut pair = Pair::new(
+            Connection::new(stack(Hello::new(Duration::from_secs(5))), Tiny),
+            Connection::new(stack(Hello::responder(Duration::from_secs(5))), Tiny),
+            link,
+        );
+        pair.client.conn.send(b"ping").unwrap();
+        pair.server.conn.send(b"early pong").unwrap();
+        pair.drive();
+        assert_eq!(pair.server.take_inbox(), [b"ping".to_vec()], "{link:?}");
+        assert_eq!(pair.client.take_inbox(), [b"early pong".to_vec()]);
+        // The server's hello was counted as outbound bytes of every layer below it.
+        let layers = pair.server.conn.stats().layers;
+        assert!(layers[1].bytes.outbound_out > layers[0].bytes.outbound_in);
+        assert!(matches!(pair.errors(), (None, None)), "{:?}", pair.errors());
+    }
 }
 
 #[test]

@@ -61,12 +61,15 @@ pub fn dynamic3() -> DynStack {
 }
 
 /// A user-written layer with a handshake and a deadline: each side sends
-/// one `H` byte first and holds application bytes until it has received the
+/// one `H` byte and holds application bytes until it has received the
 /// peer's; no `H` within `timeout` of the first call is a [`Error::TimedOut`].
+/// The initiator sends its `H` first; a responder sends its `H` only in
+/// answer, from inbound work (as a TLS server answers a ClientHello).
 #[derive(Debug)]
 pub struct Hello {
     timeout: Duration,
     deadline: Option<Instant>,
+    initiator: bool,
     sent: bool,
     received: bool,
 }
@@ -76,8 +79,15 @@ impl Hello {
         Self {
             timeout,
             deadline: None,
+            initiator: true,
             sent: false,
             received: false,
+        }
+    }
+    pub fn responder(timeout: Duration) -> Self {
+        Self {
+            initiator: false,
+            ..Self::new(timeout)
         }
     }
     fn start(&mut self, now: Instant) {
@@ -96,6 +106,10 @@ impl Layer for Hello {
                 Some(b'H') => {
                     io.input.advance(1);
                     self.received = true;
+                    if !self.sent {
+                        io.down.extend_from_slice(b"H");
+                        self.sent = true;
+                    }
                 }
                 Some(_) => return Err(Error::peer("hello", "expected H")),
                 None if io.input_ended => {
@@ -112,7 +126,7 @@ impl Layer for Hello {
     }
     fn handle_outbound(&mut self, io: Outbound<'_>) -> netstrata::Result<()> {
         self.start(io.now);
-        if !self.sent {
+        if !self.sent && self.initiator {
             io.down.extend_from_slice(b"H");
             self.sent = true;
         }
