@@ -333,3 +333,43 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
         _ => hay.windows(needle.len()).position(|w| w == needle),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fed a byte at a time, the search resumes where it stopped (less the
+    /// bytes that may start a split delimiter), so each byte is looked at a
+    /// bounded number of times.
+    #[test]
+    fn search_resumes_where_it_stopped() {
+        let mut codec = Delimited::new(b"\r\n\r\n");
+        let mut src = BytesMut::new();
+        for (i, byte) in b"abcdefgh\r\n\r".iter().enumerate() {
+            src.extend_from_slice(&[*byte]);
+            assert_eq!(codec.decode(&mut src), Ok(None));
+            let len = i + 1;
+            assert_eq!(
+                codec.state,
+                State::Searching {
+                    from: len.saturating_sub(3)
+                }
+            );
+        }
+        src.extend_from_slice(b"\n");
+        assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"abcdefgh");
+        assert_eq!(codec.state, State::Searching { from: 0 });
+    }
+
+    /// Skipping keeps at most `delimiter.len() - 1` bytes buffered.
+    #[test]
+    fn discarding_keeps_only_a_possible_delimiter_start() {
+        let mut codec = Delimited::new(b"\r\n\r\n")
+            .with_max_length(2)
+            .with_oversize(Oversize::Skip);
+        let mut src = BytesMut::from(&b"0123456789\r\n"[..]);
+        assert_eq!(codec.decode(&mut src), Ok(None));
+        assert_eq!(codec.state, State::Discarding);
+        assert_eq!(&src[..], b"9\r\n");
+    }
+}

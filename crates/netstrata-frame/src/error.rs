@@ -67,6 +67,16 @@ pub enum FrameError {
         /// The length field width in bytes.
         width: usize,
     },
+    /// Encode: the message is shorter than the bytes the decoder drops from
+    /// each frame (a `num_skip` beyond the header), so the frame would not
+    /// decode.
+    #[error("message of {len} bytes is shorter than the {min} bytes a frame needs")]
+    MessageTooShort {
+        /// The message length.
+        len: usize,
+        /// The shortest message the codec frames.
+        min: usize,
+    },
     /// Encode: the message contains the delimiter (or ends so that the
     /// appended delimiter would be found early), so it would not decode back
     /// as one message.
@@ -85,6 +95,7 @@ impl FrameError {
             | Self::VarintOverflow
             | Self::LineTooLong { .. } => true,
             Self::MessageTooLong { .. }
+            | Self::MessageTooShort { .. }
             | Self::LengthNotRepresentable { .. }
             | Self::MessageContainsDelimiter => false,
         }

@@ -52,7 +52,14 @@ pub enum FrameLimit {
 ///   tokio-util writes, and decoding gives the message back. (tokio-util's
 ///   encoder ignores `offset` and `num_skip`, so its frames only decode back
 ///   when both have their default values; for those settings the bytes are
-///   identical.)
+///   identical.) A message is refused (caller misuse) when its frame would
+///   not decode: above the limit, shorter than what `num_skip` drops, or with
+///   a field value that is negative or too wide. With a negative adjustment
+///   this can refuse messages tokio-util's encoder writes and its decoder
+///   then rejects;
+/// - the maximum frame length applies as set by
+///   [`limit_applies_to`](Self::limit_applies_to), to the length field value
+///   by default, like tokio-util.
 ///
 /// | setting | default | setter |
 /// |---|---|---|

@@ -173,19 +173,23 @@ impl LengthDelimited {
         let head_len = field_end.max(num_skip);
         let base = num_skip as i128 + i128::from(settings.adjustment);
         let max_field = u64::MAX >> (64 - 8 * width as u32);
-        let (max, max_whole, max_message) = match settings.limit {
+        let (max, max_whole) = match settings.limit {
             FrameLimit::FieldValue => {
                 // tokio-util lowers the limit to what the field can describe.
                 let describable = max_field.saturating_add_signed(settings.adjustment);
                 let max = settings
                     .max_frame_len
                     .min(usize::try_from(describable).unwrap_or(usize::MAX));
-                (max, max as i128 + base, max)
+                (max, max as i128 + base)
             }
-            FrameLimit::WholeFrame => {
-                let max = settings.max_frame_len;
-                (max, max as i128, max.saturating_sub(field_end))
-            }
+            FrameLimit::WholeFrame => (settings.max_frame_len, settings.max_frame_len as i128),
+        };
+        // An encoded frame is `field_end + message` bytes long.
+        let fits = usize::try_from((max_whole - field_end as i128).max(0)).unwrap_or(usize::MAX);
+        let max_message = match settings.limit {
+            // tokio-util also bounds the message itself.
+            FrameLimit::FieldValue => fits.min(max),
+            FrameLimit::WholeFrame => fits,
         };
         Self {
             settings,
@@ -267,14 +271,22 @@ impl Codec for LengthDelimited {
 
     fn encode(&mut self, msg: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
         let len = msg.len();
-        if len > self.max_message {
+        // The frame as the decoder will measure it.
+        let whole = len as i128 + self.field_end as i128;
+        if len > self.max_message || whole > self.max_whole {
             return Err(FrameError::MessageTooLong {
                 len,
                 max: self.max_message,
             });
         }
+        if whole < self.head_len as i128 {
+            return Err(FrameError::MessageTooShort {
+                len,
+                min: self.head_len - self.field_end,
+            });
+        }
         // The value that makes the decoder consume exactly this frame.
-        let value = len as i128 + self.field_end as i128 - self.base;
+        let value = whole - self.base;
         let value = u64::try_from(value)
             .ok()
             .filter(|v| *v <= self.max_field)
