@@ -4,6 +4,8 @@ mod builder;
 
 pub use builder::{FrameLimit, LengthDelimitedBuilder};
 
+use std::ops::RangeInclusive;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use netstrata_core::Codec;
 
@@ -59,8 +61,11 @@ pub struct LengthDelimited {
     max: usize,
     /// Largest message accepted on encode.
     max_message: usize,
-    /// Largest value the field holds.
-    max_field: u64,
+    /// Message lengths the encoder frames: the frame decodes (within the
+    /// limit, not shorter than the header) and the field value is in range.
+    encodable: RangeInclusive<usize>,
+    /// Field value = message length + `value_offset` (mod 2^64).
+    value_offset: u64,
     discard: Discard,
 }
 
@@ -191,6 +196,19 @@ impl LengthDelimited {
             FrameLimit::FieldValue => fits.min(max),
             FrameLimit::WholeFrame => fits,
         };
+        // An encoded frame is `field_end + len` bytes; its field value is
+        // `field_end + len - base`.
+        let offset = field_end as i128 - base;
+        let lo = (head_len - field_end) as i128;
+        let lo = lo.max(-offset);
+        let hi = (max_message as i128)
+            .min(max_whole - field_end as i128)
+            .min(max_field as i128 - offset);
+        let encodable = match (usize::try_from(lo.max(0)), usize::try_from(hi)) {
+            (Ok(lo), Ok(hi)) => lo..=hi,
+            (Ok(lo), Err(_)) if hi > 0 => lo..=usize::MAX,
+            _ => RangeInclusive::new(1, 0),
+        };
         Self {
             settings,
             field_start,
@@ -201,8 +219,31 @@ impl LengthDelimited {
             max_whole,
             max,
             max_message,
-            max_field,
+            encodable,
+            value_offset: offset as u64,
             discard: Discard::default(),
+        }
+    }
+
+    /// Why a message of `len` bytes, outside [`Self::encodable`], is refused.
+    #[cold]
+    fn encode_error(&self, len: usize) -> FrameError {
+        let whole = len as i128 + self.field_end as i128;
+        if len > self.max_message || whole > self.max_whole {
+            FrameError::MessageTooLong {
+                len,
+                max: self.max_message,
+            }
+        } else if whole < self.head_len as i128 {
+            FrameError::MessageTooShort {
+                len,
+                min: self.head_len - self.field_end,
+            }
+        } else {
+            FrameError::LengthNotRepresentable {
+                len,
+                width: self.settings.field_len,
+            }
         }
     }
 
@@ -269,33 +310,18 @@ impl Codec for LengthDelimited {
         }
     }
 
+    #[inline]
     fn encode(&mut self, msg: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
         let len = msg.len();
-        // The frame as the decoder will measure it.
-        let whole = len as i128 + self.field_end as i128;
-        if len > self.max_message || whole > self.max_whole {
-            return Err(FrameError::MessageTooLong {
-                len,
-                max: self.max_message,
-            });
+        if !self.encodable.contains(&len) {
+            return Err(self.encode_error(len));
         }
-        if whole < self.head_len as i128 {
-            return Err(FrameError::MessageTooShort {
-                len,
-                min: self.head_len - self.field_end,
-            });
-        }
-        // The value that makes the decoder consume exactly this frame.
-        let value = whole - self.base;
-        let value = u64::try_from(value)
-            .ok()
-            .filter(|v| *v <= self.max_field)
-            .ok_or(FrameError::LengthNotRepresentable {
-                len,
-                width: self.settings.field_len,
-            })?;
+        // In range, so the true value fits: wrapping arithmetic gives it.
+        let value = (len as u64).wrapping_add(self.value_offset);
         dst.reserve(self.field_end.saturating_add(len));
-        dst.put_bytes(0, self.field_start);
+        if self.field_start > 0 {
+            dst.put_bytes(0, self.field_start);
+        }
         write_uint(
             dst,
             value,
@@ -334,11 +360,89 @@ fn read_uint(bytes: &[u8], big_endian: bool) -> u64 {
 }
 
 /// Appends the low `width` bytes (1 to 8) of `value`.
+#[inline]
 fn write_uint(dst: &mut BytesMut, value: u64, width: usize, big_endian: bool) {
-    let width = width.min(8);
-    if big_endian {
-        dst.extend_from_slice(&value.to_be_bytes()[8 - width..]);
-    } else {
-        dst.extend_from_slice(&value.to_le_bytes()[..width]);
+    // Fixed-size writes for the common widths; `value` fits `width` bytes.
+    match (width, big_endian) {
+        (4, true) => dst.put_u32(value as u32),
+        (4, false) => dst.put_u32_le(value as u32),
+        (2, true) => dst.put_u16(value as u16),
+        (2, false) => dst.put_u16_le(value as u16),
+        (1, _) => dst.put_u8(value as u8),
+        (8, true) => dst.put_u64(value),
+        (8, false) => dst.put_u64_le(value),
+        (_, true) => dst.extend_from_slice(&value.to_be_bytes()[8 - width.min(8)..]),
+        (_, false) => dst.extend_from_slice(&value.to_le_bytes()[..width.min(8)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The encoder's precomputed range of lengths agrees with checking each
+    /// condition for the message at hand.
+    fn encodable_by_definition(codec: &LengthDelimited, len: usize) -> bool {
+        let whole = len as i128 + codec.field_end as i128;
+        let value = whole - codec.base;
+        len <= codec.max_message
+            && whole <= codec.max_whole
+            && whole >= codec.head_len as i128
+            && value >= 0
+            && value <= i128::from(u64::MAX >> (64 - 8 * codec.settings.field_len as u32))
+    }
+
+    proptest! {
+        #[test]
+        fn encodable_range_matches_definition(
+            width in 1usize..=8,
+            offset in prop_oneof![0usize..4, Just(usize::MAX - 8)],
+            adjustment in prop_oneof![-300i64..300, any::<i64>()],
+            num_skip in prop::option::of(prop_oneof![0usize..12, any::<usize>()]),
+            max in prop_oneof![0usize..600, any::<usize>()],
+            whole_frame in any::<bool>(),
+            lens in prop::collection::vec(prop_oneof![0usize..600, any::<usize>()], 1..20),
+        ) {
+            let mut b = LengthDelimited::builder()
+                .length_field_length(width)
+                .length_field_offset(offset)
+                .length_adjustment(adjustment)
+                .max_frame_length(max);
+            if let Some(n) = num_skip {
+                b = b.num_skip(n);
+            }
+            if whole_frame {
+                b = b.limit_applies_to(FrameLimit::WholeFrame);
+            }
+            let codec = b.new_codec();
+            for len in lens {
+                prop_assert_eq!(
+                    codec.encodable.contains(&len),
+                    encodable_by_definition(&codec, len),
+                    "len {}", len
+                );
+                if codec.encodable.contains(&len) {
+                    let value = len as i128 + codec.field_end as i128 - codec.base;
+                    prop_assert_eq!(i128::from((len as u64).wrapping_add(codec.value_offset)), value);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reads_and_writes_every_width() {
+        for width in 1..=8 {
+            for big_endian in [true, false] {
+                let value = u64::MAX >> (64 - 8 * width as u32);
+                let mut dst = BytesMut::new();
+                write_uint(&mut dst, value - 1, width, big_endian);
+                assert_eq!(dst.len(), width);
+                assert_eq!(read_uint(&dst, big_endian), value - 1);
+            }
+        }
+        assert_eq!(read_uint(&[1, 2], true), 0x0102);
+        assert_eq!(read_uint(&[1, 2], false), 0x0201);
     }
 }
