@@ -66,6 +66,9 @@ pub struct LengthDelimited {
     encodable: RangeInclusive<usize>,
     /// Field value = message length + `value_offset` (mod 2^64).
     value_offset: u64,
+    /// The default layout's field (4 bytes, big endian, at offset 0), which
+    /// has its own fast path.
+    u32_be_at_0: bool,
     discard: Discard,
 }
 
@@ -189,24 +192,20 @@ impl LengthDelimited {
             }
             FrameLimit::WholeFrame => (settings.max_frame_len, settings.max_frame_len as i128),
         };
-        // An encoded frame is `field_end + message` bytes long.
-        let fits = usize::try_from((max_whole - field_end as i128).max(0)).unwrap_or(usize::MAX);
-        let max_message = match settings.limit {
-            // tokio-util also bounds the message itself.
-            FrameLimit::FieldValue => fits.min(max),
-            FrameLimit::WholeFrame => fits,
-        };
-        // An encoded frame is `field_end + len` bytes; its field value is
-        // `field_end + len - base`.
+        // An encoded frame is `field_end + len` bytes long and its field holds
+        // `len + offset`.
         let offset = field_end as i128 - base;
-        let lo = (head_len - field_end) as i128;
-        let lo = lo.max(-offset);
-        let hi = (max_message as i128)
-            .min(max_whole - field_end as i128)
-            .min(max_field as i128 - offset);
-        let encodable = match (usize::try_from(lo.max(0)), usize::try_from(hi)) {
+        let mut longest = max_whole - field_end as i128;
+        if settings.limit == FrameLimit::FieldValue {
+            // tokio-util also bounds the message itself.
+            longest = longest.min(max as i128);
+        }
+        let max_message = usize::try_from(longest.max(0)).unwrap_or(usize::MAX);
+        let shortest = ((head_len - field_end) as i128).max(-offset);
+        let longest = longest.min(i128::from(max_field) - offset);
+        // `longest` is at most `max`; negative means nothing is encodable.
+        let encodable = match (usize::try_from(shortest), usize::try_from(longest)) {
             (Ok(lo), Ok(hi)) => lo..=hi,
-            (Ok(lo), Err(_)) if hi > 0 => lo..=usize::MAX,
             _ => RangeInclusive::new(1, 0),
         };
         Self {
@@ -221,6 +220,7 @@ impl LengthDelimited {
             max_message,
             encodable,
             value_offset: offset as u64,
+            u32_be_at_0: field_start == 0 && width == 4 && settings.big_endian,
             discard: Discard::default(),
         }
     }
@@ -282,7 +282,10 @@ impl Codec for LengthDelimited {
             let Some(field) = src.get(self.field_start..self.field_end) else {
                 return Ok(None);
             };
-            let field = read_uint(field, self.settings.big_endian);
+            let field = match <[u8; 4]>::try_from(field) {
+                Ok(bytes) if self.u32_be_at_0 => u64::from(u32::from_be_bytes(bytes)),
+                _ => read_uint(field, self.settings.big_endian),
+            };
             let whole = i128::from(field) + self.base;
             if whole < self.head_len as i128 {
                 return Err(FrameError::BadLength {
@@ -313,21 +316,23 @@ impl Codec for LengthDelimited {
     #[inline]
     fn encode(&mut self, msg: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
         let len = msg.len();
-        if !self.encodable.contains(&len) {
+        if len < *self.encodable.start() || len > *self.encodable.end() {
             return Err(self.encode_error(len));
         }
         // In range, so the true value fits: wrapping arithmetic gives it.
         let value = (len as u64).wrapping_add(self.value_offset);
         dst.reserve(self.field_end.saturating_add(len));
-        if self.field_start > 0 {
+        if self.u32_be_at_0 {
+            dst.put_u32(value as u32);
+        } else {
             dst.put_bytes(0, self.field_start);
+            write_uint(
+                dst,
+                value,
+                self.settings.field_len,
+                self.settings.big_endian,
+            );
         }
-        write_uint(
-            dst,
-            value,
-            self.settings.field_len,
-            self.settings.big_endian,
-        );
         dst.extend_from_slice(msg);
         Ok(())
     }
