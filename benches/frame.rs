@@ -3,12 +3,16 @@
 //!
 //! Criterion measures decoding a buffer of many frames (setup, cloning the
 //! input, is not timed) and encoding as many messages into a buffer with room
-//! for them. Afterwards, under `cargo bench`, the binary prints the ratio of
-//! frames per second, ours over tokio-util's, from a short interleaved timing
-//! of both (best of many runs, so both see the same machine state).
+//! for them (its pages touched in setup). Afterwards, under `cargo bench`, the
+//! binary prints the ratio of frames per second, ours over tokio-util's, two
+//! ways: from criterion's estimates of this run (`estimates.json`, if found
+//! and written by this run), and from a short interleaved timing of both
+//! sides (best of many runs, input warm in cache, so both see the same
+//! machine state).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput};
@@ -104,6 +108,14 @@ fn bench_decode(c: &mut Criterion) {
     }
 }
 
+/// An empty buffer with room for `room` bytes, its pages already touched so
+/// that page faults are not timed.
+fn empty_buffer(room: usize) -> BytesMut {
+    let mut buf = BytesMut::zeroed(room);
+    buf.clear();
+    buf
+}
+
 fn bench_encode(c: &mut Criterion) {
     for case in CASES {
         let payload = payload(case);
@@ -112,14 +124,14 @@ fn bench_encode(c: &mut Criterion) {
         group.throughput(Throughput::Elements(case.frames as u64));
         group.bench_function("netstrata", |b| {
             b.iter_batched(
-                || BytesMut::with_capacity(room),
+                || empty_buffer(room),
                 |dst| encode_ours(&payload, case.frames, dst),
                 BatchSize::LargeInput,
             )
         });
         group.bench_function("tokio-util", |b| {
             b.iter_batched(
-                || BytesMut::with_capacity(room),
+                || empty_buffer(room),
                 |dst| encode_tokio(&payload, case.frames, dst),
                 BatchSize::LargeInput,
             )
@@ -153,10 +165,52 @@ fn best_of<S, T>(
     best
 }
 
-fn print_ratios() {
+/// Criterion's estimate (slope, else mean), in ns per iteration, of
+/// `group/function`, if this run wrote it (after `since`).
+fn criterion_estimate(group: &str, function: &str, since: SystemTime) -> Option<f64> {
+    let dirs = [
+        std::env::var_os("CRITERION_HOME").map(PathBuf::from),
+        std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("criterion")),
+        Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/criterion"
+        ))),
+    ];
+    let path = dirs
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(group).join(function).join("new/estimates.json"))
+        .find(|path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified >= since)
+        })?;
+    let json = std::fs::read_to_string(path).ok()?;
+    let estimate = |key: &str| -> Option<f64> {
+        let rest = json.split_once(&format!("\"{key}\":"))?.1;
+        let rest = rest.split_once("\"point_estimate\":")?.1;
+        rest.split([',', '}']).next()?.trim().parse().ok()
+    };
+    // "slope" is null unless criterion sampled linearly.
+    let slope = json
+        .split_once("\"slope\":")
+        .is_some_and(|(_, rest)| !rest.trim_start().starts_with("null"));
+    if slope {
+        estimate("slope")
+    } else {
+        estimate("mean")
+    }
+}
+
+fn print_ratios(since: SystemTime) {
     let budget = Duration::from_millis(1500);
+    println!();
     println!(
-        "\nframes/s, netstrata LengthDelimited::new() vs tokio-util LengthDelimitedCodec::new() (best of interleaved runs):"
+        "netstrata LengthDelimited::new() vs tokio-util LengthDelimitedCodec::new(), frames/s"
+    );
+    println!(
+        "{:<14}{:>30}{:>40}",
+        "", "criterion (this run)", "interleaved best-of (warm input)"
     );
     for case in CASES {
         let input = wire(case);
@@ -165,30 +219,46 @@ fn print_ratios() {
         let decode = best_of(budget, || input.clone(), decode_ours, decode_tokio);
         let encode = best_of(
             budget,
-            || BytesMut::with_capacity(room),
+            || empty_buffer(room),
             |dst| encode_ours(&payload, case.frames, dst),
             |dst| encode_tokio(&payload, case.frames, dst),
         );
         for (op, (ours, theirs)) in [("decode", decode), ("encode", encode)] {
-            let rate = |d: Duration| case.frames as f64 / d.as_secs_f64() / 1e6;
+            let group = format!("{op}-{}", case.name);
+            let rate = |secs: f64| case.frames as f64 / secs / 1e6;
+            let from_criterion = match (
+                criterion_estimate(&group, "netstrata", since),
+                criterion_estimate(&group, "tokio-util", since),
+            ) {
+                (Some(ours), Some(theirs)) => format!(
+                    "{:>6.1} vs {:>6.1} M/s = {:.2}x",
+                    rate(ours / 1e9),
+                    rate(theirs / 1e9),
+                    theirs / ours
+                ),
+                _ => "not measured".to_string(),
+            };
             println!(
-                "  {op} {:>5}: netstrata {:>8.2} M/s, tokio-util {:>8.2} M/s, ratio {:.2}",
-                case.name,
-                rate(ours),
-                rate(theirs),
-                theirs.as_secs_f64() / ours.as_secs_f64(),
+                "{group:<14}{from_criterion:>30}{:>40}",
+                format!(
+                    "{:>6.1} vs {:>6.1} M/s = {:.2}x",
+                    rate(ours.as_secs_f64()),
+                    rate(theirs.as_secs_f64()),
+                    theirs.as_secs_f64() / ours.as_secs_f64()
+                ),
             );
         }
     }
 }
 
 fn main() {
+    let start = SystemTime::now();
     let mut criterion = Criterion::default().configure_from_args();
     bench_decode(&mut criterion);
     bench_encode(&mut criterion);
     criterion.final_summary();
     // `cargo bench` passes --bench; `cargo test --benches` does not.
     if std::env::args().any(|arg| arg == "--bench") {
-        print_ratios();
+        print_ratios(start);
     }
 }
