@@ -35,8 +35,15 @@
 //!
 //! What they do not do: I/O, buffering of their own beyond a few bytes of
 //! state, message encoding (serde, protobuf), text decoding (lines are bytes).
-//! With the `tokio-util` feature every codec also implements tokio-util's
-//! `Decoder` and `Encoder`, for `FramedRead` and `FramedWrite`.
+//!
+//! # Features
+//!
+//! - `tokio-util` (off by default): every codec also implements tokio-util's
+//!   `Decoder<Item = Bytes, Error = io::Error>`, `Encoder<Bytes>` and
+//!   `Encoder<&[u8]>`, for `FramedRead`, `FramedWrite` and `Framed`. A
+//!   [`FrameError`] becomes an `io::Error` of kind `InvalidData` (peer fault)
+//!   or `InvalidInput` (caller misuse) carrying the `FrameError`; as with
+//!   tokio-util's codecs, bytes left at the end of the stream are an error.
 //!
 //! # Example
 //!

@@ -13,7 +13,8 @@ pub enum Oversize {
     Error,
     /// Drop the oversized frame's bytes as they arrive, without buffering
     /// them, then go on with the next frame. Each skipped frame is counted
-    /// (`skipped_frames()` on the codec).
+    /// (`skipped_frames()` on the codec). A stream that ends inside a skipped
+    /// frame ends cleanly: nothing of it is left buffered.
     Skip,
 }
 
