@@ -44,6 +44,14 @@ pub enum FrameError {
     /// Decode: a LEB128 length prefix whose value does not fit in 64 bits.
     #[error("varint length prefix overflows 64 bits")]
     VarintOverflow,
+    /// Decode: the stream ended inside an oversized frame that was being
+    /// skipped ([`Oversize::Skip`](crate::Oversize::Skip)): the peer's stream
+    /// was cut short.
+    #[error("stream ended {missing} bytes short of the end of a skipped frame")]
+    EndInSkippedFrame {
+        /// Bytes of the skipped frame that never came.
+        missing: u64,
+    },
     /// Decode: no delimiter within the maximum line (or record) length.
     #[error("no delimiter within {max} bytes")]
     LineTooLong {
@@ -90,6 +98,7 @@ impl FrameError {
     pub fn is_peer_fault(&self) -> bool {
         match self {
             Self::FrameTooLong { .. }
+            | Self::EndInSkippedFrame { .. }
             | Self::BadLength { .. }
             | Self::VarintTooLong
             | Self::VarintOverflow

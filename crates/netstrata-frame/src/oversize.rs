@@ -13,8 +13,9 @@ pub enum Oversize {
     Error,
     /// Drop the oversized frame's bytes as they arrive, without buffering
     /// them, then go on with the next frame. Each skipped frame is counted
-    /// (`skipped_frames()` on the codec). A stream that ends inside a skipped
-    /// frame ends cleanly: nothing of it is left buffered.
+    /// (`skipped_frames()` on the codec). For length-prefixed codecs, a
+    /// stream that ends inside a skipped frame is cut short:
+    /// [`FrameError::EndInSkippedFrame`](crate::FrameError::EndInSkippedFrame).
     Skip,
 }
 
@@ -46,6 +47,14 @@ impl Discard {
         // `n` is at most `remaining`, so this cannot underflow.
         self.remaining -= n as u64;
         self.remaining == 0
+    }
+
+    /// At end of stream: an error if a skipped frame was cut short.
+    pub(crate) fn check_eof(&self) -> Result<(), crate::FrameError> {
+        match self.remaining {
+            0 => Ok(()),
+            missing => Err(crate::FrameError::EndInSkippedFrame { missing }),
+        }
     }
 
     /// Frames skipped so far.

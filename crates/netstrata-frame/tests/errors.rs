@@ -296,3 +296,33 @@ proptest! {
         }
     }
 }
+
+/// A stream cut inside a skipped frame is truncation, not a clean end.
+#[test]
+fn end_of_stream_inside_a_skipped_frame_is_an_error() {
+    let mut codec = LengthDelimited::builder()
+        .max_frame_length(10)
+        .on_oversize(Oversize::Skip)
+        .new_codec();
+    let mut src = BytesMut::new();
+    src.put_u32(100);
+    src.put_slice(&[0; 60]);
+    assert_eq!(codec.decode(&mut src), Ok(None));
+    let err = codec.decode_eof(&mut src).unwrap_err();
+    assert_eq!(err, FrameError::EndInSkippedFrame { missing: 40 });
+    assert!(err.is_peer_fault());
+
+    // Skipped to its end: a clean end.
+    src.put_slice(&[0; 40]);
+    assert_eq!(codec.decode_eof(&mut src), Ok(None));
+
+    let mut codec = Varint::new()
+        .with_max_frame_length(10)
+        .with_oversize(Oversize::Skip);
+    let mut src = BytesMut::from(&[20, 0, 0][..]);
+    assert_eq!(codec.decode(&mut src), Ok(None));
+    assert_eq!(
+        codec.decode_eof(&mut src),
+        Err(FrameError::EndInSkippedFrame { missing: 18 })
+    );
+}

@@ -273,6 +273,12 @@ impl Codec for LengthDelimited {
         "length-delimited"
     }
 
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let frame = self.decode(src)?;
+        self.discard.check_eof()?;
+        Ok(frame)
+    }
+
     #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         loop {
