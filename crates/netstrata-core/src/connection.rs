@@ -5,7 +5,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
-use crate::layer::{inbound_counted, outbound_counted};
+use crate::layer::{inbound_counted, outbound_counted, room_exceeded};
 use crate::stack::{BoxedLayer, DynStack, Edge};
 use crate::{Codec, Error, Result};
 
@@ -198,6 +198,12 @@ pub struct Connection<S, C> {
     read: ReadSide,
     write: WriteSide,
     error: Option<Error>,
+    /// The last inbound pass filled the message buffer: taking a message
+    /// may let the stack deliver more without new input.
+    inbound_stalled: bool,
+    /// Something happened since the last complete outbound pass that may
+    /// give the stack bytes to emit (a send, input, a deadline, a close).
+    outbound_dirty: bool,
 }
 
 const NAME: &str = "connection";
@@ -223,6 +229,8 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             read: ReadSide::Open,
             write: WriteSide::Open,
             error: None,
+            inbound_stalled: false,
+            outbound_dirty: true,
         }
     }
 
@@ -283,6 +291,17 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         self.write == WriteSide::Finished && self.wire_out.is_empty()
     }
 
+    /// Bytes of memory the connection's own four buffers hold now (their
+    /// capacity, not their contents). Buffers grow as bytes arrive, never as
+    /// a header announces, and each is bounded by [`ConnectionConfig`]; the
+    /// stack's buffers between layers are not included.
+    pub fn buffered_capacity(&self) -> usize {
+        [&self.wire_in, &self.app_in, &self.app_out, &self.wire_out]
+            .iter()
+            .map(|b| b.capacity())
+            .sum()
+    }
+
     /// Bytes of encoded messages not yet taken by the stack.
     pub fn send_queued(&self) -> usize {
         self.app_out.len()
@@ -295,6 +314,9 @@ impl<S: Layer, C: Codec> Connection<S, C> {
 
     /// The stack, mutably (to change a layer's settings at run time).
     pub fn stack_mut(&mut self) -> &mut S {
+        // A changed setting may free room or budget in either direction.
+        self.inbound_stalled = true;
+        self.outbound_dirty = true;
         &mut self.stack
     }
 
@@ -359,6 +381,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// Runs the layers' deadlines that `now` has reached.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
         self.check()?;
+        self.outbound_dirty = true;
         let before = self.wire_out.len();
         let result = self.stack.handle_timeout(now, &mut self.wire_out);
         let sent = self.wire_out.len().saturating_sub(before);
@@ -371,7 +394,6 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     fn run_inbound(&mut self, now: Instant) -> Result<()> {
         let up_room = self.message_buffer().saturating_sub(self.app_in.len());
         let result = inbound_counted(
-            self.stack.name(),
             &mut self.counters,
             Inbound {
                 now,
@@ -383,7 +405,15 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             },
             |io| self.stack.handle_inbound(io),
         );
-        result.map_err(|e| self.fail(e))
+        let appended = result.map_err(|e| self.fail(e))?;
+        if appended > up_room {
+            return Err(self.fail(room_exceeded(self.stack.name(), appended, up_room)));
+        }
+        self.inbound_stalled = appended == up_room;
+        // Inbound work may answer toward the wire or end a handshake that
+        // releases held writes.
+        self.outbound_dirty = true;
+        Ok(())
     }
 
     // ---- application commands ----
@@ -411,6 +441,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             return Err(Error::misuse(self.codec.name(), e));
         }
         self.stats.messages_out += 1;
+        self.outbound_dirty = true;
         Ok(())
     }
 
@@ -422,6 +453,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     pub fn close(&mut self) {
         if self.write == WriteSide::Open {
             self.write = WriteSide::Finishing;
+            self.outbound_dirty = true;
         }
     }
 
@@ -443,10 +475,12 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                 Ok(None) => {}
                 Err(e) => return Err(self.fail(e)),
             }
-            let buffered = self.app_in.len();
-            self.run_inbound(now)?;
-            if self.app_in.len() != buffered {
-                continue;
+            if self.inbound_stalled {
+                let buffered = self.app_in.len();
+                self.run_inbound(now)?;
+                if self.app_in.len() != buffered {
+                    continue;
+                }
             }
             if self.read == ReadSide::Ended || !self.stack.is_read_closed() {
                 return Ok(None);
@@ -479,11 +513,12 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     pub fn poll_transmit(&mut self, now: Instant) -> Result<Option<&[u8]>> {
         self.check()?;
         let room = self.config.write_buffer.saturating_sub(self.wire_out.len());
-        if room > 0 && self.write != WriteSide::Finished {
+        if room > 0 && self.outbound_dirty && self.write != WriteSide::Finished {
             let flush = match self.write {
                 WriteSide::Finishing => Flush::Finish,
                 _ => Flush::Batch,
             };
+            let before = self.wire_out.len();
             let result = outbound_counted(
                 &mut self.counters,
                 Outbound {
@@ -496,12 +531,16 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                 |io| self.stack.handle_outbound(io),
             );
             result.map_err(|e| self.fail(e))?;
+            let filled = self.wire_out.len() - before >= room;
             if self.write == WriteSide::Finishing
                 && self.app_out.is_empty()
                 && self.stack.is_write_closed()
             {
                 self.write = WriteSide::Finished;
             }
+            // Only a pass cut short by room leaves work that no new event announces.
+            self.outbound_dirty =
+                filled || !self.app_out.is_empty() || self.write == WriteSide::Finishing;
         }
         Ok((!self.wire_out.is_empty()).then_some(&self.wire_out[..]))
     }
@@ -532,6 +571,8 @@ impl<C: Codec> Connection<DynStack, C> {
     /// are read by the new layer.
     pub fn insert_layer(&mut self, index: usize, layer: BoxedLayer) -> Result<()> {
         self.check()?;
+        self.inbound_stalled = true;
+        self.outbound_dirty = true;
         self.stack.insert(
             index,
             layer,
@@ -548,6 +589,8 @@ impl<C: Codec> Connection<DynStack, C> {
     /// [`DynStack::remove`].
     pub fn remove_layer(&mut self, index: usize, now: Instant) -> Result<BoxedLayer> {
         self.check()?;
+        self.inbound_stalled = true;
+        self.outbound_dirty = true;
         self.stack.remove(
             index,
             now,

@@ -246,14 +246,14 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     }
 }
 
-/// Runs one inbound call through `call`, counts what crossed and enforces
-/// the strict upward bound, so that a faulty user layer cannot break it unseen.
+/// Runs one inbound call through `call` and counts what crossed. Returns
+/// how many bytes went up; the caller checks them against the room it gave
+/// ([`room_exceeded`]), so a faulty user layer cannot break the bound unseen.
 pub(crate) fn inbound_counted(
-    name: &'static str,
     counters: &mut ByteCounters,
     io: Inbound<'_>,
     call: impl FnOnce(Inbound<'_>) -> Result<()>,
-) -> Result<()> {
+) -> Result<usize> {
     let Inbound {
         now,
         input,
@@ -263,27 +263,30 @@ pub(crate) fn inbound_counted(
         down,
     } = io;
     let before = (input.len(), up.len(), down.len());
-    call(Inbound {
+    let result = call(Inbound {
         now,
         input: &mut *input,
         input_ended,
         up: &mut *up,
         up_room,
         down: &mut *down,
-    })?;
+    });
     let appended = up.len().saturating_sub(before.1);
     counters.count_inbound(
         before.0.saturating_sub(input.len()),
         appended,
         down.len().saturating_sub(before.2),
     );
-    if appended > up_room {
-        return Err(Error::misuse(
-            name,
-            format!("layer appended {appended} bytes upward with room for {up_room}"),
-        ));
-    }
-    Ok(())
+    result.map(|()| appended)
+}
+
+/// The error for a layer that appended more than its upward room.
+#[cold]
+pub(crate) fn room_exceeded(layer: &'static str, appended: usize, room: usize) -> Error {
+    Error::misuse(
+        layer,
+        format!("layer appended {appended} bytes upward with room for {room}"),
+    )
 }
 
 /// Runs one outbound call through `call` and counts what crossed.

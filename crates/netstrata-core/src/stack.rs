@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use crate::layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
-use crate::layer::{inbound_counted, outbound_counted};
+use crate::layer::{inbound_counted, outbound_counted, room_exceeded};
 use crate::{Error, Result};
 
 /// The members of a [`Stack`], top (toward the application) first.
@@ -285,10 +285,8 @@ impl<L: Layers> Stack<L> {
                         (&mut *up, up_room.saturating_sub(used))
                     }
                 };
-                let before = (from.len(), to.len());
-                let name = layers.layer(i).name();
-                inbound_counted(
-                    name,
+                let before = from.len();
+                let appended = inbound_counted(
                     &mut counters[i],
                     Inbound {
                         now,
@@ -300,9 +298,11 @@ impl<L: Layers> Stack<L> {
                     },
                     |io| layers.inbound(i, io),
                 )?;
-                let room_left = room.saturating_sub(to.len().saturating_sub(before.1));
-                moved |= from.len() != before.0 || to.len() != before.1;
-                blocked |= !from.is_empty() || room_left == 0;
+                if appended > room {
+                    return Err(room_exceeded(layers.layer(i).name(), appended, room));
+                }
+                moved |= from.len() != before || appended > 0;
+                blocked |= !from.is_empty() || appended == room;
             }
             if !(moved && blocked) {
                 return Ok(());
@@ -483,8 +483,8 @@ pub trait LayerExt: Layer + Sized {
 impl<T: Layer> LayerExt for T {}
 
 /// Moves up to `max` bytes from the front of `src` to the end of `dst` and
-/// returns how many moved. When `dst` is empty and all of `src` fits, the
-/// buffers are swapped instead of copied. For layer authors.
+/// returns how many moved. When `dst` is empty nothing is copied: the buffers
+/// are swapped, or `dst` becomes the front part of `src`. For layer authors.
 pub fn transfer(src: &mut BytesMut, dst: &mut BytesMut, max: usize) -> usize {
     let n = src.len().min(max);
     if n == 0 {
@@ -492,6 +492,8 @@ pub fn transfer(src: &mut BytesMut, dst: &mut BytesMut, max: usize) -> usize {
     }
     if dst.is_empty() && n == src.len() {
         std::mem::swap(src, dst);
+    } else if dst.is_empty() {
+        *dst = src.split_to(n);
     } else {
         dst.extend_from_slice(&src[..n]);
         bytes::Buf::advance(src, n);

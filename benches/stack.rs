@@ -1,0 +1,140 @@
+//! Layer and stack overhead: the same message batches through connections
+//! whose stacks differ only in their layers.
+//!
+//! - none: a static empty stack (the baseline)
+//! - 1 pass-through: one layer (goal: within 3% of none)
+//! - 3 pass-through, static vs dynamic (goal: dynamic within 3% of static)
+//!
+//! One iteration: 64 messages of 64 bytes (or 3 of 16 KiB) sent on one
+//! connection, flushed, fed to the other and decoded.
+//!
+//! `cargo bench --bench stack`
+
+#[path = "support/ratio.rs"]
+mod ratio;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group};
+use netstrata::layers::PassThrough;
+use netstrata::{BoxedLayer, Connection, DynStack, Layer, Stack};
+use netstrata_frame::LengthDelimited;
+
+struct Link<L> {
+    tx: Connection<L, LengthDelimited>,
+    rx: Connection<L, LengthDelimited>,
+    msg: Vec<u8>,
+    batch: usize,
+    now: Instant,
+}
+
+impl<L: Layer> Link<L> {
+    fn new(make: impl Fn() -> L, size: usize, batch: usize) -> Self {
+        Self {
+            tx: Connection::new(make(), LengthDelimited::new()),
+            rx: Connection::new(make(), LengthDelimited::new()),
+            msg: vec![0x5a; size],
+            batch,
+            now: Instant::now(),
+        }
+    }
+
+    fn round(&mut self) {
+        for _ in 0..self.batch {
+            self.tx.send(&self.msg).unwrap();
+        }
+        let mut got = 0;
+        while let Some(wire) = self.tx.poll_transmit(self.now).unwrap() {
+            let n = self.rx.handle_input(self.now, wire).unwrap();
+            self.tx.advance_transmit(n);
+            while let Some(m) = self.rx.poll_message(self.now).unwrap() {
+                black_box(m);
+                got += 1;
+            }
+        }
+        assert_eq!(got, self.batch);
+    }
+}
+
+fn none() -> Stack<()> {
+    Stack::new(())
+}
+fn one() -> Stack<(PassThrough,)> {
+    Stack::new((PassThrough::new(),))
+}
+fn three_static() -> Stack<(PassThrough, PassThrough, PassThrough)> {
+    Stack::new((PassThrough::new(), PassThrough::new(), PassThrough::new()))
+}
+fn three_dynamic() -> DynStack {
+    let layers: Vec<BoxedLayer> = (0..3).map(|_| Box::new(PassThrough::new()) as _).collect();
+    DynStack::new(layers)
+}
+
+/// Batches fit the default 64 KiB buffers: a batch one byte over them costs
+/// every variant a second pass and a copy of the partial frame, which hides
+/// the layers' own cost (see docs/benchmarks.md).
+const CASES: [(usize, usize, &str); 2] = [(64, 64, "64B x 64"), (16 * 1024, 3, "16KiB x 3")];
+
+fn bench(c: &mut Criterion) {
+    for (size, batch, label) in CASES {
+        let mut g = c.benchmark_group(format!("stack/{label}"));
+        g.throughput(Throughput::Elements(batch as u64));
+        let mut l = Link::new(none, size, batch);
+        g.bench_function("none", |b| b.iter(|| l.round()));
+        let mut l = Link::new(one, size, batch);
+        g.bench_function("1 pass-through", |b| b.iter(|| l.round()));
+        let mut l = Link::new(three_static, size, batch);
+        g.bench_function("3 pass-through static", |b| b.iter(|| l.round()));
+        let mut l = Link::new(three_dynamic, size, batch);
+        g.bench_function("3 pass-through dynamic", |b| b.iter(|| l.round()));
+        g.finish();
+    }
+}
+
+/// Same-run ratios, interleaved.
+fn ratios() {
+    for (size, batch, label) in CASES {
+        let (mut a, mut b) = (Link::new(none, size, batch), Link::new(one, size, batch));
+        let (mut s, mut d) = (
+            Link::new(three_static, size, batch),
+            Link::new(three_dynamic, size, batch),
+        );
+        ratio::compare(
+            &format!("stack overhead, {label}, baseline: no layer"),
+            "batch",
+            &mut [
+                ("none", Box::new(|| a.round())),
+                ("1 pass-through", Box::new(|| b.round())),
+                ("3 pass-through static", Box::new(|| s.round())),
+                ("3 pass-through dynamic", Box::new(|| d.round())),
+            ],
+            61,
+            1000,
+        );
+        let (mut s, mut d) = (
+            Link::new(three_static, size, batch),
+            Link::new(three_dynamic, size, batch),
+        );
+        ratio::compare(
+            &format!("dynamic vs static, {label}, baseline: static"),
+            "batch",
+            &mut [
+                ("3 pass-through static", Box::new(|| s.round())),
+                ("3 pass-through dynamic", Box::new(|| d.round())),
+            ],
+            61,
+            1000,
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if !std::env::args().any(|a| a == "--list" || a == "--test") {
+        ratios();
+    }
+}
