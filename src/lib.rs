@@ -35,6 +35,8 @@ pub mod prelude {
         Blocking, Codec, Connection, DynStack, Error, Flush, Inbound, Layer, LayerExt, Outbound,
         Stack, State,
     };
+    #[cfg(feature = "frame")]
+    pub use netstrata_frame::{LengthDelimited, Lines};
 }
 
 /// Compiles the README's example as a doc test.
