@@ -129,9 +129,37 @@ fn ratios() {
     }
 }
 
+/// `NETSTRATA_STACK_VARIANT=none|one|static|dynamic:SIZE:BATCH:ROUNDS` runs
+/// one variant alone and exits, for counting instructions with callgrind
+/// (deterministic, unlike time on a shared VM); see docs/benchmarks.md.
+fn single_variant(spec: &str) {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [variant, size, batch, rounds] = parts[..] else {
+        panic!("NETSTRATA_STACK_VARIANT=variant:size:batch:rounds, got {spec}");
+    };
+    let num = |s: &str| s.parse::<usize>().expect("a number");
+    let (size, batch, rounds) = (num(size), num(batch), num(rounds));
+    fn run<L: Layer>(make: impl Fn() -> L, size: usize, batch: usize, rounds: usize) {
+        let mut link = Link::new(make, size, batch);
+        for _ in 0..rounds {
+            link.round();
+        }
+    }
+    match variant {
+        "none" => run(none, size, batch, rounds),
+        "one" => run(one, size, batch, rounds),
+        "static" => run(three_static, size, batch, rounds),
+        "dynamic" => run(three_dynamic, size, batch, rounds),
+        other => panic!("unknown variant {other}"),
+    }
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
+    if let Ok(spec) = std::env::var("NETSTRATA_STACK_VARIANT") {
+        return single_variant(&spec);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     if !std::env::args().any(|a| a == "--list" || a == "--test") {
