@@ -10,6 +10,7 @@ use bytes::BytesMut;
 
 use crate::layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
 use crate::layer::{inbound_counted, outbound_counted, room_exceeded};
+use crate::layers::PassThrough;
 use crate::{Error, Result};
 
 /// The members of a [`Stack`], top (toward the application) first.
@@ -126,13 +127,6 @@ struct Joint {
     down: BytesMut,
 }
 
-/// How far an empty stack (which passes bytes unchanged) has got.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct EmptyEnds {
-    read_closed: bool,
-    write_closed: bool,
-}
-
 /// Layers composed into one layer, top (toward the application) first.
 ///
 /// A `Stack` is itself a [`Layer`], so stacks nest. Between each pair of
@@ -162,7 +156,8 @@ pub struct Stack<L> {
     joints: Vec<Joint>,
     counters: Vec<ByteCounters>,
     buffer_limit: usize,
-    empty_ends: EmptyEnds,
+    /// What an empty stack is: bytes pass unchanged, ends pass through.
+    empty: PassThrough,
     failed: Option<Error>,
 }
 
@@ -178,7 +173,7 @@ impl<L: Layers> Stack<L> {
             counters: vec![ByteCounters::default(); n],
             layers,
             buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
-            empty_ends: EmptyEnds::default(),
+            empty: PassThrough::new(),
             failed: None,
         }
     }
@@ -238,6 +233,9 @@ impl<L: Layers> Stack<L> {
 
     fn run_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
         let n = self.layers.count();
+        if n == 0 {
+            return self.empty.handle_inbound(io);
+        }
         let Inbound {
             now,
             input,
@@ -246,13 +244,6 @@ impl<L: Layers> Stack<L> {
             up_room,
             down,
         } = io;
-        if n == 0 {
-            transfer(input, up, up_room);
-            if input_ended && input.is_empty() {
-                self.empty_ends.read_closed = true;
-            }
-            return Ok(());
-        }
         let Self {
             layers,
             joints,
@@ -312,6 +303,9 @@ impl<L: Layers> Stack<L> {
 
     fn run_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
         let n = self.layers.count();
+        if n == 0 {
+            return self.empty.handle_outbound(io);
+        }
         let Outbound {
             now,
             input,
@@ -319,16 +313,6 @@ impl<L: Layers> Stack<L> {
             down,
             down_room,
         } = io;
-        if n == 0 {
-            if self.empty_ends.write_closed && !input.is_empty() {
-                return Err(Error::misuse("stack", "write after shutdown"));
-            }
-            transfer(input, down, down_room);
-            if flush == Flush::Finish && input.is_empty() {
-                self.empty_ends.write_closed = true;
-            }
-            return Ok(());
-        }
         let Self {
             layers,
             joints,
@@ -453,14 +437,14 @@ impl<L: Layers> Layer for Stack<L> {
 
     fn is_read_closed(&self) -> bool {
         match self.layers.count() {
-            0 => self.empty_ends.read_closed,
+            0 => self.empty.is_read_closed(),
             _ => self.layers.layer(0).is_read_closed(),
         }
     }
 
     fn is_write_closed(&self) -> bool {
         match self.layers.count() {
-            0 => self.empty_ends.write_closed,
+            0 => self.empty.is_write_closed(),
             n => self.layers.layer(n - 1).is_write_closed(),
         }
     }
@@ -568,7 +552,6 @@ impl DynStack {
         }
         self.layers.insert(index, layer);
         self.counters.insert(index, ByteCounters::default());
-        self.empty_ends = EmptyEnds::default();
         Ok(())
     }
 
