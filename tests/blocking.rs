@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Tiny;
 use netstrata::layers::Checksummed;
-use netstrata::{Blocking, Connection, Error, Transport};
+use netstrata::{Blocking, Connection, Duplex, Error, Transport};
 
 /// Echoes every message until the peer ends cleanly, then ends too.
 fn echo<T: Transport>(io: T) -> netstrata::Result<u64> {
@@ -69,6 +69,17 @@ fn unix_socket_pair_echo() {
     let (a, b) = UnixStream::pair().unwrap();
     let server = thread::spawn(move || echo(b));
     exchange(a).unwrap();
+    assert_eq!(server.join().unwrap().unwrap(), 1000);
+}
+
+/// Two OS pipes, one each way: shutting down a side's write direction
+/// closes its pipe, which the other side reads as end of stream.
+#[test]
+fn os_pipes_echo() {
+    let (from_client, to_server) = std::io::pipe().unwrap();
+    let (from_server, to_client) = std::io::pipe().unwrap();
+    let server = thread::spawn(move || echo(Duplex::new(from_client, to_client)));
+    exchange(Duplex::new(from_server, to_server)).unwrap();
     assert_eq!(server.join().unwrap().unwrap(), 1000);
 }
 

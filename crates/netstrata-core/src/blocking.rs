@@ -197,7 +197,10 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
     /// there is none (nothing could ever make progress).
     fn wait_for_deadline(&mut self) -> Result<()> {
         let Some(at) = self.conn.poll_timeout() else {
-            return Err(Error::misuse(NAME, "stack holds data but sets no deadline"));
+            return Err(Error::misuse(
+                NAME,
+                "no progress possible: the stack takes no input, holds data and sets no deadline",
+            ));
         };
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
         self.conn.handle_timeout(Instant::now())
