@@ -199,7 +199,7 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
         let Some(at) = self.conn.poll_timeout() else {
             return Err(Error::misuse(
                 NAME,
-                "no progress possible: the stack takes no input, holds data and sets no deadline",
+                "no progress: the stack takes no input and sets no deadline",
             ));
         };
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
