@@ -270,3 +270,28 @@ fn raw_codec_carries_a_byte_stream() {
     }
     assert_eq!(pair.server.received(), data);
 }
+
+/// After traffic, an idle connection can give back all its buffer memory.
+#[test]
+fn idle_connections_release_their_buffers() {
+    let mut pair = Pair::new(
+        Connection::new(common::static3(), Tiny),
+        Connection::new(common::dynamic3(), Tiny),
+        Link::new().with_chunking(Chunking::Fixed(100)),
+    );
+    for _ in 0..100 {
+        pair.client.conn.send(&[1; 200]).unwrap();
+    }
+    pair.drive();
+    assert_eq!(pair.server.take_inbox().len(), 100);
+    assert!(pair.client.conn.buffered_capacity() > 0);
+    assert_eq!(pair.client.conn.queued(), 0);
+    pair.client.conn.release_buffers();
+    assert_eq!(pair.client.conn.buffered_capacity(), 0);
+    pair.server.conn.release_buffers();
+    assert_eq!(pair.server.conn.buffered_capacity(), 0);
+    // And they still work.
+    pair.client.conn.send(b"again").unwrap();
+    pair.drive();
+    assert_eq!(pair.server.take_inbox(), [b"again".to_vec()]);
+}

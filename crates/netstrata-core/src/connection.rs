@@ -5,7 +5,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
-use crate::layer::{inbound_counted, outbound_counted, room_exceeded};
+use crate::layer::{inbound_counted, outbound_counted, release_if_empty, room_exceeded};
 use crate::stack::{BoxedLayer, DynStack, Edge};
 use crate::{Codec, Error, Result};
 
@@ -300,6 +300,27 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             .iter()
             .map(|b| b.capacity())
             .sum()
+    }
+
+    /// Frees the memory of every empty buffer, the stack's included, so an
+    /// idle connection costs little; buffers grow again as bytes come.
+    pub fn release_buffers(&mut self) {
+        for buf in [
+            &mut self.wire_in,
+            &mut self.app_in,
+            &mut self.app_out,
+            &mut self.wire_out,
+        ] {
+            release_if_empty(buf);
+        }
+        self.stack.release_buffers();
+    }
+
+    /// Bytes queued for the peer: encoded messages not yet through the
+    /// stack plus wire bytes not yet transmitted. What write watermarks
+    /// compare against.
+    pub fn queued(&self) -> usize {
+        self.app_out.len() + self.wire_out.len()
     }
 
     /// Bytes of encoded messages not yet taken by the stack.

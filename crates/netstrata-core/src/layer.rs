@@ -203,6 +203,11 @@ pub trait Layer {
     /// layer wrote its end marker and will write nothing more.
     fn is_write_closed(&self) -> bool;
 
+    /// Frees the memory of buffers the layer holds that are empty now, so an
+    /// idle connection costs little. Drivers call it when a connection goes
+    /// idle. The default does nothing.
+    fn release_buffers(&mut self) {}
+
     /// Appends this layer's figures to `out`; `own` are the counters the
     /// caller kept for it. Stacks override this to list each member instead.
     fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
@@ -241,8 +246,18 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     fn is_write_closed(&self) -> bool {
         (**self).is_write_closed()
     }
+    fn release_buffers(&mut self) {
+        (**self).release_buffers()
+    }
     fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
         (**self).collect_stats(own, out)
+    }
+}
+
+/// Replaces `buf` with an unallocated buffer if it is empty.
+pub(crate) fn release_if_empty(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use crate::layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
-use crate::layer::{inbound_counted, outbound_counted, room_exceeded};
+use crate::layer::{inbound_counted, outbound_counted, release_if_empty, room_exceeded};
 use crate::layers::PassThrough;
 use crate::{Error, Result};
 
@@ -28,6 +28,8 @@ pub trait Layers {
     fn outbound(&mut self, i: usize, io: Outbound<'_>) -> Result<()>;
     /// [`Layer::handle_timeout`] of layer `i`.
     fn timeout(&mut self, i: usize, now: Instant, down: &mut BytesMut) -> Result<()>;
+    /// [`Layer::release_buffers`] of layer `i`.
+    fn release(&mut self, i: usize);
 }
 
 /// A layer that can be boxed into a [`DynStack`].
@@ -53,6 +55,9 @@ impl Layers for Vec<BoxedLayer> {
     fn timeout(&mut self, i: usize, now: Instant, down: &mut BytesMut) -> Result<()> {
         self[i].handle_timeout(now, down)
     }
+    fn release(&mut self, i: usize) {
+        self[i].release_buffers()
+    }
 }
 
 /// No layer: the stack passes bytes unchanged (a baseline, or a plain
@@ -71,6 +76,9 @@ impl Layers for () {
         unreachable!("layer index {i} of an empty stack")
     }
     fn timeout(&mut self, i: usize, _: Instant, _: &mut BytesMut) -> Result<()> {
+        unreachable!("layer index {i} of an empty stack")
+    }
+    fn release(&mut self, i: usize) {
         unreachable!("layer index {i} of an empty stack")
     }
 }
@@ -102,6 +110,12 @@ macro_rules! tuple_layers {
             fn timeout(&mut self, i: usize, now: Instant, down: &mut BytesMut) -> Result<()> {
                 match i {
                     $($idx => self.$idx.handle_timeout(now, down),)+
+                    _ => unreachable!("layer index {i} out of range"),
+                }
+            }
+            fn release(&mut self, i: usize) {
+                match i {
+                    $($idx => self.$idx.release_buffers(),)+
                     _ => unreachable!("layer index {i} out of range"),
                 }
             }
@@ -446,6 +460,16 @@ impl<L: Layers> Layer for Stack<L> {
         match self.layers.count() {
             0 => self.empty.is_write_closed(),
             n => self.layers.layer(n - 1).is_write_closed(),
+        }
+    }
+
+    fn release_buffers(&mut self) {
+        for joint in &mut self.joints {
+            release_if_empty(&mut joint.up);
+            release_if_empty(&mut joint.down);
+        }
+        for i in 0..self.layers.count() {
+            self.layers.release(i);
         }
     }
 
