@@ -1,0 +1,95 @@
+//! Limits and timeouts of an event loop.
+
+use std::time::Duration;
+
+use crate::SocketOptions;
+
+/// Settings of an [`crate::EventLoop`] and of the connections it drives.
+/// Each has a default and a setter.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    pub(crate) socket: SocketOptions,
+    pub(crate) high_watermark: usize,
+    pub(crate) low_watermark: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_budget: usize,
+    pub(crate) read_chunk: usize,
+}
+
+impl LoopConfig {
+    /// Default high watermark of bytes queued toward a peer (1 MiB).
+    pub const DEFAULT_HIGH_WATERMARK: usize = 1024 * 1024;
+    /// Default low watermark (256 KiB).
+    pub const DEFAULT_LOW_WATERMARK: usize = 256 * 1024;
+    /// Default connect timeout (10 s).
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default bytes read from one connection per loop turn before the loop
+    /// serves others (256 KiB).
+    pub const DEFAULT_READ_BUDGET: usize = 256 * 1024;
+    /// Default size of one `read` call (64 KiB, one buffer per loop).
+    pub const DEFAULT_READ_CHUNK: usize = 64 * 1024;
+
+    /// The defaults; no idle timeout.
+    pub fn new() -> Self {
+        Self {
+            socket: SocketOptions::new(),
+            high_watermark: Self::DEFAULT_HIGH_WATERMARK,
+            low_watermark: Self::DEFAULT_LOW_WATERMARK,
+            idle_timeout: None,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            read_budget: Self::DEFAULT_READ_BUDGET,
+            read_chunk: Self::DEFAULT_READ_CHUNK,
+        }
+    }
+
+    /// Socket options for listeners and connections.
+    pub fn with_socket(mut self, socket: SocketOptions) -> Self {
+        self.socket = socket;
+        self
+    }
+
+    /// The queued-bytes marks: `send` reports `high` reached, and
+    /// `on_writable` follows once the queue falls to `low` (clamped to at
+    /// most `high`).
+    pub fn with_watermarks(mut self, low: usize, high: usize) -> Self {
+        self.high_watermark = high.max(1);
+        self.low_watermark = low.min(self.high_watermark);
+        self
+    }
+
+    /// Closes connections that move no byte for `timeout`.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Gives up connects that take longer than `timeout`.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Bytes read from one connection per turn before others are served.
+    pub fn with_read_budget(mut self, bytes: usize) -> Self {
+        self.read_budget = bytes.max(1);
+        self
+    }
+
+    /// Size of one `read` call (the loop's one read buffer).
+    pub fn with_read_chunk(mut self, bytes: usize) -> Self {
+        self.read_chunk = bytes.max(1);
+        self
+    }
+
+    /// The socket options.
+    pub fn socket(&self) -> &SocketOptions {
+        &self.socket
+    }
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,772 @@
+//! One event loop: a `mio::Poll`, a slab of connections, timers and a waker.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use netstrata_core::{Codec, Connection, Layer, State};
+use slab::Slab;
+
+use crate::LoopConfig;
+use crate::handle::{Command, ConnId, Handle};
+use crate::handler::{CloseReason, Context, Handler, Requests};
+use crate::timers::{Timer, TimerKind, Timers};
+
+const WAKER: Token = Token(usize::MAX);
+/// Listener tokens count down from here; connection tokens are slab keys.
+const LISTENER_BASE: usize = usize::MAX / 2;
+/// Token of loop-wide timers (accept backoff, drain deadline, buffer sweep).
+const LOOP_TIMER: usize = usize::MAX;
+/// How long accepting pauses after an error such as EMFILE.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often connections idle since the last sweep give back their buffers.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Makes the connection and handler of each accepted connection.
+type MakeConn<S, C> = Arc<dyn Fn() -> Connection<S, C> + Send + Sync>;
+type MakeHandler<H> = Arc<dyn Fn(SocketAddr) -> H + Send + Sync>;
+
+/// A count of open connections shared by the loops of a server.
+#[derive(Debug)]
+pub(crate) struct ConnLimit {
+    pub(crate) open: AtomicUsize,
+    pub(crate) max: usize,
+}
+
+impl ConnLimit {
+    fn try_acquire(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct Listener<S, C, H> {
+    socket: TcpListener,
+    make_conn: MakeConn<S, C>,
+    make_handler: MakeHandler<H>,
+    limit: Arc<ConnLimit>,
+    /// Accepting is paused after an error such as EMFILE, until a timer.
+    paused: bool,
+}
+
+/// Where a connection is in the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// A non-blocking connect is under way.
+    Connecting,
+    /// Established; `on_open` has run.
+    Open,
+}
+
+struct Entry<S, C, H> {
+    socket: TcpStream,
+    conn: Connection<S, C>,
+    handler: H,
+    peer: SocketAddr,
+    generation: u32,
+    phase: Phase,
+    /// The socket may have bytes to read (edge-triggered readiness).
+    readable: bool,
+    /// The write side was shut down (FIN sent).
+    fin_sent: bool,
+    /// `send` reported the high watermark; `on_writable` is owed.
+    above_high: bool,
+    /// `on_peer_closed` has run.
+    peer_close_told: bool,
+    /// The layer deadline a timer is registered for.
+    layer_deadline: Option<Instant>,
+    last_activity: Instant,
+    /// Counted against a server's connection limit.
+    limit: Option<Arc<ConnLimit>>,
+    /// Already in the list of connections to process this turn.
+    queued: bool,
+}
+
+/// Whether the loop takes new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoopState {
+    Running,
+    /// Graceful shutdown: no accepting, connections closing, until the deadline.
+    Draining {
+        deadline: Instant,
+    },
+    Stopped,
+}
+
+/// One event loop: drives many [`Connection`]s over non-blocking sockets on
+/// the thread that calls [`run`](Self::run).
+///
+/// Per turn it reads what is ready (bounded per connection), hands every
+/// decoded message to the connection's [`Handler`], then writes each
+/// connection that has output once: all messages sent in the turn leave in
+/// one flush of the stack and one `write`.
+pub struct EventLoop<S, C, H> {
+    poll: Poll,
+    events: Events,
+    conns: Slab<Entry<S, C, H>>,
+    next_generation: u32,
+    listeners: Vec<Listener<S, C, H>>,
+    timers: Timers,
+    waker: Arc<Waker>,
+    tx: Sender<Command>,
+    rx: Receiver<Command>,
+    config: LoopConfig,
+    scratch: Box<[u8]>,
+    /// Connections to process this turn.
+    ready: Vec<usize>,
+    state: LoopState,
+}
+
+impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
+    /// A loop with `config`.
+    pub fn new(config: LoopConfig) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel();
+        let mut timers = Timers::default();
+        timers.push(Timer {
+            at: Instant::now() + SWEEP_EVERY,
+            token: LOOP_TIMER,
+            generation: 0,
+            kind: TimerKind::Sweep,
+        });
+        Ok(Self {
+            poll,
+            events: Events::with_capacity(1024),
+            conns: Slab::new(),
+            next_generation: 0,
+            listeners: Vec::new(),
+            timers,
+            waker,
+            tx,
+            rx,
+            scratch: vec![0; config.read_chunk].into_boxed_slice(),
+            config,
+            ready: Vec::new(),
+            state: LoopState::Running,
+        })
+    }
+
+    /// A handle to send work to this loop from other threads.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            tx: self.tx.clone(),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+
+    /// How many connections the loop holds.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Accepts connections on `listener` (non-blocking): each gets a
+    /// connection from `make_conn` and a handler from `make_handler`.
+    pub fn listen(
+        &mut self,
+        listener: std::net::TcpListener,
+        make_conn: impl Fn() -> Connection<S, C> + Send + Sync + 'static,
+        make_handler: impl Fn(SocketAddr) -> H + Send + Sync + 'static,
+    ) -> io::Result<()> {
+        let limit = Arc::new(ConnLimit {
+            open: AtomicUsize::new(0),
+            max: usize::MAX,
+        });
+        self.listen_shared(listener, Arc::new(make_conn), Arc::new(make_handler), limit)
+    }
+
+    pub(crate) fn listen_shared(
+        &mut self,
+        listener: std::net::TcpListener,
+        make_conn: MakeConn<S, C>,
+        make_handler: MakeHandler<H>,
+        limit: Arc<ConnLimit>,
+    ) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let mut socket = TcpListener::from_std(listener);
+        let token = Token(LISTENER_BASE - self.listeners.len());
+        self.poll
+            .registry()
+            .register(&mut socket, token, Interest::READABLE)?;
+        self.listeners.push(Listener {
+            socket,
+            make_conn,
+            make_handler,
+            limit,
+            paused: false,
+        });
+        Ok(())
+    }
+
+    /// Starts a non-blocking connect to `addr` with `conn` and `handler`.
+    /// [`Handler::on_open`] runs once connected; a failure or the connect
+    /// timeout ends in [`Handler::on_close`].
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        conn: Connection<S, C>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        let socket = TcpStream::connect(addr)?;
+        let now = Instant::now();
+        let id = self.insert(socket, addr, conn, handler, Phase::Connecting, None, now)?;
+        self.timers.push(Timer {
+            at: now + self.config.connect_timeout,
+            token: id.index,
+            generation: id.generation,
+            kind: TimerKind::Connect,
+        });
+        Ok(id)
+    }
+
+    /// Runs until stopped ([`Handle::stop`], [`Handle::shutdown`]).
+    pub fn run(&mut self) -> io::Result<()> {
+        while self.state != LoopState::Stopped {
+            self.turn(None)?;
+        }
+        self.drop_all(CloseReason::Shutdown);
+        Ok(())
+    }
+
+    /// Runs one turn: waits for events at most `timeout` (and not past the
+    /// next deadline), then processes them. For embedding the loop.
+    pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let now = Instant::now();
+        let mut wait = self.timers.next().map(|t| t.saturating_duration_since(now));
+        if !self.ready.is_empty() {
+            // Connections with work left from the last turn (read budget).
+            wait = Some(Duration::ZERO);
+        }
+        if let Some(limit) = timeout {
+            wait = Some(wait.map_or(limit, |w| w.min(limit)));
+        }
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        let tokens: Vec<(Token, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| {
+                let readable = e.is_readable() || e.is_read_closed() || e.is_error();
+                (e.token(), readable, e.is_writable() || e.is_error())
+            })
+            .collect();
+        for (token, readable, writable) in tokens {
+            match token {
+                WAKER => self.run_commands(now),
+                Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                    self.accept(LISTENER_BASE - t, now);
+                }
+                Token(t) => self.on_socket_event(t, readable, writable, now),
+            }
+        }
+        self.run_timers(now);
+        let mut ready = std::mem::take(&mut self.ready);
+        for token in ready.drain(..) {
+            self.process(token, now);
+        }
+        if self.ready.is_empty() {
+            // Keep the allocation for the next turn.
+            self.ready = ready;
+        }
+        if let LoopState::Draining { .. } = self.state
+            && self.conns.is_empty()
+        {
+            self.state = LoopState::Stopped;
+        }
+        Ok(())
+    }
+
+    fn run_commands(&mut self, now: Instant) {
+        while let Ok(command) = self.rx.try_recv() {
+            match command {
+                Command::Send(id, msg) => {
+                    if let Some(entry) = self.live(id) {
+                        // A message for a closing or full connection is dropped,
+                        // as for a closed one: the sender's `send` cannot wait.
+                        let _ = entry.conn.send(&msg);
+                        self.mark(id.index);
+                    }
+                }
+                Command::Close(id) => {
+                    if let Some(entry) = self.live(id) {
+                        entry.conn.close();
+                        self.mark(id.index);
+                    }
+                }
+                Command::Shutdown(grace) => self.begin_drain(now + grace),
+                Command::Stop => self.state = LoopState::Stopped,
+            }
+        }
+    }
+
+    fn live(&mut self, id: ConnId) -> Option<&mut Entry<S, C, H>> {
+        self.conns
+            .get_mut(id.index)
+            .filter(|e| e.generation == id.generation)
+    }
+
+    fn mark(&mut self, token: usize) {
+        if let Some(entry) = self.conns.get_mut(token)
+            && !entry.queued
+        {
+            entry.queued = true;
+            self.ready.push(token);
+        }
+    }
+
+    fn begin_drain(&mut self, deadline: Instant) {
+        for listener in &mut self.listeners {
+            let _ = self.poll.registry().deregister(&mut listener.socket);
+        }
+        self.listeners.clear();
+        let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
+        for token in tokens {
+            self.conns[token].conn.close();
+            self.mark(token);
+        }
+        self.state = LoopState::Draining { deadline };
+        self.timers.push(Timer {
+            at: deadline,
+            token: LOOP_TIMER,
+            generation: 0,
+            kind: TimerKind::Drain,
+        });
+    }
+
+    fn accept(&mut self, index: usize, now: Instant) {
+        loop {
+            let Some(listener) = self.listeners.get_mut(index) else {
+                return;
+            };
+            if listener.paused {
+                return;
+            }
+            match listener.socket.accept() {
+                Ok((socket, peer)) => {
+                    if !listener.limit.try_acquire() {
+                        tracing::debug!(%peer, "connection limit reached; refusing");
+                        continue;
+                    }
+                    let limit = Arc::clone(&listener.limit);
+                    let conn = (listener.make_conn)();
+                    let handler = (listener.make_handler)(peer);
+                    if let Err(e) = self.config.socket.apply_stream(&socket) {
+                        tracing::debug!(%peer, error = %e, "socket options");
+                    }
+                    let inserted =
+                        self.insert(socket, peer, conn, handler, Phase::Open, Some(limit), now);
+                    if let Ok(id) = inserted {
+                        self.open(id.index, now);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once
+                    // would fail again; pause instead of spinning.
+                    tracing::warn!(error = %e, "accept failed; pausing accepts");
+                    listener.paused = true;
+                    self.timers.push(Timer {
+                        at: now + ACCEPT_BACKOFF,
+                        token: LOOP_TIMER,
+                        generation: index as u32,
+                        kind: TimerKind::Accept,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        conn: Connection<S, C>,
+        handler: H,
+        phase: Phase,
+        limit: Option<Arc<ConnLimit>>,
+        now: Instant,
+    ) -> io::Result<ConnId> {
+        let slot = self.conns.vacant_entry();
+        let token = slot.key();
+        if token >= LISTENER_BASE - 1024 {
+            return Err(io::Error::other("too many connections in one loop"));
+        }
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            if let Some(limit) = limit {
+                limit.release();
+            }
+            return Err(e);
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        slot.insert(Entry {
+            socket,
+            conn,
+            handler,
+            peer,
+            generation,
+            phase,
+            readable: false,
+            fin_sent: false,
+            above_high: false,
+            peer_close_told: false,
+            layer_deadline: None,
+            last_activity: now,
+            limit,
+            queued: false,
+        });
+        if let Some(idle) = self.config.idle_timeout {
+            self.timers.push(Timer {
+                at: now + idle,
+                token,
+                generation,
+                kind: TimerKind::Idle,
+            });
+        }
+        Ok(ConnId {
+            index: token,
+            generation,
+        })
+    }
+
+    /// The connection is established: tell the handler and process it.
+    fn open(&mut self, token: usize, now: Instant) {
+        let entry = &mut self.conns[token];
+        entry.phase = Phase::Open;
+        // Bytes may already wait in the socket.
+        entry.readable = true;
+        let outcome = self.callback(token, now, |h, cx| h.on_open(cx));
+        if let Some(reason) = outcome {
+            self.remove(token, reason);
+        } else {
+            self.mark(token);
+        }
+    }
+
+    fn on_socket_event(&mut self, token: usize, readable: bool, writable: bool, now: Instant) {
+        let Some(entry) = self.conns.get_mut(token) else {
+            return;
+        };
+        entry.readable |= readable;
+        if entry.phase == Phase::Connecting {
+            if !(readable || writable) {
+                return;
+            }
+            match entry.socket.take_error() {
+                Ok(Some(e)) | Err(e) => return self.remove(token, CloseReason::Io(e.kind())),
+                Ok(None) => {}
+            }
+            match entry.socket.peer_addr() {
+                Ok(_) => {
+                    if let Err(e) = self.config.socket.apply_stream(&entry.socket) {
+                        tracing::debug!(error = %e, "socket options");
+                    }
+                    self.open(token, now);
+                }
+                // Not connected yet: a spurious wake-up.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) => self.remove(token, CloseReason::Io(e.kind())),
+            }
+            return;
+        }
+        self.mark(token);
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_due(now) {
+            if timer.token == LOOP_TIMER {
+                self.run_loop_timer(timer, now);
+                continue;
+            }
+            let Some(entry) = self.conns.get_mut(timer.token) else {
+                continue;
+            };
+            if entry.generation != timer.generation {
+                continue;
+            }
+            match timer.kind {
+                TimerKind::Layer => {
+                    if entry.layer_deadline == Some(timer.at) {
+                        entry.layer_deadline = None;
+                        let _ = entry.conn.handle_timeout(now);
+                        self.mark(timer.token);
+                    }
+                }
+                TimerKind::Idle => {
+                    let Some(idle) = self.config.idle_timeout else {
+                        continue;
+                    };
+                    let due = entry.last_activity + idle;
+                    if due <= now {
+                        self.remove(timer.token, CloseReason::IdleTimeout);
+                    } else {
+                        self.timers.push(Timer { at: due, ..timer });
+                    }
+                }
+                TimerKind::Connect => {
+                    if entry.phase == Phase::Connecting {
+                        self.remove(timer.token, CloseReason::ConnectTimeout);
+                    }
+                }
+                TimerKind::App(id) => {
+                    if let Some(reason) =
+                        self.callback(timer.token, now, |h, cx| h.on_timer(cx, id))
+                    {
+                        self.remove(timer.token, reason);
+                    } else {
+                        self.mark(timer.token);
+                    }
+                }
+                TimerKind::Accept | TimerKind::Drain | TimerKind::Sweep => {}
+            }
+        }
+    }
+
+    fn run_loop_timer(&mut self, timer: Timer, now: Instant) {
+        match timer.kind {
+            TimerKind::Accept => {
+                let index = timer.generation as usize;
+                if let Some(listener) = self.listeners.get_mut(index) {
+                    listener.paused = false;
+                    // Edge-triggered: connections waiting in the backlog raise no new event.
+                    self.accept(index, now);
+                }
+            }
+            TimerKind::Drain => {
+                if let LoopState::Draining { deadline } = self.state
+                    && deadline <= now
+                {
+                    self.state = LoopState::Stopped;
+                }
+            }
+            TimerKind::Sweep => {
+                let since = now - SWEEP_EVERY;
+                for (_, entry) in self.conns.iter_mut() {
+                    if entry.last_activity <= since {
+                        entry.conn.release_buffers();
+                    }
+                }
+                self.timers.push(Timer {
+                    at: now + SWEEP_EVERY,
+                    ..timer
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs a handler callback with a [`Context`], then carries out its
+    /// requests. Returns a close reason if the connection must go.
+    fn callback(
+        &mut self,
+        token: usize,
+        now: Instant,
+        f: impl FnOnce(&mut H, &mut Context<'_>),
+    ) -> Option<CloseReason> {
+        let entry = &mut self.conns[token];
+        let mut requests = Requests::default();
+        let mut cx = Context {
+            id: ConnId {
+                index: token,
+                generation: entry.generation,
+            },
+            peer: entry.peer,
+            now,
+            conn: &mut entry.conn,
+            high_watermark: self.config.high_watermark,
+            requests: &mut requests,
+        };
+        f(&mut entry.handler, &mut cx);
+        entry.above_high |= requests.above_high;
+        for (at, id) in requests.timers {
+            self.timers.push(Timer {
+                at,
+                token,
+                generation: entry.generation,
+                kind: TimerKind::App(id),
+            });
+        }
+        requests.abort.then_some(CloseReason::Aborted)
+    }
+
+    /// Reads, delivers messages, writes, and closes what has ended.
+    fn process(&mut self, token: usize, now: Instant) {
+        let Some(entry) = self.conns.get_mut(token) else {
+            return;
+        };
+        entry.queued = false;
+        if entry.phase != Phase::Open {
+            return;
+        }
+        if let Err(reason) = self.read(token, now) {
+            return self.remove(token, reason);
+        }
+        if let Some(reason) = self.deliver(token, now) {
+            return self.remove(token, reason);
+        }
+        if let Err(reason) = self.write(token, now) {
+            return self.remove(token, reason);
+        }
+        // The queue fell to the low mark: let the handler refill it, and
+        // write what it sent at once. Repeat while the socket takes it all:
+        // no writable event would come for a socket that never filled.
+        while self.conns[token].above_high
+            && self.conns[token].conn.queued() <= self.config.low_watermark
+        {
+            self.conns[token].above_high = false;
+            if let Some(reason) = self.callback(token, now, |h, cx| h.on_writable(cx)) {
+                return self.remove(token, reason);
+            }
+            if let Err(reason) = self.write(token, now) {
+                return self.remove(token, reason);
+            }
+        }
+        let entry = &mut self.conns[token];
+        if let Some(e) = entry.conn.error() {
+            let reason = CloseReason::Error(e.clone());
+            return self.remove(token, reason);
+        }
+        if entry.conn.state() == State::Closed {
+            return self.remove(token, CloseReason::Clean);
+        }
+        let deadline = entry.conn.poll_timeout();
+        if deadline.is_some() && deadline != entry.layer_deadline {
+            entry.layer_deadline = deadline;
+            let generation = entry.generation;
+            if let Some(at) = deadline {
+                self.timers.push(Timer {
+                    at,
+                    token,
+                    generation,
+                    kind: TimerKind::Layer,
+                });
+            }
+        }
+        let entry = &self.conns[token];
+        if entry.readable && entry.conn.wants_read() {
+            // Read budget used up with bytes left: continue next turn.
+            self.mark(token);
+        }
+    }
+
+    fn read(&mut self, token: usize, now: Instant) -> Result<(), CloseReason> {
+        let entry = &mut self.conns[token];
+        let mut budget = self.config.read_budget;
+        while entry.readable && budget > 0 && entry.conn.wants_read() {
+            let room = entry.conn.read_room().min(self.scratch.len());
+            match entry.socket.read(&mut self.scratch[..room]) {
+                Ok(0) => {
+                    entry.readable = false;
+                    entry.last_activity = now;
+                    let _ = entry.conn.handle_input_eof(now);
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    entry.last_activity = now;
+                    let _ = entry.conn.handle_input(now, &self.scratch[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CloseReason::Io(e.kind())),
+            }
+        }
+        // Errors of the stack are kept by the connection and reported after
+        // the messages that came before them are delivered.
+        Ok(())
+    }
+
+    fn deliver(&mut self, token: usize, now: Instant) -> Option<CloseReason> {
+        loop {
+            let entry = &mut self.conns[token];
+            match entry.conn.poll_message(now) {
+                Ok(Some(msg)) => {
+                    if let Some(reason) = self.callback(token, now, |h, cx| h.on_message(cx, msg)) {
+                        return Some(reason);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return None,
+            }
+        }
+        let entry = &mut self.conns[token];
+        if entry.conn.is_read_closed() && !entry.peer_close_told {
+            entry.peer_close_told = true;
+            return self.callback(token, now, |h, cx| h.on_peer_closed(cx));
+        }
+        None
+    }
+
+    fn write(&mut self, token: usize, now: Instant) -> Result<(), CloseReason> {
+        let entry = &mut self.conns[token];
+        loop {
+            let Ok(Some(out)) = entry.conn.poll_transmit(now) else {
+                break;
+            };
+            match entry.socket.write(out) {
+                Ok(n) => {
+                    entry.conn.advance_transmit(n);
+                    entry.last_activity = now;
+                }
+                // The WRITABLE event will mark the connection again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CloseReason::Io(e.kind())),
+            }
+        }
+        if entry.conn.is_write_closed() && !entry.fin_sent {
+            entry.fin_sent = true;
+            if let Err(e) = entry.socket.shutdown(Shutdown::Write)
+                && e.kind() != io::ErrorKind::NotConnected
+            {
+                return Err(CloseReason::Io(e.kind()));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, token: usize, reason: CloseReason) {
+        let Some(mut entry) = self.conns.try_remove(token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut entry.socket);
+        if let Some(limit) = &entry.limit {
+            limit.release();
+        }
+        let stats = entry.conn.stats();
+        entry.handler.on_close(&reason, &stats);
+    }
+
+    fn drop_all(&mut self, reason: CloseReason) {
+        let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
+        for token in tokens {
+            self.remove(token, reason.clone());
+        }
+    }
+}

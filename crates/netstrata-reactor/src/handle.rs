@@ -1,0 +1,66 @@
+//! Reaching an event loop from other threads.
+
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mio::Waker;
+
+/// A connection of an event loop: stable for its life, never reused for
+/// another (the generation changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) index: usize,
+    pub(crate) generation: u32,
+}
+
+/// Work sent to a loop from other threads through a [`Handle`].
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(ConnId, Bytes),
+    Close(ConnId),
+    Shutdown(Duration),
+    Stop,
+}
+
+/// Sends work to an event loop from any thread. Cloneable.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub(crate) tx: Sender<Command>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+/// The loop a [`Handle`] points to has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the event loop has stopped")]
+pub struct Stopped;
+
+impl Handle {
+    fn command(&self, command: Command) -> Result<(), Stopped> {
+        self.tx.send(command).map_err(|_| Stopped)?;
+        self.waker.wake().map_err(|_| Stopped)
+    }
+
+    /// Sends `msg` on connection `id` (ignored if it has closed since).
+    pub fn send(&self, id: ConnId, msg: Bytes) -> Result<(), Stopped> {
+        self.command(Command::Send(id, msg))
+    }
+
+    /// Begins an orderly close of connection `id`.
+    pub fn close(&self, id: ConnId) -> Result<(), Stopped> {
+        self.command(Command::Close(id))
+    }
+
+    /// Stops accepting, closes every connection in order, and stops the
+    /// loop once all are closed or `grace` has passed (the rest are
+    /// dropped with [`CloseReason::Shutdown`]).
+    pub fn shutdown(&self, grace: Duration) -> Result<(), Stopped> {
+        self.command(Command::Shutdown(grace))
+    }
+
+    /// Stops the loop at once; connections are dropped.
+    pub fn stop(&self) -> Result<(), Stopped> {
+        self.command(Command::Stop)
+    }
+}

@@ -1,0 +1,173 @@
+//! What the application writes: a [`Handler`] per connection, called with a
+//! [`Context`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use netstrata_core::{Codec, Connection, ConnectionStats, Error, Layer};
+
+use crate::ConnId;
+
+/// Why a connection ended, as told to [`Handler::on_close`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Both sides ended their streams cleanly.
+    Clean,
+    /// The stack or codec failed (peer misbehaved, truncation, handshake
+    /// timeout): the error says which layer and why.
+    Error(Error),
+    /// The socket failed (reset, broken pipe) or could not connect.
+    Io(std::io::ErrorKind),
+    /// No bytes moved for the configured idle timeout.
+    IdleTimeout,
+    /// A connect did not complete within its timeout.
+    ConnectTimeout,
+    /// The application aborted it ([`Context::abort`]).
+    Aborted,
+    /// The event loop stopped, or a graceful shutdown passed its deadline.
+    Shutdown,
+}
+
+/// One connection's application logic. Every method has a default except
+/// [`on_message`](Handler::on_message); all run on the connection's event
+/// loop thread and must not block.
+pub trait Handler: 'static {
+    /// The connection is established (TCP; layers may still be handshaking:
+    /// messages sent now are held by them until it completes).
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
+    }
+
+    /// A message arrived: a zero-copy slice of what was read.
+    fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes);
+
+    /// The queued bytes fell below the low watermark after
+    /// [`Context::send`] had reported the high watermark reached.
+    fn on_writable(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
+    }
+
+    /// A timer set with [`Context::set_timer`] fired.
+    fn on_timer(&mut self, cx: &mut Context<'_>, id: u64) {
+        let _ = (cx, id);
+    }
+
+    /// The peer ended its stream cleanly; by default the connection closes
+    /// its side too ([`Context::close`]). Override to keep sending
+    /// (half-close).
+    fn on_peer_closed(&mut self, cx: &mut Context<'_>) {
+        cx.close();
+    }
+
+    /// The connection is gone; `stats` are its final figures.
+    fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
+        let _ = (reason, stats);
+    }
+}
+
+/// The connection operations a [`Context`] needs, without the stack and
+/// codec types.
+pub(crate) trait Conn {
+    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<()>;
+    fn close(&mut self);
+    fn queued(&self) -> usize;
+    fn stats(&self) -> ConnectionStats;
+}
+
+impl<S: Layer, C: Codec> Conn for Connection<S, C> {
+    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<()> {
+        Self::send(self, msg)
+    }
+    fn close(&mut self) {
+        Self::close(self)
+    }
+    fn queued(&self) -> usize {
+        Self::queued(self)
+    }
+    fn stats(&self) -> ConnectionStats {
+        Self::stats(self)
+    }
+}
+
+/// Requests a handler makes that the loop carries out after the callback.
+#[derive(Debug, Default)]
+pub(crate) struct Requests {
+    pub(crate) abort: bool,
+    pub(crate) timers: Vec<(Instant, u64)>,
+    pub(crate) above_high: bool,
+}
+
+/// A handler's view of its connection during a callback.
+pub struct Context<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) now: Instant,
+    pub(crate) conn: &'a mut dyn Conn,
+    pub(crate) high_watermark: usize,
+    pub(crate) requests: &'a mut Requests,
+}
+
+impl Context<'_> {
+    /// This connection's id, for sending to it from elsewhere through a
+    /// [`crate::Handle`].
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The loop's time at the start of this turn.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Queues `msg`; it leaves with everything else sent in this loop turn,
+    /// in one flush and one write.
+    ///
+    /// Returns `Ok(true)` while the queued bytes are below the high
+    /// watermark, `Ok(false)` once they reach it: stop sending until
+    /// [`Handler::on_writable`]. Messages are still accepted above the
+    /// watermark up to the connection's send buffer
+    /// ([`Error::SendBufferFull`] beyond it).
+    pub fn send(&mut self, msg: &[u8]) -> Result<bool, Error> {
+        self.conn.send(msg)?;
+        let below = self.conn.queued() < self.high_watermark;
+        if !below {
+            self.requests.above_high = true;
+        }
+        Ok(below)
+    }
+
+    /// Bytes queued toward the peer.
+    pub fn queued(&self) -> usize {
+        self.conn.queued()
+    }
+
+    /// Orderly close of our side: layers end their streams, then FIN. The
+    /// peer's messages still arrive until it ends too.
+    pub fn close(&mut self) {
+        self.conn.close();
+    }
+
+    /// Drops the connection now, without an orderly close (the kernel
+    /// sends a reset if data is unread).
+    pub fn abort(&mut self) {
+        self.requests.abort = true;
+    }
+
+    /// Calls [`Handler::on_timer`] with `id` after `after`. Timers cannot be
+    /// cancelled: ignore ids you no longer expect.
+    pub fn set_timer(&mut self, after: Duration, id: u64) {
+        self.requests.timers.push((self.now + after, id));
+    }
+
+    /// The connection's figures so far.
+    pub fn stats(&self) -> ConnectionStats {
+        self.conn.stats()
+    }
+}

@@ -1,0 +1,43 @@
+//! netstrata-reactor: the event loop that drives netstrata
+//! [`Connection`](netstrata_core::Connection)s over non-blocking sockets.
+//!
+//! The only netstrata crate that depends on mio and socket2. One
+//! [`EventLoop`] per thread; a [`Server`] runs one per core, each with its own
+//! `SO_REUSEPORT` listener. The application writes a [`Handler`] per
+//! connection and gets messages as zero-copy [`bytes::Bytes`].
+//!
+//! ```text
+//!            ┌──────────────── EventLoop (one thread) ─────────────────┐
+//!  sockets ─▶│ mio::Poll ─▶ read (budget) ─▶ Connection ─▶ Handler::on_message
+//!            │                                   ▲             │ cx.send()
+//!  sockets ◀─│ one write per connection per turn ◀┴─ poll_transmit ◀┘
+//!            │ timers: layer deadlines, idle, connect, app; Waker ◀─ Handle (other threads)
+//!            └──────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Per turn the loop reads what is ready (at most a budget per connection,
+//! so one busy peer cannot starve others), hands every decoded message to the
+//! handler, then writes each connection that has output once. Backpressure
+//! runs both ways: a connection whose stack or application takes no more
+//! input is not read (the peer feels TCP backpressure), and
+//! [`Context::send`] reports the high watermark so the application can pause
+//! until [`Handler::on_writable`].
+//!
+//! It does not do TLS, compression or shaping itself: those are layers in
+//! the connection's stack.
+#![forbid(unsafe_code)]
+
+mod config;
+mod event_loop;
+mod handle;
+mod handler;
+mod server;
+mod socket;
+mod timers;
+
+pub use config::LoopConfig;
+pub use event_loop::EventLoop;
+pub use handle::{ConnId, Handle, Stopped};
+pub use handler::{CloseReason, Context, Handler};
+pub use server::{Server, ServerConfig};
+pub use socket::SocketOptions;

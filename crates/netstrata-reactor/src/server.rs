@@ -1,0 +1,200 @@
+//! A server: N event loops on N threads, one `SO_REUSEPORT` listener each.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use netstrata_core::{Codec, Connection, Layer};
+
+use crate::event_loop::ConnLimit;
+use crate::{EventLoop, Handle, Handler, LoopConfig};
+
+/// Settings of a [`Server`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    threads: usize,
+    max_connections: usize,
+    event_loop: LoopConfig,
+}
+
+impl ServerConfig {
+    /// Default connection limit across all loops (100 000).
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
+    /// One loop per core, at most [`Self::DEFAULT_MAX_CONNECTIONS`]
+    /// connections, default loop settings.
+    pub fn new() -> Self {
+        Self {
+            threads: thread::available_parallelism().map_or(1, |n| n.get()),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            event_loop: LoopConfig::new(),
+        }
+    }
+
+    /// Number of event loops (threads); at least 1.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Connections open at once across all loops; more are accepted and
+    /// closed at once.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Settings of each loop.
+    pub fn with_loop(mut self, config: LoopConfig) -> Self {
+        self.event_loop = config;
+        self
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running server.
+///
+/// ```no_run
+/// use bytes::Bytes;
+/// use netstrata_core::{Connection, Stack};
+/// use netstrata_frame::LengthDelimited;
+/// use netstrata_reactor::{Context, Handler, Server, ServerConfig};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
+///         let _ = cx.send(&msg);
+///     }
+/// }
+///
+/// let server = Server::bind(
+///     "127.0.0.1:7000".parse().unwrap(),
+///     ServerConfig::new(),
+///     || Connection::new(Stack::new(()), LengthDelimited::new()),
+///     |_peer| Echo,
+/// )?;
+/// println!("listening on {}", server.local_addr());
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    handles: Vec<Handle>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks one) and starts the loops: each accepted
+    /// connection gets a [`Connection`] from `make_conn` and a handler from
+    /// `make_handler`.
+    pub fn bind<S, C, H>(
+        addr: SocketAddr,
+        config: ServerConfig,
+        make_conn: impl Fn() -> Connection<S, C> + Send + Sync + 'static,
+        make_handler: impl Fn(SocketAddr) -> H + Send + Sync + 'static,
+    ) -> io::Result<Self>
+    where
+        S: Layer + 'static,
+        C: Codec + 'static,
+        H: Handler,
+    {
+        let socket = config.event_loop.socket().clone();
+        let first = socket.listener(addr)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..config.threads {
+            listeners.push(socket.listener(addr)?);
+        }
+        let make_conn: Arc<dyn Fn() -> Connection<S, C> + Send + Sync> = Arc::new(make_conn);
+        let make_handler: Arc<dyn Fn(SocketAddr) -> H + Send + Sync> = Arc::new(make_handler);
+        let limit = Arc::new(ConnLimit {
+            open: AtomicUsize::new(0),
+            max: config.max_connections,
+        });
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let (tx, rx) = mpsc::sync_channel(1);
+            let (make_conn, make_handler) = (Arc::clone(&make_conn), Arc::clone(&make_handler));
+            let (limit, loop_config) = (Arc::clone(&limit), config.event_loop.clone());
+            let thread = thread::Builder::new()
+                .name(format!("netstrata-loop-{i}"))
+                .spawn(move || {
+                    let mut event_loop = EventLoop::new(loop_config)?;
+                    event_loop.listen_shared(listener, make_conn, make_handler, limit)?;
+                    let _ = tx.send(event_loop.handle());
+                    event_loop.run()
+                })?;
+            match rx.recv() {
+                Ok(handle) => handles.push(handle),
+                Err(_) => {
+                    // The loop failed to start: report why.
+                    let err = thread.join().map_or_else(
+                        |_| io::Error::other("event loop thread panicked"),
+                        |r| {
+                            r.err()
+                                .unwrap_or_else(|| io::Error::other("event loop ended"))
+                        },
+                    );
+                    for handle in &handles {
+                        let _ = handle.stop();
+                    }
+                    return Err(err);
+                }
+            }
+            threads.push(thread);
+        }
+        Ok(Self {
+            addr,
+            handles,
+            threads,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Handles of the loops, one per thread.
+    pub fn handles(&self) -> &[Handle] {
+        &self.handles
+    }
+
+    /// Graceful shutdown: every loop stops accepting, closes its
+    /// connections in order and ends once they are closed or `grace` has
+    /// passed. Returns when all loops have ended.
+    pub fn shutdown(self, grace: Duration) -> io::Result<()> {
+        for handle in &self.handles {
+            let _ = handle.shutdown(grace);
+        }
+        self.join()
+    }
+
+    /// Stops every loop at once, dropping connections.
+    pub fn stop(self) -> io::Result<()> {
+        for handle in &self.handles {
+            let _ = handle.stop();
+        }
+        self.join()
+    }
+
+    /// Waits until every loop has ended.
+    pub fn join(self) -> io::Result<()> {
+        for thread in self.threads {
+            thread
+                .join()
+                .map_err(|_| io::Error::other("event loop thread panicked"))??;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! Socket options, applied through socket2.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+
+/// Options for listening and connected TCP sockets. Each has a default and a
+/// setter; `None` leaves the operating system's default.
+#[derive(Debug, Clone)]
+pub struct SocketOptions {
+    nodelay: bool,
+    reuse_address: bool,
+    reuse_port: bool,
+    send_buffer: Option<usize>,
+    recv_buffer: Option<usize>,
+    keepalive: Option<Duration>,
+    linger: Option<Duration>,
+    backlog: i32,
+}
+
+impl SocketOptions {
+    /// Nodelay on, `SO_REUSEADDR` and `SO_REUSEPORT` on, OS buffer sizes,
+    /// no keepalive, no linger, a backlog of 1024.
+    pub fn new() -> Self {
+        Self {
+            nodelay: true,
+            reuse_address: true,
+            reuse_port: true,
+            send_buffer: None,
+            recv_buffer: None,
+            keepalive: None,
+            linger: None,
+            backlog: 1024,
+        }
+    }
+
+    /// `TCP_NODELAY` on accepted and connected sockets (default on: the
+    /// reactor batches writes itself).
+    pub fn with_nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// `SO_REUSEADDR` on listeners (default on).
+    pub fn with_reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// `SO_REUSEPORT` on listeners (default on), so that one listener per
+    /// event loop can share a port.
+    pub fn with_reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// `SO_SNDBUF`.
+    pub fn with_send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = Some(bytes);
+        self
+    }
+
+    /// `SO_RCVBUF`.
+    pub fn with_recv_buffer(mut self, bytes: usize) -> Self {
+        self.recv_buffer = Some(bytes);
+        self
+    }
+
+    /// TCP keepalive with this idle time.
+    pub fn with_keepalive(mut self, idle: Duration) -> Self {
+        self.keepalive = Some(idle);
+        self
+    }
+
+    /// `SO_LINGER` with this timeout.
+    pub fn with_linger(mut self, timeout: Duration) -> Self {
+        self.linger = Some(timeout);
+        self
+    }
+
+    /// The listen backlog (default 1024).
+    pub fn with_backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog.max(1);
+        self
+    }
+
+    /// A non-blocking listener bound to `addr` with these options.
+    pub fn listener(&self, addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(self.reuse_address)?;
+        #[cfg(unix)]
+        socket.set_reuse_port(self.reuse_port)?;
+        self.apply_buffers(&SockRef::from(&socket))?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(self.backlog)?;
+        Ok(socket.into())
+    }
+
+    /// Options of an accepted or connected stream.
+    pub(crate) fn apply_stream(&self, stream: &impl std::os::fd::AsFd) -> io::Result<()> {
+        let sock = SockRef::from(stream);
+        sock.set_tcp_nodelay(self.nodelay)?;
+        self.apply_buffers(&sock)?;
+        if let Some(idle) = self.keepalive {
+            sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
+        }
+        if self.linger.is_some() {
+            sock.set_linger(self.linger)?;
+        }
+        Ok(())
+    }
+
+    fn apply_buffers(&self, sock: &SockRef<'_>) -> io::Result<()> {
+        if let Some(n) = self.send_buffer {
+            sock.set_send_buffer_size(n)?;
+        }
+        if let Some(n) = self.recv_buffer {
+            sock.set_recv_buffer_size(n)?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
