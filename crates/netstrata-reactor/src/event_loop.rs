@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use netstrata_core::{Codec, Connection, Layer, State};
 use slab::Slab;
@@ -16,10 +16,15 @@ use crate::LoopConfig;
 use crate::handle::{Command, ConnId, Handle};
 use crate::handler::{CloseReason, Context, Handler, Requests};
 use crate::timers::{Timer, TimerKind, Timers};
+use crate::udp::{DatagramHandler, Udp};
 
 const WAKER: Token = Token(usize::MAX);
 /// Listener tokens count down from here; connection tokens are slab keys.
 const LISTENER_BASE: usize = usize::MAX / 2;
+/// UDP socket tokens count down from here.
+const UDP_BASE: usize = LISTENER_BASE - 512;
+/// Datagrams received from one socket per turn before others are served.
+const UDP_BUDGET: usize = 256;
 /// Token of loop-wide timers (accept backoff, drain deadline, buffer sweep).
 const LOOP_TIMER: usize = usize::MAX;
 /// How long accepting pauses after an error such as EMFILE.
@@ -118,6 +123,9 @@ pub struct EventLoop<S, C, H> {
     conns: Slab<Entry<S, C, H>>,
     next_generation: u32,
     listeners: Vec<Listener<S, C, H>>,
+    udp: Vec<Udp>,
+    /// UDP sockets whose receive budget ran out with datagrams left.
+    udp_ready: Vec<usize>,
     timers: Timers,
     waker: Arc<Waker>,
     tx: Sender<Command>,
@@ -148,6 +156,8 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             conns: Slab::new(),
             next_generation: 0,
             listeners: Vec::new(),
+            udp: Vec::new(),
+            udp_ready: Vec::new(),
             timers,
             waker,
             tx,
@@ -210,6 +220,32 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         Ok(())
     }
 
+    /// Serves datagrams on `socket` (made non-blocking) with `handler`.
+    pub fn bind_udp(
+        &mut self,
+        socket: std::net::UdpSocket,
+        handler: impl DatagramHandler,
+    ) -> io::Result<SocketAddr> {
+        if self.udp.len() >= 256 {
+            return Err(io::Error::other("at most 256 UDP sockets per loop"));
+        }
+        socket.set_nonblocking(true)?;
+        let addr = socket.local_addr()?;
+        let mut socket = UdpSocket::from_std(socket);
+        let token = Token(UDP_BASE - self.udp.len());
+        self.poll.registry().register(
+            &mut socket,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.udp.push(Udp {
+            socket,
+            handler: Box::new(handler),
+            queue: Default::default(),
+        });
+        Ok(addr)
+    }
+
     /// Starts a non-blocking connect to `addr` with `conn` and `handler`.
     /// [`Handler::on_open`] runs once connected; a failure or the connect
     /// timeout ends in [`Handler::on_close`].
@@ -245,8 +281,8 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
         let mut wait = self.timers.next().map(|t| t.saturating_duration_since(now));
-        if !self.ready.is_empty() {
-            // Connections with work left from the last turn (read budget).
+        if !self.ready.is_empty() || !self.udp_ready.is_empty() {
+            // Sockets with work left from the last turn (read budgets).
             wait = Some(Duration::ZERO);
         }
         if let Some(limit) = timeout {
@@ -272,10 +308,21 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                 Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                     self.accept(LISTENER_BASE - t, now);
                 }
+                Token(t) if t > UDP_BASE - self.udp.len() && t <= UDP_BASE => {
+                    self.udp_ready.push(UDP_BASE - t);
+                }
                 Token(t) => self.on_socket_event(t, readable, writable, now),
             }
         }
         self.run_timers(now);
+        let mut udp_ready = std::mem::take(&mut self.udp_ready);
+        udp_ready.sort_unstable();
+        udp_ready.dedup();
+        for index in udp_ready {
+            if self.udp[index].ready(&mut self.scratch, UDP_BUDGET) {
+                self.udp_ready.push(index);
+            }
+        }
         let mut ready = std::mem::take(&mut self.ready);
         for token in ready.drain(..) {
             self.process(token, now);

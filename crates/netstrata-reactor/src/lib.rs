@@ -34,6 +34,7 @@ mod handler;
 mod server;
 mod socket;
 mod timers;
+mod udp;
 
 pub use config::LoopConfig;
 pub use event_loop::EventLoop;
@@ -41,3 +42,4 @@ pub use handle::{ConnId, Handle, Stopped};
 pub use handler::{CloseReason, Context, Handler};
 pub use server::{Server, ServerConfig};
 pub use socket::SocketOptions;
+pub use udp::{DatagramContext, DatagramHandler};
