@@ -5,7 +5,7 @@
 //! CPU time per message (user + system, from `/proc/PID/stat`), and the
 //! ratios to the baselines; then resident memory per idle connection.
 //!
-//! `cargo bench -p netstrata-cli --bench echo_compare [-- --secs 3 --rounds 3 --idle 10000]`
+//! `cargo bench -p netstrata-cli --bench echo_compare [-- --secs 3 --rounds 3 --idle 10000 --netstrata-threads 2]`
 //!
 //! The idle test needs an open-file limit above `--idle` for this process
 //! and for each server (`ulimit -n`); it reports how many it could open.
@@ -110,6 +110,9 @@ fn main() {
     let secs = arg("--secs", 3.0);
     let rounds = arg("--rounds", 3.0) as usize;
     let idle = arg("--idle", 10_000.0) as usize;
+    let loops = (arg("--netstrata-threads", 2.0) as usize)
+        .max(1)
+        .to_string();
     build();
     let release = target_dir().join("release");
     let servers = [
@@ -121,7 +124,7 @@ fn main() {
                 "--addr".into(),
                 "ADDR".into(),
                 "--threads".into(),
-                "2".into(),
+                loops.clone(),
             ],
         },
         Server {
