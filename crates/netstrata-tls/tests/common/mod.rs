@@ -1,0 +1,113 @@
+//! Fixtures shared by the TLS tests: a development CA, configurations and
+//! connection pairs over the virtual-clock harness.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use netstrata_core::testing::{Chunking, Link, Pair};
+use netstrata_core::{Connection, ConnectionConfig, Error};
+use netstrata_frame::LengthDelimited;
+use netstrata_tls::dev_certs::{DevCa, DevCert};
+use netstrata_tls::rustls::{ClientConfig, ServerConfig};
+use netstrata_tls::{ClientOptions, ServerOptions, Tls, TlsError};
+
+/// One CA and its leaves for the whole test binary (key generation is the
+/// slow part of a test).
+pub struct Certs {
+    pub ca: DevCa,
+    pub localhost: DevCert,
+    pub api: DevCert,
+    pub client: DevCert,
+    pub expired: DevCert,
+    /// A second CA nobody trusts, and a leaf it signed for "localhost".
+    pub rogue: DevCert,
+}
+
+pub fn certs() -> &'static Certs {
+    static CERTS: OnceLock<Certs> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let ca = DevCa::new().unwrap();
+        let rogue_ca = DevCa::new().unwrap();
+        Certs {
+            localhost: ca.issue(&["localhost", "127.0.0.1"]).unwrap(),
+            api: ca.issue(&["api.example"]).unwrap(),
+            client: ca.issue(&["client.example"]).unwrap(),
+            expired: ca.issue_expired(&["localhost"]).unwrap(),
+            rogue: rogue_ca.issue(&["localhost"]).unwrap(),
+            ca,
+        }
+    })
+}
+
+pub fn server_options() -> ServerOptions {
+    ServerOptions::new().with_identity(certs().localhost.identity())
+}
+
+pub fn client_options() -> ClientOptions {
+    ClientOptions::new(certs().ca.roots())
+}
+
+pub fn server_config() -> Arc<ServerConfig> {
+    server_options().build().unwrap()
+}
+
+pub fn client_config() -> Arc<ClientConfig> {
+    client_options().build().unwrap()
+}
+
+pub type TlsConn = Connection<Tls, LengthDelimited>;
+pub type TlsPair = Pair<Tls, LengthDelimited, Tls, LengthDelimited>;
+
+pub fn client_conn(config: Arc<ClientConfig>, name: &str) -> TlsConn {
+    Connection::new(Tls::client(config, name).unwrap(), LengthDelimited::new())
+}
+
+pub fn server_conn(config: Arc<ServerConfig>) -> TlsConn {
+    Connection::new(Tls::server(config).unwrap(), LengthDelimited::new())
+}
+
+pub fn pair_with(client: Arc<ClientConfig>, server: Arc<ServerConfig>, link: Link) -> TlsPair {
+    Pair::new(client_conn(client, "localhost"), server_conn(server), link)
+}
+
+pub fn pair(link: Link) -> TlsPair {
+    pair_with(client_config(), server_config(), link)
+}
+
+/// Every chunking the issue asks for, plus latency and bandwidth.
+pub fn links() -> Vec<Link> {
+    vec![
+        Link::new(),
+        Link::new().with_chunking(Chunking::Fixed(1)),
+        Link::new().with_chunking(Chunking::Random { seed: 7, max: 700 }),
+        Link::new().with_chunking(Chunking::Random { seed: 99, max: 20 }),
+        Link::new()
+            .with_latency(Duration::from_millis(30))
+            .with_bandwidth(1_000_000),
+    ]
+}
+
+/// Small connection buffers for backpressure tests.
+pub fn small_buffers() -> ConnectionConfig {
+    ConnectionConfig::new()
+        .with_read_buffer(4096)
+        .with_write_buffer(4096)
+        .with_send_buffer(16 * 1024)
+        .with_message_buffer(4096)
+}
+
+/// The `TlsError` inside a core error, or a panic naming what was there.
+pub fn tls_error(e: &Error) -> &TlsError {
+    e.downcast_ref::<TlsError>()
+        .unwrap_or_else(|| panic!("expected a TlsError inside, got {e}"))
+}
+
+pub fn messages(n: usize, seed: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let len = (i * 7919 + seed * 31) % 3000;
+            (0..len).map(|j| (i + j + seed) as u8).collect()
+        })
+        .collect()
+}
