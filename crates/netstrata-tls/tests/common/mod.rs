@@ -111,3 +111,74 @@ pub fn messages(n: usize, seed: usize) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Driving two layers by hand, without a `Connection`.
+pub mod direct {
+    use std::time::Instant;
+
+    use bytes::BytesMut;
+    use netstrata_core::{Flush, Inbound, Layer, Outbound};
+    use netstrata_tls::Tls;
+
+    pub fn outbound(tls: &mut Tls, now: Instant, input: &mut BytesMut, flush: Flush) -> BytesMut {
+        let mut down = BytesMut::new();
+        tls.handle_outbound(Outbound {
+            now,
+            input,
+            flush,
+            down: &mut down,
+            down_room: usize::MAX,
+        })
+        .unwrap();
+        down
+    }
+
+    /// Runs inbound work; returns (plaintext up, bytes owed to the peer).
+    pub fn inbound(
+        tls: &mut Tls,
+        now: Instant,
+        input: &mut BytesMut,
+        up_room: usize,
+    ) -> netstrata_core::Result<(BytesMut, BytesMut)> {
+        let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+        tls.handle_inbound(Inbound {
+            now,
+            input,
+            input_ended: false,
+            up: &mut up,
+            up_room,
+            down: &mut down,
+        })?;
+        Ok((up, down))
+    }
+
+    /// Completes a handshake between `client` and `server`.
+    pub fn handshake(client: &mut Tls, server: &mut Tls, now: Instant) {
+        let (mut c2s, mut s2c) = (BytesMut::new(), BytesMut::new());
+        for _ in 0..20 {
+            c2s.extend_from_slice(&outbound(client, now, &mut BytesMut::new(), Flush::Batch));
+            let (_, owed) = inbound(server, now, &mut c2s, usize::MAX).unwrap();
+            s2c.extend_from_slice(&owed);
+            s2c.extend_from_slice(&outbound(server, now, &mut BytesMut::new(), Flush::Batch));
+            let (_, owed) = inbound(client, now, &mut s2c, usize::MAX).unwrap();
+            c2s.extend_from_slice(&owed);
+            if !client.is_handshaking() && !server.is_handshaking() && c2s.is_empty() {
+                return;
+            }
+        }
+        panic!("no handshake after 20 rounds");
+    }
+
+    /// The lengths of the TLS records in `wire` (which holds whole records).
+    pub fn record_lengths(wire: &[u8]) -> Vec<usize> {
+        let mut lens = Vec::new();
+        let mut rest = wire;
+        while rest.len() >= 5 {
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            lens.push(len);
+            rest = &rest[5 + len..];
+        }
+        assert!(rest.is_empty(), "a partial record");
+        lens
+    }
+}
