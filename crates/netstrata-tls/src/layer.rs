@@ -372,6 +372,11 @@ impl Tls {
             while !io.input.is_empty() {
                 let room = io.down_room.saturating_sub(io.down.len() - start);
                 let mut n = io.input.len().min(self.buffer_limit).min(plain_fits(room));
+                if n == 0 && room > 0 && io.down.len() == start {
+                    // A room too small for any record: one small record, so
+                    // the stream still moves.
+                    n = 1;
+                }
                 if io.flush == Flush::Hold {
                     // Only whole records; small writes wait for the batch's end.
                     n -= n % MAX_RECORD;
@@ -402,14 +407,10 @@ impl Tls {
     }
 }
 
-/// The most plaintext whose records fit `room` bytes; at least one byte
-/// once there is room, so a tiny room still makes progress (one record over).
+/// The most plaintext whose records fit `room` bytes.
 fn plain_fits(room: usize) -> usize {
-    if room == 0 {
-        return 0;
-    }
     let records = room.div_ceil(MAX_RECORD + RECORD_OVERHEAD);
-    room.saturating_sub(records * RECORD_OVERHEAD).max(1)
+    room.saturating_sub(records * RECORD_OVERHEAD)
 }
 
 impl Layer for Tls {
@@ -498,7 +499,7 @@ mod tests {
     #[test]
     fn plaintext_fits_the_room_with_record_overhead() {
         assert_eq!(plain_fits(0), 0);
-        assert_eq!(plain_fits(10), 1);
+        assert_eq!(plain_fits(10), 0);
         assert_eq!(plain_fits(100), 71);
         let room = 64 * 1024;
         let n = plain_fits(room);
