@@ -2,11 +2,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{
     certs, client_config, client_options, links, messages, pair, pair_with, server_config,
-    server_options, tls_error,
+    server_options, tls_error, tls12_only_client,
 };
 use netstrata_core::State;
 use netstrata_core::testing::{Link, Pair};
@@ -72,17 +70,6 @@ fn tls13_by_default_and_negotiated_parameters_are_exposed() {
     let err = pair.server.conn.error().expect("no common version");
     assert!(err.is_peer_fault(), "{err}");
     assert!(matches!(tls_error(err), TlsError::Protocol(_)), "{err}");
-}
-
-fn tls12_only_client() -> Arc<rustls::ClientConfig> {
-    use rustls::ClientConfig;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let config = ClientConfig::builder_with_provider(provider.into())
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_root_certificates(certs().ca.roots())
-        .with_no_client_auth();
-    Arc::new(config)
 }
 
 #[test]

@@ -56,6 +56,18 @@ pub fn client_config() -> Arc<ClientConfig> {
     client_options().build().unwrap()
 }
 
+/// A client that speaks TLS 1.2 only.
+pub fn tls12_only_client() -> Arc<ClientConfig> {
+    use netstrata_tls::rustls;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let config = ClientConfig::builder_with_provider(provider.into())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(certs().ca.roots())
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 pub type TlsConn = Connection<Tls, LengthDelimited>;
 pub type TlsPair = Pair<Tls, LengthDelimited, Tls, LengthDelimited>;
 
