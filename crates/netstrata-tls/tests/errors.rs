@@ -188,7 +188,8 @@ fn a_clean_end_is_not_an_error_and_bytes_after_it_are_ignored() {
 
 #[test]
 fn garbage_after_the_handshake_is_a_typed_peer_error() {
-    let cases: [(&[u8], fn(&rustls::Error) -> bool); 2] = [
+    type Check = fn(&rustls::Error) -> bool;
+    let cases: [(&[u8], Check); 2] = [
         // A well-formed application-data record that does not decrypt.
         (
             b"\x17\x03\x03\x00\x20aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",

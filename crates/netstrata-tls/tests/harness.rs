@@ -244,7 +244,8 @@ fn a_second_connection_resumes_the_session() {
 #[test]
 fn wrong_name_and_expired_certificates_are_rejected_by_the_client() {
     use rustls::CertificateError;
-    let cases: [(&str, _, fn(&CertificateError) -> bool); 3] = [
+    type Check = fn(&CertificateError) -> bool;
+    let cases: [(&str, _, Check); 3] = [
         ("other.example", server_options(), |e| {
             matches!(e, CertificateError::NotValidForNameContext { .. })
         }),

@@ -144,7 +144,8 @@ fn s_client_against_our_server(extra: &[&str], options: ServerOptions, expect: P
     stdin.flush().unwrap();
     let seen = wait_for(&out, "HELLO FROM OPENSSL");
     assert!(
-        seen.iter().any(|l| l.contains("Verify return code: 0 (ok)")),
+        seen.iter()
+            .any(|l| l.contains("Verify return code: 0 (ok)")),
         "{seen:#?}"
     );
     // End of input: s_client sends close_notify and exits.
@@ -187,7 +188,12 @@ fn our_client_against_openssl_s_server() {
     let mut child = Killed(
         Command::new("openssl")
             .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
-            .args(["-cert", &files.path("cert.pem"), "-key", &files.path("key.pem")])
+            .args([
+                "-cert",
+                &files.path("cert.pem"),
+                "-key",
+                &files.path("key.pem"),
+            ])
             .args(["-alpn", "netstrata/1", "-rev", "-naccept", "1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
