@@ -76,6 +76,11 @@ enum Timer {
 ///   clean end ([`Layer::is_read_closed`]); a transport end without it is
 ///   [`Error::Truncated`].
 ///
+/// # Drivers
+/// With [`netstrata_core::Blocking`], call `handshake()` before `flush()`:
+/// `flush` only writes, so it cannot finish a handshake that held writes
+/// wait for.
+///
 /// # Memory bounds
 /// Per connection, rustls holds at most, at any time:
 /// - received ciphertext: one record buffer of 18,437 bytes (rustls' fixed
@@ -89,7 +94,10 @@ enum Timer {
 ///   held between calls; within one call at most
 ///   [`buffer_limit`](Self::buffer_limit) plaintext bytes are encrypted.
 ///
-/// Plaintext goes up strictly within `up_room`.
+/// Plaintext goes up strictly within `up_room`. Measured after the
+/// handshake, an idle layer holds about 7 KB of heap (`benches/tls.rs`),
+/// nearly all of it rustls' own state (its record read buffer alone keeps
+/// at least 4 KiB between reads).
 pub struct Tls {
     conn: rustls::Connection,
     /// The name a client asked for (a server reads its SNI from rustls).

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{
     certs, client_config, client_options, links, messages, pair, pair_with, server_config,
     server_options, tls_error, tls12_only_client,
@@ -206,6 +208,46 @@ fn mutual_tls_accepted_and_rejected() {
         "{err}"
     );
     assert!(pair.server.take_inbox().is_empty());
+}
+
+#[test]
+fn a_configurable_verifier_can_make_client_certificates_optional() {
+    let roots = Arc::new(certs().ca.roots());
+    let verifier = rustls::server::WebPkiClientVerifier::builder(roots)
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+    let server = server_options()
+        .with_client_cert_verifier(verifier)
+        .build()
+        .unwrap();
+    // Anonymous: accepted, no peer certificate.
+    let mut pair = pair_with(client_config(), server.clone(), Link::new());
+    pair.client.conn.send(b"anonymous").unwrap();
+    pair.drive();
+    assert_eq!(pair.server.take_inbox(), [&b"anonymous"[..]]);
+    assert_eq!(pair.server.conn.stack().peer_certificates(), None);
+    // With a certificate: verified and exposed.
+    let client = client_options()
+        .with_identity(certs().client.identity())
+        .build()
+        .unwrap();
+    let mut pair = pair_with(client, server.clone(), Link::new());
+    pair.drive();
+    let chain = pair.server.conn.stack().peer_certificates().unwrap();
+    assert_eq!(chain, &certs().client.chain[..]);
+    // A certificate it cannot verify is still refused.
+    let rogue = client_options()
+        .with_identity(certs().rogue.identity())
+        .build()
+        .unwrap();
+    let mut pair = pair_with(rogue, server, Link::new());
+    pair.drive();
+    let err = pair.server.conn.error().expect("unknown issuer");
+    assert!(
+        matches!(tls_error(err), TlsError::BadCertificate(_)),
+        "{err}"
+    );
 }
 
 #[test]
