@@ -8,6 +8,7 @@
 //! | [`Layer`], [`Stack`], [`Connection`], [`Blocking`], [`layers`] | `netstrata-core` | always |
 //! | `testing`            | `netstrata-core`  | `testing`         |
 //! | `frame`              | `netstrata-frame` | `frame` (default) |
+//! | `tls`                | `netstrata-tls`   | `tls`             |
 //!
 //! ```text
 //!   app messages → frame → [your layers, zstd, tls, shape] → transport
@@ -28,6 +29,9 @@ pub use netstrata_core::testing;
 
 #[cfg(feature = "frame")]
 pub use netstrata_frame as frame;
+
+#[cfg(feature = "tls")]
+pub use netstrata_tls as tls;
 
 /// The names most programs need.
 pub mod prelude {

@@ -1,0 +1,93 @@
+//! netstrata-tls: TLS as a sans-IO netstrata [`Layer`](netstrata_core::Layer),
+//! on rustls 0.23 with the aws-lc-rs provider.
+//!
+//! [`Tls`] is a client or a server that sits anywhere in a stack: ciphertext
+//! on its lower side, plaintext on its upper side. It does TLS 1.3 (and
+//! TLS 1.2 when allowed), ALPN, SNI with a certificate per name, client
+//! certificates, session resumption, a handshake timeout, `close_notify`
+//! both ways and truncation detection, and exposes what was negotiated.
+//!
+//! ```text
+//!   upper side   plaintext: app bytes (frames, zstd output)
+//!                   │ handle_outbound            ▲ handle_inbound (≤ up_room)
+//!                   ▼                            │
+//!              ┌─────────────── Tls ─────────────────┐
+//!              │ writer() → records    reader() ─────┘ plaintext ≤ 18 KiB
+//!              │ write_tls ┐           read_tls ◀──┐ │ (wants_read false
+//!              └───────────┼───────────────────────┼─┘  while it waits)
+//!                          ▼ down (+ handshake,    │ input (ciphertext)
+//!   lower side   ciphertext  alerts from inbound)  │
+//! ```
+//!
+//! It does no I/O and reads no clock of its own: time comes in as `now`
+//! and the handshake deadline goes out through `poll_timeout`. (rustls
+//! itself reads the system time to check certificate validity and ticket
+//! lifetimes.) It does not read the system certificate store: trust comes
+//! from a CA file ([`pem::load_roots`]) or Mozilla's root set
+//! ([`pem::webpki_roots`]).
+//!
+//! - [`Tls`]: the layer; its docs state the buffering bounds and behaviour.
+//! - [`ServerOptions`], [`ClientOptions`], [`Identity`]: rustls
+//!   configurations with this crate's defaults (TLS 1.3 only, session
+//!   tickets and resumption on); any `rustls` configuration works too.
+//! - [`pem`]: certificate chains, keys and CA files from PEM.
+//! - [`dev_certs`] (feature `dev-certs`): a generated CA and leaves it signs.
+//! - [`TlsError`]: what failed, inside the core `Error`.
+//!
+//! # Example
+//!
+//! A client and a server over the deterministic test harness; the client's
+//! message is held until the handshake completes.
+//!
+//! ```
+//! # #[cfg(feature = "dev-certs")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use netstrata_core::Connection;
+//! use netstrata_core::testing::{Link, Pair};
+//! use netstrata_frame::LengthDelimited;
+//! use netstrata_tls::{ClientOptions, ServerOptions, Tls, dev_certs::DevCa};
+//! use rustls::ProtocolVersion;
+//!
+//! let ca = DevCa::new()?;
+//! let server = ServerOptions::new()
+//!     .with_identity(ca.issue(&["localhost"])?.identity())
+//!     .build()?;
+//! let client = ClientOptions::new(ca.roots()).build()?;
+//!
+//! let mut pair = Pair::new(
+//!     Connection::new(Tls::client(client, "localhost")?, LengthDelimited::new()),
+//!     Connection::new(Tls::server(server)?, LengthDelimited::new()),
+//!     Link::new(),
+//! );
+//! pair.client.conn.send(b"hello")?;
+//! pair.drive();
+//! assert_eq!(pair.server.take_inbox(), [&b"hello"[..]]);
+//!
+//! let tls = pair.server.conn.stack();
+//! assert_eq!(tls.protocol_version(), Some(ProtocolVersion::TLSv1_3));
+//! assert_eq!(tls.server_name(), Some("localhost"));
+//!
+//! // Orderly close: close_notify, then the peer sees a clean end.
+//! pair.client.conn.close();
+//! pair.drive();
+//! assert!(pair.server.conn.is_read_closed());
+//! # Ok(()) }
+//! # #[cfg(not(feature = "dev-certs"))]
+//! # fn main() {}
+//! ```
+#![forbid(unsafe_code)]
+
+mod config;
+#[cfg(feature = "dev-certs")]
+pub mod dev_certs;
+mod error;
+mod layer;
+pub mod pem;
+
+pub use config::{ClientOptions, Identity, ServerOptions};
+pub use error::TlsError;
+pub use layer::Tls;
+pub use rustls;
+
+/// The layer's name in errors and statistics.
+const NAME: &str = "tls";
