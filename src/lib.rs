@@ -8,6 +8,7 @@
 //! | [`Layer`], [`Stack`], [`Connection`], [`Blocking`], [`layers`] | `netstrata-core` | always |
 //! | `testing`            | `netstrata-core`  | `testing`         |
 //! | `frame`              | `netstrata-frame` | `frame` (default) |
+//! | `zstd`               | `netstrata-zstd`  | `zstd`            |
 //!
 //! ```text
 //!   app messages → frame → [your layers, zstd, tls, shape] → transport
@@ -28,6 +29,9 @@ pub use netstrata_core::testing;
 
 #[cfg(feature = "frame")]
 pub use netstrata_frame as frame;
+
+#[cfg(feature = "zstd")]
+pub use netstrata_zstd as zstd;
 
 /// The names most programs need.
 pub mod prelude {
