@@ -1,1 +1,2 @@
+//! zstd layer benchmark (placeholder).
 fn main() {}

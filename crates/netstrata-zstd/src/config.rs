@@ -87,7 +87,10 @@ impl ZstdConfig {
     /// Outside zstd's range (about -131072 to 22).
     pub fn with_level(mut self, level: i32) -> Self {
         let range = zstd_safe::min_c_level()..=zstd_safe::max_c_level();
-        assert!(range.contains(&level), "zstd level {level} outside {range:?}");
+        assert!(
+            range.contains(&level),
+            "zstd level {level} outside {range:?}"
+        );
         self.level = level;
         self
     }
@@ -98,7 +101,12 @@ impl ZstdConfig {
     /// # Panics
     /// Outside `10..=31`.
     pub fn with_window_log(mut self, log: u32) -> Self {
-        self.window_log = check_log("window_log", log, Self::MIN_WINDOW_LOG, Self::MAX_WINDOW_LOG);
+        self.window_log = check_log(
+            "window_log",
+            log,
+            Self::MIN_WINDOW_LOG,
+            Self::MAX_WINDOW_LOG,
+        );
         self
     }
 
@@ -154,8 +162,12 @@ impl ZstdConfig {
     /// # Panics
     /// Outside `10..=31`.
     pub fn with_max_window_log(mut self, log: u32) -> Self {
-        self.max_window_log =
-            check_log("max_window_log", log, Self::MIN_WINDOW_LOG, Self::MAX_WINDOW_LOG);
+        self.max_window_log = check_log(
+            "max_window_log",
+            log,
+            Self::MIN_WINDOW_LOG,
+            Self::MAX_WINDOW_LOG,
+        );
         self
     }
 

@@ -57,11 +57,10 @@ impl Dictionary {
     /// 100 KiB of dictionary). Fails when the samples are too few or too
     /// uniform to learn from.
     pub fn train<S: AsRef<[u8]>>(samples: &[S], max_size: usize) -> Result<Self, ZstdError> {
-        let content = zstd::dict::from_samples(samples, max_size).map_err(|e| {
-            ZstdError::Dictionary {
+        let content =
+            zstd::dict::from_samples(samples, max_size).map_err(|e| ZstdError::Dictionary {
                 reason: format!("training failed: {e}"),
-            }
-        })?;
+            })?;
         Self::new(&content)
     }
 

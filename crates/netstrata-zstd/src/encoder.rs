@@ -69,8 +69,7 @@ impl Encoder {
                 CParameter::ContentSizeFlag(false),
             ];
             for param in params {
-                cctx.set_parameter(param)
-                    .map_err(ZstdError::compressing)?;
+                cctx.set_parameter(param).map_err(ZstdError::compressing)?;
             }
             if let Some(cdict) = cdict {
                 // Load the dictionary into this context's own small tables

@@ -233,7 +233,10 @@ impl Layer for Zstd {
             }
         };
         self.read = ReadSide::Failed;
-        Err(Error::Truncated { layer: NAME, detail })
+        Err(Error::Truncated {
+            layer: NAME,
+            detail,
+        })
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {

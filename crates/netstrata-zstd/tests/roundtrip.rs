@@ -9,11 +9,7 @@ use netstrata_zstd::{Dictionary, ZstdConfig};
 use proptest::prelude::*;
 
 fn assert_clean(pair: &ZPair) {
-    assert!(
-        matches!(pair.errors(), (None, None)),
-        "{:?}",
-        pair.errors()
-    );
+    assert!(matches!(pair.errors(), (None, None)), "{:?}", pair.errors());
 }
 
 /// Both directions, every chunking, text, random, empty and large messages,
@@ -59,7 +55,7 @@ fn each_batch_is_decodable_on_arrival() {
             pair.drive();
             assert_eq!(
                 pair.server.take_inbox(),
-                [m.clone()],
+                std::slice::from_ref(m),
                 "message {i} over {link:?}"
             );
         }
