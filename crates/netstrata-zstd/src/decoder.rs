@@ -1,9 +1,10 @@
 //! The inbound direction: one zstd frame in, bytes for the layer above out.
 
 use bytes::{Buf, BytesMut};
-use zstd::zstd_safe::{DCtx, DParameter, InBuffer};
+use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, SafeResult, WriteBuf};
 
-use crate::{Dictionary, ZstdConfig, ZstdError, out};
+use crate::out::{self, Produce};
+use crate::{Dictionary, ZstdConfig, ZstdError};
 
 self_cell::self_cell!(
     /// A decompression context and the prepared dictionary it references.
@@ -17,13 +18,27 @@ self_cell::self_cell!(
 /// The zstd frame magic number, as it appears on the wire.
 pub(crate) const MAGIC: [u8; 4] = 0xFD2F_B528_u32.to_le_bytes();
 
-/// Bounds of the output-per-input estimate that sizes each output chunk.
-const MIN_EXPANSION: usize = 2;
-const MAX_EXPANSION: usize = 64;
+/// Bounds of the output-per-input estimate that sizes each output chunk, in
+/// eighths: from 1.125 (incompressible data) to 64.
+const MIN_EXPANSION: usize = 9;
+const MAX_EXPANSION: usize = 64 * 8;
 /// Added to every chunk so that small inputs get a useful one.
 const CHUNK_SLACK: usize = 256;
 /// The chunk offered when only output held inside zstd is left to deliver.
 const DRAIN_CHUNK: usize = 16 * 1024;
+
+/// One `ZSTD_decompressStream` call.
+struct Decompress<'c, 'd, 's> {
+    dctx: &'c mut DCtx<'d>,
+    source: &'c mut InBuffer<'s>,
+}
+
+impl Produce for Decompress<'_, '_, '_> {
+    type Output = SafeResult;
+    fn produce<C: WriteBuf + ?Sized>(self, dst: &mut OutBuffer<'_, C>) -> SafeResult {
+        self.dctx.decompress_stream(dst, self.source)
+    }
+}
 
 /// How a call to [`Decoder::run`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +55,9 @@ pub(crate) enum Progress {
 pub(crate) struct Decoder {
     context: Context,
     limit: usize,
-    /// Output bytes per input byte seen in the last call, to size chunks.
+    /// Output bytes per input byte seen in the last call, in eighths and
+    /// rounded up with a margin, to size output chunks: too small costs
+    /// another call into zstd, too large costs zeroing (see `out::write`).
     expansion: usize,
     /// The last call filled the room: zstd may hold output, so a call with
     /// no new input still has work.
@@ -65,7 +82,7 @@ impl Decoder {
         Ok(Self {
             context,
             limit: config.max_window(),
-            expansion: 8,
+            expansion: 8 * 8,
             stalled: false,
         })
     }
@@ -94,7 +111,7 @@ impl Decoder {
         let (mut taken, mut given) = (0usize, 0usize);
         let mut chunk = match input.len() {
             0 => DRAIN_CHUNK,
-            n => n.saturating_mul(self.expansion).saturating_add(CHUNK_SLACK),
+            n => (n.saturating_mul(self.expansion) / 8).saturating_add(CHUNK_SLACK),
         };
         let progress = loop {
             if room == 0 {
@@ -105,24 +122,27 @@ impl Decoder {
                 // no-progress limit.
                 break Progress::NeedInput;
             }
-            let len = chunk.min(room);
             let mut source = InBuffer::around(&input[..]);
-            let (result, written) = out::write(up, len, |dst| {
-                self.context
-                    .with_dependent_mut(|_, dctx| dctx.decompress_stream(dst, &mut source))
+            let out = self.context.with_dependent_mut(|_, dctx| {
+                let call = Decompress {
+                    dctx,
+                    source: &mut source,
+                };
+                out::write(up, chunk.min(room), room, call)
             });
             let consumed = source.pos();
             input.advance(consumed);
+            let written = out.len;
             room -= written;
             (taken, given) = (taken + consumed, given + written);
-            let hint = result.map_err(|e| ZstdError::decoding(e, self.limit))?;
-            self.stalled = written == len;
+            let hint = out.result.map_err(|e| ZstdError::decoding(e, self.limit))?;
+            self.stalled = written == out.offered;
             if hint == 0 {
                 self.stalled = false;
                 break Progress::FrameEnd;
             }
             if self.stalled {
-                chunk = len.saturating_mul(2);
+                chunk = out.offered.saturating_mul(2);
             } else if consumed == 0 || input.is_empty() {
                 // zstd stops short of a full output only when it needs input.
                 break Progress::NeedInput;
@@ -130,6 +150,7 @@ impl Decoder {
         };
         if taken > 0 {
             self.expansion = given
+                .saturating_mul(8)
                 .div_ceil(taken)
                 .saturating_add(1)
                 .clamp(MIN_EXPANSION, MAX_EXPANSION);

@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
-use zstd::zstd_safe::{CCtx, CDict, CParameter, DictAttachPref, InBuffer};
+use zstd::zstd_safe::{
+    CCtx, CDict, CParameter, DictAttachPref, InBuffer, OutBuffer, SafeResult, WriteBuf,
+};
 
-use crate::{ZstdConfig, ZstdError, out};
+use crate::out::{self, Produce};
+use crate::{ZstdConfig, ZstdError};
 
 self_cell::self_cell!(
     /// A compression context and the prepared dictionary it references.
@@ -20,6 +23,20 @@ self_cell::self_cell!(
 /// Bytes beyond `compress_bound` an output chunk leaves for the frame
 /// header (up to 18), a block header (3) and the checksum (4).
 const FRAME_SLACK: usize = 32;
+
+/// One `ZSTD_compressStream2` call.
+struct Compress<'c, 'd, 's> {
+    cctx: &'c mut CCtx<'d>,
+    source: &'c mut InBuffer<'s>,
+    op: ZSTD_EndDirective,
+}
+
+impl Produce for Compress<'_, '_, '_> {
+    type Output = SafeResult;
+    fn produce<C: WriteBuf + ?Sized>(self, dst: &mut OutBuffer<'_, C>) -> SafeResult {
+        self.cctx.compress_stream2(dst, self.source, self.op)
+    }
+}
 
 /// What the caller asks of one outbound call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,16 +147,20 @@ impl Encoder {
                 self.pending = true;
                 return Ok(false);
             }
-            let len = chunk.min(room);
             let mut source = InBuffer::around(&input[..]);
-            let (result, written) = out::write(down, len, |dst| {
-                self.context
-                    .with_dependent_mut(|_, cctx| cctx.compress_stream2(dst, &mut source, op))
+            let out = self.context.with_dependent_mut(|_, cctx| {
+                let call = Compress {
+                    cctx,
+                    source: &mut source,
+                    op,
+                };
+                out::write(down, chunk.min(room), room, call)
             });
             let consumed = source.pos();
             input.advance(consumed);
+            let written = out.len;
             room -= written;
-            let left = result.map_err(ZstdError::compressing)?;
+            let left = out.result.map_err(ZstdError::compressing)?;
             self.held = (self.held + consumed).min(self.block_size);
             let done = input.is_empty()
                 && match directive {
@@ -153,9 +174,9 @@ impl Encoder {
                 }
                 return Ok(true);
             }
-            if written == len {
+            if written == out.offered {
                 // The chunk was too small for what zstd had: grow it.
-                chunk = len.saturating_mul(2);
+                chunk = out.offered.saturating_mul(2);
             } else if consumed == 0 && written == 0 {
                 // zstd made no progress with room to spare; never spin.
                 self.pending = true;
