@@ -144,6 +144,12 @@ fn a_window_above_the_limit_is_refused_before_anything_is_allocated() {
             assert!(err.is_peer_fault());
         }
     }
+    // Refused at the header, before any block: nothing sized by the window
+    // was allocated.
+    let pair = feed(ZstdConfig::new(), &frame_header(31), Link::new(), false);
+    let err = server_error(&pair);
+    assert!(matches!(zstd_error(&err), ZstdError::WindowTooLarge { .. }));
+
     // A single-segment frame whose declared size (1 GiB) is its window.
     let mut wire = 0xFD2F_B528_u32.to_le_bytes().to_vec();
     wire.push(0xE0); // 8-byte content size, single segment
