@@ -112,6 +112,11 @@ impl Encoder {
         self.pending || self.ending
     }
 
+    /// Whether the frame is being ended: once `run` completes, it is.
+    pub(crate) fn is_ending(&self) -> bool {
+        self.ending
+    }
+
     /// Memory the context holds now.
     pub(crate) fn memory(&self) -> usize {
         self.context.borrow_dependent().sizeof()

@@ -147,23 +147,24 @@ impl Zstd {
             Flush::Batch => Directive::Flush,
             Flush::Finish => Directive::End,
         };
-        let idle = match &self.write {
+        let nothing_pending = match &self.write {
             WriteSide::Ended | WriteSide::Failed if io.input.is_empty() => return Ok(()),
             WriteSide::Ended | WriteSide::Failed => return Err(ZstdError::WriteAfterEnd),
             WriteSide::Idle => true,
             WriteSide::Open(e) => !e.is_pending(),
         };
-        if io.input.is_empty() && idle && directive != Directive::End {
+        // Nothing to write and nothing to end: no context is needed.
+        if io.input.is_empty() && nothing_pending && directive != Directive::End {
             return Ok(());
         }
         if let WriteSide::Idle = self.write {
             self.write = WriteSide::Open(Encoder::new(&self.config)?);
         }
-        let WriteSide::Open(encoder) = &mut self.write else {
-            unreachable!("the encoder was just created");
-        };
-        let done = encoder.run(io.input, io.down, io.down_room, directive)?;
-        if done && directive == Directive::End {
+        if let WriteSide::Open(encoder) = &mut self.write
+            && encoder.run(io.input, io.down, io.down_room, directive)?
+            && encoder.is_ending()
+        {
+            // The frame is complete: free the context.
             self.write = WriteSide::Ended;
         }
         Ok(())
