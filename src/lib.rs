@@ -9,6 +9,7 @@
 //! | `testing`            | `netstrata-core`  | `testing`         |
 //! | `frame`              | `netstrata-frame` | `frame` (default) |
 //! | `tls`                | `netstrata-tls`   | `tls`             |
+//! | `zstd`               | `netstrata-zstd`  | `zstd`            |
 //!
 //! ```text
 //!   app messages → frame → [your layers, zstd, tls, shape] → transport
@@ -32,6 +33,8 @@ pub use netstrata_frame as frame;
 
 #[cfg(feature = "tls")]
 pub use netstrata_tls as tls;
+#[cfg(feature = "zstd")]
+pub use netstrata_zstd as zstd;
 
 /// The names most programs need.
 pub mod prelude {

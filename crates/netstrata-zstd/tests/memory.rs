@@ -1,0 +1,179 @@
+//! Per-connection memory at the defaults, and the compression ratio those
+//! defaults keep against zstd's level-3 defaults.
+
+mod common;
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use common::{log_messages, log_text, pair};
+use netstrata_core::testing::Link;
+use netstrata_core::{Flush, Layer, Outbound};
+use netstrata_zstd::{Dictionary, Zstd, ZstdConfig};
+use zstd::stream::raw::{Encoder, InBuffer, Operation, OutBuffer};
+
+const BUDGET: usize = 512 * 1024;
+
+#[test]
+fn both_directions_stay_under_512_kib_at_the_defaults() {
+    let mut pair = pair(Link::new());
+    // Enough text each way to fill every window and buffer.
+    for m in log_messages(1, 3000) {
+        pair.client.conn.send(&m).unwrap();
+        pair.server.conn.send(&m).unwrap();
+    }
+    pair.drive();
+    for side in [&pair.client.conn, &pair.server.conn] {
+        let z = side.stack();
+        println!(
+            "encoder {} B, decoder {} B, both {} B",
+            z.encoder_memory(),
+            z.decoder_memory(),
+            z.memory()
+        );
+        assert!(z.encoder_memory() > 100_000, "the encoder is in use");
+        assert!(z.decoder_memory() > 100_000, "the decoder is in use");
+        assert!(z.memory() <= BUDGET, "{} bytes", z.memory());
+    }
+}
+
+/// The decoder's memory is fixed by the limit, not by what the peer asks:
+/// the largest window the default limit admits costs no more.
+#[test]
+fn the_decoder_limit_bounds_memory_whatever_the_peer_uses() {
+    let text = log_text(2, 200_000);
+    let mut sizes = Vec::new();
+    for log in [10, 12, 15] {
+        let sender = common::conn(ZstdConfig::new().with_window_log(log));
+        let mut pair = netstrata_core::testing::Pair::new(
+            sender,
+            common::conn(ZstdConfig::new()),
+            Link::new(),
+        );
+        pair.client.conn.send(&text).unwrap();
+        pair.drive();
+        assert_eq!(pair.server.take_inbox(), std::slice::from_ref(&text));
+        sizes.push(pair.server.conn.stack().decoder_memory());
+    }
+    println!("decoder memory for windows 2^10, 2^12, 2^15: {sizes:?}");
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]));
+    assert!(sizes[2] <= 240 * 1024);
+}
+
+/// A dictionary adds nothing per connection beyond the context it loads into.
+#[test]
+fn a_shared_dictionary_costs_no_memory_per_connection() {
+    let dict = Dictionary::train(&log_messages(3, 2000), 16 * 1024).unwrap();
+    let with = ZstdConfig::new().with_dictionary(dict);
+    let mut sizes = Vec::new();
+    for config in [ZstdConfig::new(), with] {
+        let mut pair = netstrata_core::testing::Pair::new(
+            common::conn(config.clone()),
+            common::conn(config),
+            Link::new(),
+        );
+        for m in log_messages(4, 1000) {
+            pair.client.conn.send(&m).unwrap();
+        }
+        pair.drive();
+        let (c, s) = (pair.client.conn.stack(), pair.server.conn.stack());
+        sizes.push((c.encoder_memory(), s.decoder_memory()));
+    }
+    println!("(encoder, decoder) without and with a 16 KiB dictionary: {sizes:?}");
+    let ((e0, d0), (e1, d1)) = (sizes[0], sizes[1]);
+    assert!(e1 <= e0 + 4096 && d1 <= d0 + 4096, "{sizes:?}");
+}
+
+/// Wire bytes of `batches` through our layer, one `Flush::Batch` each.
+fn ours(config: ZstdConfig, batches: &[Vec<u8>]) -> usize {
+    let mut z = Zstd::with_config(config);
+    let mut total = 0;
+    for batch in batches {
+        let mut down = BytesMut::new();
+        z.handle_outbound(Outbound {
+            now: Instant::now(),
+            input: &mut BytesMut::from(&batch[..]),
+            flush: Flush::Batch,
+            down: &mut down,
+            down_room: usize::MAX,
+        })
+        .unwrap();
+        total += down.len();
+    }
+    total
+}
+
+/// Wire bytes of `batches` through zstd's raw streaming API at level 3 with
+/// its default parameters, flushed after each batch.
+fn level_3_defaults(batches: &[Vec<u8>]) -> usize {
+    let mut encoder = Encoder::new(3).unwrap();
+    let mut total = 0;
+    for batch in batches {
+        let mut out = Vec::with_capacity(batch.len() + 1024);
+        let mut dst = OutBuffer::around(&mut out);
+        let mut src = InBuffer::around(batch);
+        while src.pos() < batch.len() {
+            encoder.run(&mut src, &mut dst).unwrap();
+        }
+        while encoder.flush(&mut dst).unwrap() != 0 {}
+        total += dst.pos();
+    }
+    total
+}
+
+/// Length-delimited messages of `size` bytes cut from the text, `per` to a batch.
+fn batches(text: &[u8], size: usize, per: usize) -> Vec<Vec<u8>> {
+    text.chunks(size)
+        .collect::<Vec<_>>()
+        .chunks(per)
+        .map(|msgs| {
+            msgs.iter()
+                .flat_map(|m| {
+                    (m.len() as u32)
+                        .to_be_bytes()
+                        .into_iter()
+                        .chain(m.iter().copied())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_defaults_keep_95_percent_of_the_level_3_ratio_on_log_lines() {
+    let text = log_text(5, 2 << 20);
+    let one_line_per_flush: Vec<Vec<u8>> = log_messages(6, 8000)
+        .iter()
+        .map(|line| {
+            let mut b = (line.len() as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(line);
+            b
+        })
+        .collect();
+    let cases = [
+        ("64 B messages, 64 per batch", batches(&text, 64, 64)),
+        ("16 KiB messages, 3 per batch", batches(&text, 16 * 1024, 3)),
+        ("one log line per batch", one_line_per_flush),
+    ];
+    for (name, input) in cases {
+        let plain: usize = input.iter().map(Vec::len).sum();
+        let (ours, theirs) = (ours(ZstdConfig::new(), &input), level_3_defaults(&input));
+        let relative = theirs as f64 / ours as f64;
+        println!(
+            "{name}: ratio {:.2} vs level-3 defaults {:.2} ({relative:.3}x)",
+            plain as f64 / ours as f64,
+            plain as f64 / theirs as f64,
+        );
+        assert!(relative >= 0.95, "{name}: {relative:.3}x of level 3");
+    }
+}
+
+#[test]
+fn incompressible_data_costs_little_more_than_its_size() {
+    let mut rng = common::Rng::new(7);
+    let input: Vec<Vec<u8>> = (0..64).map(|_| rng.bytes(16 * 1024)).collect();
+    let plain: usize = input.iter().map(Vec::len).sum();
+    let wire = ours(ZstdConfig::new(), &input);
+    // Raw blocks: a 3-byte header per 16 KiB block and the frame header.
+    assert!(wire <= plain + plain / 1000 + 64, "{wire} for {plain}");
+}
