@@ -167,21 +167,28 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
     }
 
     /// Flushes every queued message through the stack and writes it all to
-    /// the transport, waiting out layer deadlines (shaping) as needed.
+    /// the transport: reads while a layer is handshaking (it holds messages
+    /// until then) and waits out layer deadlines (shaping) as needed.
     pub fn flush(&mut self) -> Result<()> {
         loop {
             self.write_pending()?;
             if self.conn.send_queued() == 0 {
                 break;
             }
-            // The stack holds bytes back until a deadline (shaping budget).
-            self.wait_for_deadline()?;
+            if self.conn.stack().is_handshaking() {
+                self.read_once()?;
+            } else {
+                // The stack holds bytes back until a deadline (shaping budget).
+                self.wait_for_deadline()?;
+            }
         }
         self.io.flush()?;
         Ok(())
     }
 
-    /// Writes what the connection has to transmit now.
+    /// Writes what the connection has to transmit now. After an error it
+    /// still writes what the stack produced before (an alert for the peer),
+    /// then returns the error.
     fn write_pending(&mut self) -> Result<()> {
         while let Some(out) = self.conn.poll_transmit(Instant::now())? {
             let n = self.io.write(out)?;
@@ -191,6 +198,16 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
             self.conn.advance_transmit(n);
         }
         Ok(())
+    }
+
+    /// Writes what the stack produced before failing (best effort), then
+    /// returns the error.
+    fn failed(&mut self, e: Error) -> Error {
+        if self.conn.error().is_some() {
+            let _ = self.write_pending();
+            let _ = self.io.flush();
+        }
+        e
     }
 
     /// Sleeps until the next layer deadline and runs it; a misuse error if
@@ -245,6 +262,10 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
     /// reading as needed. Messages that arrive meanwhile stay queued for
     /// [`recv`](Self::recv).
     pub fn handshake(&mut self) -> Result<()> {
+        self.handshake_inner().map_err(|e| self.failed(e))
+    }
+
+    fn handshake_inner(&mut self) -> Result<()> {
         while self.conn.stack().is_handshaking() {
             self.write_pending()?;
             if self.conn.is_read_closed() {
@@ -263,6 +284,10 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
     /// everything sent so far (one flush for all answers to the messages
     /// already read, so an echo loop batches by itself).
     pub fn recv(&mut self) -> Result<Option<Bytes>> {
+        self.recv_inner().map_err(|e| self.failed(e))
+    }
+
+    fn recv_inner(&mut self) -> Result<Option<Bytes>> {
         loop {
             if let Some(msg) = self.conn.poll_message(Instant::now())? {
                 return Ok(Some(msg));

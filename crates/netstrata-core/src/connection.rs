@@ -530,9 +530,18 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// ends the stream after [`close`](Self::close)) and returns the wire
     /// bytes waiting to be written, or `None` if there are none. Write them,
     /// then call [`advance_transmit`](Self::advance_transmit).
+    ///
+    /// After an error, the wire bytes the stack had already produced (a TLS
+    /// alert telling the peer why) are still returned until they are
+    /// written; then the error is.
     #[must_use = "returned bytes must be written to the transport"]
     pub fn poll_transmit(&mut self, now: Instant) -> Result<Option<&[u8]>> {
-        self.check()?;
+        if let Some(e) = &self.error {
+            return match self.wire_out.is_empty() {
+                true => Err(e.clone()),
+                false => Ok(Some(&self.wire_out[..])),
+            };
+        }
         let room = self.config.write_buffer.saturating_sub(self.wire_out.len());
         if room > 0 && self.outbound_dirty && self.write != WriteSide::Finished {
             let flush = match self.write {

@@ -252,6 +252,9 @@ impl<S: Layer, C: Codec> Peer<S, C> {
                         break;
                     }
                     let Ok(n) = self.conn.handle_input(now, data) else {
+                        // The connection failed: its side must now send
+                        // what it owes and its FIN, so this is progress.
+                        progressed = true;
                         break;
                     };
                     bytes::Buf::advance(data, n);

@@ -77,9 +77,9 @@ enum Timer {
 ///   [`Error::Truncated`].
 ///
 /// # Drivers
-/// With [`netstrata_core::Blocking`], call `handshake()` before `flush()`:
-/// `flush` only writes, so it cannot finish a handshake that held writes
-/// wait for.
+/// With [`netstrata_core::Blocking`], `flush()` reads while the handshake is
+/// under way, so writes held for it go out once it completes;
+/// `handshake()` runs it alone, to check the peer before sending anything.
 ///
 /// # Memory bounds
 /// Per connection, rustls holds at most, at any time:

@@ -190,6 +190,13 @@ fn mutual_tls_accepted_and_rejected() {
     let err = pair.server.conn.error().expect("certificate required");
     assert!(matches!(tls_error(err), TlsError::NoCertificate), "{err}");
     assert!(pair.server.take_inbox().is_empty());
+    // The server's alert reaches the client before its FIN: the client is
+    // told why, not merely cut off.
+    let told = pair.client.conn.error().expect("client told");
+    assert!(
+        matches!(tls_error(told), TlsError::AlertReceived(_)),
+        "{told}"
+    );
 
     // A certificate from a CA the server does not trust.
     let rogue = client_options()

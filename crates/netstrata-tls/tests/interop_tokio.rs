@@ -79,12 +79,10 @@ async fn our_client_against_a_tokio_rustls_server() {
         let tls = Tls::client(client_config(), "localhost").unwrap();
         let mut conn = Blocking::new(stream, Connection::new(tls, LengthDelimited::new()));
         // Everything in one batch: written before the handshake, held, sent
-        // once it completes. (`Blocking::flush` does not read, so it
-        // cannot finish a handshake: `handshake` first.)
+        // once it completes (`flush` reads to finish the handshake).
         for f in frames() {
             conn.send(&f).unwrap();
         }
-        conn.handshake().unwrap();
         conn.flush().unwrap();
         let mut replies = Vec::new();
         while replies.len() < frames().len() {
