@@ -8,6 +8,7 @@
 //! | [`Layer`], [`Stack`], [`Connection`], [`Blocking`], [`layers`] | `netstrata-core` | always |
 //! | `testing`            | `netstrata-core`  | `testing`         |
 //! | `frame`              | `netstrata-frame` | `frame` (default) |
+//! | `shape`              | `netstrata-shape` | `shape`           |
 //!
 //! ```text
 //!   app messages → frame → [your layers, zstd, tls, shape] → transport
@@ -28,6 +29,9 @@ pub use netstrata_core::testing;
 
 #[cfg(feature = "frame")]
 pub use netstrata_frame as frame;
+
+#[cfg(feature = "shape")]
+pub use netstrata_shape as shape;
 
 /// The names most programs need.
 pub mod prelude {
