@@ -144,6 +144,16 @@ impl Gate {
     /// then it passes everything both allow.
     pub(crate) fn allowance(&mut self, now: Instant, max: u64, b: &Budget<'_>) -> u64 {
         if max == 0 {
+            // Nothing to pass now: a covered ticket goes back to the others.
+            if self.ticket.is_some() {
+                self.refill(now, b);
+            }
+            if let (Some(ticket), Some((pool, limit))) = (self.ticket, b.global_limited())
+                && pool.is_covered(&ticket)
+            {
+                self.ticket = None;
+                pool.abandon(ticket, Some(limit));
+            }
             if self.ticket.is_none() {
                 self.wait = Wait::Idle;
             }
