@@ -28,11 +28,22 @@ impl Bucket {
             return;
         };
         if now > last {
-            let elapsed = now.duration_since(last).as_nanos();
-            let earned = elapsed * u128::from(limit.rate()) + u128::from(self.frac);
-            let level = u128::from(self.level) + earned / u128::from(NS);
-            self.frac = (earned % u128::from(NS)) as u64;
-            self.level = u64::try_from(level).unwrap_or(u64::MAX);
+            let elapsed = now.duration_since(last);
+            // Nano-bytes earned, in 64 bits when they fit (short gaps).
+            let earned = u64::try_from(elapsed.as_nanos())
+                .ok()
+                .and_then(|ns| ns.checked_mul(limit.rate()))
+                .and_then(|nb| nb.checked_add(self.frac));
+            let (bytes, frac) = match earned {
+                Some(nb) => (nb / NS, nb % NS),
+                None => {
+                    let nb = elapsed.as_nanos() * u128::from(limit.rate()) + u128::from(self.frac);
+                    let bytes = u64::try_from(nb / u128::from(NS)).unwrap_or(u64::MAX);
+                    (bytes, (nb % u128::from(NS)) as u64)
+                }
+            };
+            self.level = self.level.saturating_add(bytes);
+            self.frac = frac;
             self.last = Some(now);
         }
         if self.level >= limit.burst() {

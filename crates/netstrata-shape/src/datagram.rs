@@ -134,8 +134,9 @@ impl DatagramShaper {
         match self.gate.datagram(now, len, deadline, &b) {
             Fate::Send => {
                 self.pending = None;
+                let global = self.global.as_ref();
                 self.conn
-                    .record(Direction::Outbound, self.global.as_ref(), now, len);
+                    .record(Direction::Outbound, global, &mut self.gate, now, len);
                 Verdict::Send
             }
             Fate::WaitUntil(at) => {

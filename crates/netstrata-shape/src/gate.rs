@@ -7,6 +7,7 @@ use crate::bucket::Bucket;
 use crate::epoch::Epoch;
 use crate::global::{Pool, Ticket};
 use crate::limit::{Limit, LimitCell};
+use crate::meter::Cursor;
 
 /// What a direction is waiting for before it passes more bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,6 +98,8 @@ pub(crate) struct Gate {
     since: Option<Instant>,
     pub(crate) local: Cached,
     pub(crate) global: Cached,
+    /// Where this direction last counted: its connection meter, the global one.
+    pub(crate) cursors: [Option<Cursor>; 2],
 }
 
 impl Gate {

@@ -113,7 +113,10 @@ impl Pool {
             if now_ns <= clock {
                 return;
             }
-            let earned = u128::from(now_ns - clock) * u128::from(limit.rate()) / u128::from(NS);
+            let earned = match (now_ns - clock).checked_mul(limit.rate()) {
+                Some(nb) => u128::from(nb / NS),
+                None => u128::from(now_ns - clock) * u128::from(limit.rate()) / u128::from(NS),
+            };
             if earned == 0 {
                 // Less than a byte: keep the time for the next call.
                 return;

@@ -1,8 +1,9 @@
 //! Traffic counters: total bytes, current and peak throughput, lock-free.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::epoch::Epoch;
 use crate::limit::NS;
 
 /// One direction's traffic figures at an instant.
@@ -43,6 +44,14 @@ fn tag(id: u64) -> u64 {
     id & TAG_MASK
 }
 
+/// The slot a writer last counted into, as instants, so that the next
+/// count in the same slot needs no division.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor {
+    end: Instant,
+    id: u64,
+}
+
 /// Bytes counted per slot of time, over a ring of [`SLOTS`] slots. Any
 /// number of threads may record and read at once.
 #[derive(Debug)]
@@ -70,11 +79,60 @@ impl Meter {
 
     /// Counts `n` bytes at `at_ns` nanoseconds after the owner's epoch.
     pub(crate) fn record(&self, at_ns: u64, n: u64) {
+        if n > 0 {
+            self.total.fetch_add(n, Ordering::Relaxed);
+            self.record_slot(at_ns / self.slot_ns, n);
+        }
+    }
+
+    /// Counts `n` bytes at `now`, using and updating the writer's `cursor`
+    /// (the bounds of the slot it last wrote), so that most calls need no
+    /// clock arithmetic. With `exclusive`, the caller is the meter's only
+    /// writer (a connection's own meter) and plain stores replace atomic
+    /// read-modify-writes.
+    #[inline]
+    pub(crate) fn record_with(
+        &self,
+        cursor: &mut Option<Cursor>,
+        epoch: &Epoch,
+        now: Instant,
+        n: u64,
+        exclusive: bool,
+    ) {
         if n == 0 {
             return;
         }
-        self.total.fetch_add(n, Ordering::Relaxed);
-        let id = at_ns / self.slot_ns;
+        match cursor {
+            // A `now` before the slot (a driver's clock that stepped back)
+            // counts in it too: figures move by one slot at most.
+            Some(c) if now < c.end => {
+                if exclusive {
+                    // The cursor's slot holds the cursor's tag: the slow path wrote it.
+                    let slot = &self.slots[(c.id % SLOTS) as usize];
+                    let word = slot.load(Ordering::Relaxed);
+                    let count = (word & COUNT_MASK).saturating_add(n).min(COUNT_MASK);
+                    slot.store(tag(c.id) << COUNT_BITS | count, Ordering::Release);
+                    let total = self.total.load(Ordering::Relaxed);
+                    self.total.store(total.wrapping_add(n), Ordering::Relaxed);
+                } else {
+                    self.total.fetch_add(n, Ordering::Relaxed);
+                    self.record_slot(c.id, n);
+                }
+            }
+            _ => {
+                let at = epoch.ns(now);
+                self.record(at, n);
+                let id = at / self.slot_ns;
+                let start = epoch.at(id * self.slot_ns);
+                *cursor = start.and_then(|start| {
+                    let end = start.checked_add(Duration::from_nanos(self.slot_ns))?;
+                    Some(Cursor { end, id })
+                });
+            }
+        }
+    }
+
+    fn record_slot(&self, id: u64, n: u64) {
         let slot = &self.slots[(id % SLOTS) as usize];
         let mut word = slot.load(Ordering::Acquire);
         loop {
@@ -187,6 +245,33 @@ mod tests {
         assert_eq!(s.throughput, 0);
         assert_eq!(s.peak_throughput, 5_000_000);
         assert_eq!(s.total_bytes, 6_000_000);
+    }
+
+    #[test]
+    fn the_cursor_paths_count_like_the_general_one() {
+        let t0 = Instant::now();
+        let (general, owned, shared) = (
+            Meter::new(Duration::from_secs(1)),
+            Meter::new(Duration::from_secs(1)),
+            Meter::new(Duration::from_secs(1)),
+        );
+        let epoch = Epoch::default();
+        let (mut c1, mut c2) = (None, None);
+        // Irregular times, crossing slots, windows and a silence.
+        let mut t = 0u64;
+        for i in 0..5000u64 {
+            t += (i * 7919) % 3_000_000 + if i == 2500 { 5_000 * MS } else { 0 };
+            let now = t0 + Duration::from_nanos(t);
+            let n = 1 + i % 1500;
+            general.record(epoch.ns(now), n);
+            owned.record_with(&mut c1, &epoch, now, n, true);
+            shared.record_with(&mut c2, &epoch, now, n, false);
+        }
+        for at in [t, t + 300 * MS, t + 2000 * MS] {
+            assert_eq!(owned.snapshot(at), general.snapshot(at));
+            assert_eq!(shared.snapshot(at), general.snapshot(at));
+        }
+        assert!(general.snapshot(t).throughput > 0);
     }
 
     #[test]

@@ -39,21 +39,26 @@ impl Conn {
         })
     }
 
-    /// Counts `n` bytes that passed at `now`, here and globally.
+    /// Counts `n` bytes that passed at `now`, here and globally; `gate`
+    /// keeps the writer's cursors.
+    #[inline]
     pub(crate) fn record(
         &self,
         direction: Direction,
         global: Option<&GlobalLimiter>,
+        gate: &mut Gate,
         now: Instant,
         n: u64,
     ) {
         if n == 0 {
             return;
         }
-        let at = self.epoch.ns(now);
-        self.sides[direction.index()].meter.record(at, n);
+        let meter = &self.sides[direction.index()].meter;
+        // A shaper is its connection meter's only writer.
+        meter.record_with(&mut gate.cursors[0], &self.epoch, now, n, true);
         if let Some(g) = global {
-            g.pool(direction).meter.record(g.epoch().ns(now), n);
+            let meter = &g.pool(direction).meter;
+            meter.record_with(&mut gate.cursors[1], g.epoch(), now, n, false);
         }
     }
 }
@@ -232,7 +237,7 @@ impl Shaper {
             }
             moved
         };
-        conn.record(direction, global.as_ref(), now, moved as u64);
+        conn.record(direction, global.as_ref(), gate, now, moved as u64);
         moved
     }
 }
