@@ -128,7 +128,7 @@ impl Gate {
             Some(Shared { pool, .. }) => {
                 // The global limit was lifted while a ticket waited.
                 if let Some(ticket) = self.ticket.take() {
-                    pool.done(ticket);
+                    pool.abandon(ticket, None);
                 }
                 self.credit = 0;
             }

@@ -310,8 +310,38 @@ struct GlobalShared {
 }
 
 /// Limits shared by many connections, on any threads: one token bucket per
-/// direction, served fairly (see the crate docs, *Fairness*), plus traffic
-/// counters for everything that passes through it.
+/// direction, served fairly, plus traffic counters for everything that
+/// passes through it.
+///
+/// # Fairness
+///
+/// Each direction is a token bucket in atomics and a first-come-first-served
+/// queue of *tickets*. A connection that wants to pass bytes reserves its
+/// next grant with one atomic `fetch_add` on the queue's tail, computes the
+/// exact instant the bucket's supply covers the ticket, and asks to be
+/// woken then:
+///
+/// ```text
+///        passed            queued tickets, one per waiting connection
+///   ─────────────────┬──────┬──────┬──────┬──────▶ bytes
+///                 supply  [ c1  ][ c2  ][ c3  ]tail
+///   supply grows at the rate (never more than `burst` past the tail)
+/// ```
+///
+/// A connection holds at most one ticket per direction and takes the next
+/// only after passing the last, so `n` saturated connections are served in
+/// rounds, one grant each per round: each gets `rate / n`. An idle
+/// connection takes no ticket and its share goes to the others at once; a
+/// connection held below its share by its own limit takes tickets less
+/// often and leaves the rest to the others. None is starved: a ticket is
+/// covered after the tickets ahead of it, at an instant fixed when it was
+/// taken, whatever the others do (a dropped connection's ticket leaves the
+/// queue if it is the newest, else its bytes go unused once). With `n`
+/// connections waiting, a grant is `min(5 ms, 50 ms / n)` of the rate
+/// ([`FAIR_ROUND`](crate::FAIR_ROUND)), so every waiting connection is
+/// served at least every 50 ms or so. Datagram shapers with
+/// [`DatagramPolicy::Drop`](crate::DatagramPolicy::Drop) never queue: they
+/// take only bytes that are free.
 ///
 /// A cheap handle (`Arc`): clone it into every [`Shaper`](crate::Shaper)
 /// and [`DatagramShaper`](crate::DatagramShaper) that shares the limits.

@@ -88,6 +88,36 @@ fn ten_saturated_connections_share_a_global_limit_evenly_and_idle_shares_go_to_t
 }
 
 #[test]
+fn readers_share_a_global_read_limit_evenly() {
+    let rate = 6 * MIB;
+    let limit = Limit::per_second(rate).unwrap();
+    let g = GlobalLimiter::new(ShapeConfig::new().with_inbound(limit));
+    let shapers = (0..6)
+        .map(|_| Shaper::unlimited().with_global(&g))
+        .collect();
+    let mut s = Senders::readers(shapers, Instant::now());
+    s.run_until(secs(6));
+    assert_shares(&s, &(0..6).collect::<Vec<_>>(), rate / 6, secs(1), 0.05);
+    assert_conforms(&s.merged(), limit, "all readers together");
+    // Three stop receiving anything: the other three get a third each.
+    for i in 3..6 {
+        s.active[i] = false;
+    }
+    s.run_until(secs(12));
+    assert_shares(&s, &[0, 1, 2], rate / 3, secs(7), 0.05);
+}
+
+#[test]
+fn handles_and_limiters_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<GlobalLimiter>();
+    send_sync::<netstrata_shape::ShaperHandle>();
+    send::<Shaper>();
+    send::<netstrata_shape::DatagramShaper>();
+}
+
+#[test]
 fn a_connection_below_its_share_leaves_the_rest_to_the_others() {
     // 8 MiB/s shared by four; one is held to 1 MiB/s by its own limit.
     let rate = 8 * MIB;
@@ -220,7 +250,13 @@ fn over_the_harness_ten_pairs_share_a_global_limit_evenly() {
         assert!(err.abs() <= 0.05, "pair {i}: {:+.2}%", err * 100.0);
         worst = worst.max(err.abs());
     }
-    eprintln!("harness, 10 pairs: worst share error {:.3}%, got {:?}", worst * 100.0, (0..10).map(|i| p.got(i, secs(1), FIVE_S)).collect::<Vec<_>>());
+    eprintln!(
+        "harness, 10 pairs: worst share error {:.3}%, got {:?}",
+        worst * 100.0,
+        (0..10)
+            .map(|i| p.got(i, secs(1), FIVE_S))
+            .collect::<Vec<_>>()
+    );
     let total: u64 = (0..10).map(|i| p.got(i, secs(1), FIVE_S)).sum();
     assert!(rate_error(total, FIVE_S, rate).abs() < 0.02);
 

@@ -202,6 +202,8 @@ pub struct Senders {
     pub deliveries: Vec<Vec<Delivery>>,
     pub start: Instant,
     pub now: Instant,
+    /// Readers instead of writers: input is offered while `wants_read`.
+    reading: bool,
 }
 
 impl Senders {
@@ -214,6 +216,15 @@ impl Senders {
             deliveries: vec![Vec::new(); n],
             start,
             now: start,
+            reading: false,
+        }
+    }
+
+    /// Saturated readers: their peers always have bytes to send.
+    pub fn readers(shapers: Vec<Shaper>, start: Instant) -> Self {
+        Self {
+            reading: true,
+            ..Self::new(shapers, start)
         }
     }
 
@@ -227,23 +238,37 @@ impl Senders {
 
     fn call(&mut self, i: usize) {
         let input = &mut self.inputs[i];
+        let shaper = &mut self.shapers[i];
         if !self.active[i] {
             input.clear();
-        } else if input.len() < 4 * MIB as usize {
+        } else if input.len() < 4 * MIB as usize && (!self.reading || shaper.wants_read()) {
             *input = BytesMut::zeroed(8 * MIB as usize);
         }
-        let mut down = BytesMut::new();
-        self.shapers[i]
-            .handle_outbound(Outbound {
-                now: self.now,
-                input,
-                flush: Flush::Batch,
-                down: &mut down,
-                down_room: usize::MAX,
-            })
-            .unwrap();
-        if !down.is_empty() {
-            self.deliveries[i].push((ns(self.now - self.start), down.len() as u64));
+        let mut out = BytesMut::new();
+        if self.reading {
+            shaper
+                .handle_inbound(Inbound {
+                    now: self.now,
+                    input,
+                    input_ended: false,
+                    up: &mut out,
+                    up_room: usize::MAX,
+                    down: &mut BytesMut::new(),
+                })
+                .unwrap();
+        } else {
+            shaper
+                .handle_outbound(Outbound {
+                    now: self.now,
+                    input,
+                    flush: Flush::Batch,
+                    down: &mut out,
+                    down_room: usize::MAX,
+                })
+                .unwrap();
+        }
+        if !out.is_empty() {
+            self.deliveries[i].push((ns(self.now - self.start), out.len() as u64));
         }
     }
 
