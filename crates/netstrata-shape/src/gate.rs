@@ -152,7 +152,7 @@ impl Gate {
                 self.refill(now, b);
             }
             if let (Some(ticket), Some((pool, limit))) = (self.ticket, b.global_limited())
-                && pool.is_covered(&ticket)
+                && (!pool.is_current(&ticket) || pool.is_covered(&ticket))
             {
                 self.ticket = None;
                 pool.abandon(ticket, Some(limit));
@@ -165,13 +165,22 @@ impl Gate {
         self.refill(now, b);
         let local = b.local.map_or(u64::MAX, |_| self.bucket.level());
         let global = b.global_limited();
-        if let (Some((pool, _)), Some(ticket)) = (global, self.ticket) {
+        if let (Some((pool, _)), Some(ticket)) = (global, self.ticket)
+            && !pool.is_current(&ticket)
+        {
+            // The limit changed: take a grant sized for the new one.
+            self.ticket = None;
+            pool.done(ticket);
+        }
+        if let (Some((pool, limit)), Some(ticket)) = (global, self.ticket) {
             if !pool.is_covered(&ticket) {
                 return self.block(now, Wait::Global);
             }
             self.ticket = None;
-            self.credit += ticket.len();
             pool.done(ticket);
+            // Never more than the burst at once. (A ticket is sized under
+            // the limit in force: a limit change voids older ones.)
+            self.credit += ticket.len().min(limit.burst());
         }
         if self.credit == 0 {
             let need = b.local.map_or(1, |l| max.min(l.grant()));
@@ -254,10 +263,11 @@ impl Gate {
                 None => Some(since),
             },
             Wait::Global => match (b.global, self.ticket) {
-                (Some(g), Some(ticket)) => match g.limit {
+                (Some(g), Some(ticket)) if g.pool.is_current(&ticket) => match g.limit {
                     Some(limit) => g.epoch.at(g.pool.covered_at(&ticket, limit)),
                     None => Some(since),
                 },
+                // No ticket, or a void one: look again at once.
                 _ => Some(since),
             },
         };
@@ -299,7 +309,8 @@ impl Gate {
             self.abandon(b);
             return Fate::Drop;
         }
-        if self.ticket.is_some_and(|t| t.len() != len) {
+        let void = |t: &Ticket| b.global.is_some_and(|g| !g.pool.is_current(t));
+        if self.ticket.is_some_and(|t| t.len() != len || void(&t)) {
             self.abandon(b);
         }
         self.refill(now, b);

@@ -64,6 +64,8 @@ use crate::meter::{Meter, TrafficStats};
 pub(crate) struct Ticket {
     end: u64,
     len: u64,
+    /// The limiter's era (limit changes) when it was taken.
+    era: u64,
     /// Counted among the waiting tickets.
     counted: bool,
 }
@@ -83,6 +85,8 @@ pub(crate) struct Pool {
     tail: AtomicU64,
     /// Tickets taken and not yet seen covered: the connections in the queue.
     waiting: AtomicU64,
+    /// Bumped by every limit change: tickets of an older era are void.
+    era: AtomicU64,
     pub(crate) meter: Meter,
 }
 
@@ -95,6 +99,7 @@ impl Pool {
             supply: AtomicU64::new(limit.map_or(0, |l| l.burst())),
             tail: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
+            era: AtomicU64::new(0),
             meter: Meter::new(config.window()),
         }
     }
@@ -206,12 +211,46 @@ impl Pool {
 
     /// Takes a ticket for `len` bytes at the end of the queue.
     pub(crate) fn reserve(&self, len: u64) -> Ticket {
+        let era = self.era.load(Ordering::Acquire);
         let tail = self.tail.fetch_add(len, Ordering::AcqRel);
         Ticket {
             end: tail.wrapping_add(len),
             len,
+            era,
             counted: false,
         }
+    }
+
+    /// Whether the ticket was taken under the limit now in force. A ticket
+    /// from before a limit change is void: its holder takes a new one.
+    pub(crate) fn is_current(&self, ticket: &Ticket) -> bool {
+        ticket.era == self.era.load(Ordering::Acquire)
+    }
+
+    /// Starts a new era after a limit change: the queued tickets, sized
+    /// and placed for the old limit, become void and their debt is
+    /// forgiven (the bucket is left empty, not above its burst), so every
+    /// waiting connection takes a grant sized for the new limit at once,
+    /// instead of draining old grants at a new, maybe far lower, rate.
+    fn new_era(&self) {
+        // Forgive first: a ticket taken in between belongs to the old era.
+        let mut supply = self.supply.load(Ordering::Acquire);
+        loop {
+            let tail = self.tail.load(Ordering::Acquire);
+            if (supply.wrapping_sub(tail) as i64) >= 0 {
+                break;
+            }
+            match self.supply.compare_exchange_weak(
+                supply,
+                tail,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => supply = now,
+            }
+        }
+        self.era.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Takes `len` bytes only if they are free now (no debt, no queueing).
@@ -289,7 +328,9 @@ impl Pool {
     /// leaves the queue; one in the middle keeps its place and its bytes go
     /// unused (at most one grant, once).
     pub(crate) fn abandon(&self, ticket: Ticket, limit: Option<Limit>) {
-        if self.is_covered(&ticket) {
+        if !self.is_current(&ticket) {
+            // Void: its debt was forgiven.
+        } else if self.is_covered(&ticket) {
             self.give_back(ticket.len, limit);
         } else {
             let _ = self.tail.compare_exchange(
@@ -368,12 +409,16 @@ impl GlobalLimiter {
 
     /// Changes the limit of `direction` (`None`: unlimited) for every
     /// connection sharing it. Takes effect on each shaper's next call and
-    /// in its next [`poll_timeout`](netstrata_core::Layer::poll_timeout);
-    /// the time since the bucket was last credited is credited at the new
-    /// rate. A lower burst discards free bytes above it at once.
+    /// in its next [`poll_timeout`](netstrata_core::Layer::poll_timeout)
+    /// (due at once for a connection waiting in the queue): the queue
+    /// starts afresh, every waiting connection taking a grant sized for the
+    /// new limit, from an empty bucket; free bytes above a lower burst are
+    /// discarded. The time since the bucket was last credited is credited
+    /// at the new rate.
     pub fn set_limit(&self, direction: Direction, limit: Option<Limit>) {
         let pool = self.pool(direction);
         pool.limit.store(limit);
+        pool.new_era();
         if let Some(limit) = limit {
             pool.clamp(limit.burst());
         }
@@ -460,6 +505,25 @@ mod tests {
         assert_eq!(p.level(), 40);
         assert!(!p.try_take(41));
         assert!(p.try_take(40));
+    }
+
+    #[test]
+    fn a_limit_change_voids_the_queue_and_forgives_its_debt() {
+        let (p, l) = pool(1000, 100);
+        assert!(p.try_take(100));
+        let a = p.reserve(50);
+        let mut b = p.reserve(50);
+        p.queue(&mut b);
+        p.new_era();
+        assert!(!p.is_current(&a) && !p.is_current(&b));
+        // Empty, not in debt, and not above the burst.
+        assert_eq!(p.level(), 0);
+        let c = p.reserve(10);
+        assert!(p.is_current(&c));
+        assert_eq!(p.covered_at(&c, l), 10_000_000);
+        p.abandon(b, Some(l));
+        assert_eq!(p.level(), -10, "a void ticket gives nothing back");
+        assert!(p.uncontended());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use common::*;
 use netstrata_core::testing::{Link, Pair};
 use netstrata_core::{Connection, ConnectionConfig, Flush, Layer, Outbound, RawCodec};
 use netstrata_shape::{Direction, GlobalLimiter, Limit, ShapeConfig, Shaper};
+use proptest::prelude::*;
 
 const FIVE_S: Duration = Duration::from_secs(5);
 
@@ -105,6 +106,45 @@ fn readers_share_a_global_read_limit_evenly() {
     }
     s.run_until(secs(12));
     assert_shares(&s, &[0, 1, 2], rate / 3, secs(7), 0.05);
+}
+
+#[test]
+fn a_global_rate_change_reaches_every_queued_connection() {
+    let (g, _) = global(4 * MIB);
+    let shapers = (0..4)
+        .map(|_| Shaper::unlimited().with_global(&g))
+        .collect();
+    let mut s = Senders::new(shapers, Instant::now());
+    s.run_until(secs(3));
+    // Raised while all four wait in the queue: their deadlines move at once.
+    let before: Vec<_> = s
+        .shapers
+        .iter()
+        .map(|x| x.poll_timeout().unwrap())
+        .collect();
+    g.set_limit(
+        Direction::Outbound,
+        Some(Limit::per_second(16 * MIB).unwrap()),
+    );
+    for (shaper, was) in s.shapers.iter().zip(&before) {
+        assert!(shaper.poll_timeout().unwrap() <= *was);
+    }
+    s.run_until(secs(9));
+    assert_shares(&s, &[0, 1, 2, 3], 4 * MIB, secs(4), 0.05);
+    // Lowered, burst too: from then on all together conform to the new limit.
+    let low = Limit::new(2 * MIB, 64 * KIB).unwrap();
+    g.set_limit(Direction::Outbound, Some(low));
+    let from = s.deliveries.iter().map(Vec::len).collect::<Vec<_>>();
+    s.run_until(secs(15));
+    assert_shares(&s, &[0, 1, 2, 3], MIB / 2, secs(10), 0.05);
+    let mut after: Vec<Delivery> = s
+        .deliveries
+        .iter()
+        .zip(&from)
+        .flat_map(|(d, &k)| d[k..].iter().copied())
+        .collect();
+    after.sort_by_key(|d| d.0);
+    assert_conforms(&after, low, "after lowering the global limit");
 }
 
 #[test]
@@ -331,4 +371,73 @@ fn threads_sharing_a_limiter_never_exceed_it_together() {
     );
     let stats = g.stats(start + Duration::from_nanos(elapsed));
     assert_eq!(stats.outbound.total_bytes, passed);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Any mix of connections, own limits, idle periods and global limit
+    /// changes: everything together conforms to the global limit in force,
+    /// each connection to its own, and every active connection is served.
+    #[test]
+    fn random_mixes_stay_within_every_limit(
+        n in 2usize..7,
+        rate in 10_000u64..5_000_000,
+        burst_ms in 1u64..200,
+        own in proptest::collection::vec(proptest::option::of(1_000u64..3_000_000), 7),
+        idle in proptest::collection::vec(proptest::option::of((0u64..1500, 1u64..1000)), 7),
+        change in proptest::option::of((10_000u64..5_000_000, 1u64..200)),
+    ) {
+        let limit = Limit::new(rate, (rate * burst_ms / 1000).max(1)).unwrap();
+        let g = GlobalLimiter::new(ShapeConfig::new().with_outbound(limit));
+        let shapers = (0..n)
+            .map(|i| {
+                let config = own[i].map_or(ShapeConfig::new(), |r| {
+                    ShapeConfig::new().with_outbound(Limit::per_second(r).unwrap())
+                });
+                Shaper::new(config).with_global(&g)
+            })
+            .collect();
+        let mut s = Senders::new(shapers, Instant::now());
+        // In 100 ms steps: toggle the idle periods, change the limit at 1 s
+        // (noting how many deliveries each connection had made by then).
+        let mut after = None;
+        for step in 0..20u64 {
+            let t = step * 100;
+            for (active, idle) in s.active.iter_mut().zip(&idle) {
+                *active = idle.is_none_or(|(from, len)| t < from || t >= from + len);
+            }
+            if step == 10 && let Some((r, b)) = change {
+                let new = Limit::new(r, (r * b / 1000).max(1)).unwrap();
+                g.set_limit(Direction::Outbound, Some(new));
+                after = Some((s.deliveries.iter().map(Vec::len).collect::<Vec<_>>(), new));
+            }
+            s.run_until(Duration::from_millis(t + 100));
+        }
+        let split = |from: &dyn Fn(usize) -> usize, to: &dyn Fn(usize) -> usize| {
+            let mut part: Vec<Delivery> = (0..n)
+                .flat_map(|i| s.deliveries[i][from(i)..to(i)].iter().copied())
+                .collect();
+            part.sort_by_key(|d| d.0);
+            part
+        };
+        let end = |i: usize| s.deliveries[i].len();
+        match &after {
+            Some((marks, new)) => {
+                assert_conforms(&split(&|_| 0, &|i| marks[i]), limit, "all together, before");
+                assert_conforms(&split(&|i| marks[i], &end), *new, "all together, after");
+            }
+            None => assert_conforms(&split(&|_| 0, &end), limit, "all together"),
+        }
+        for i in 0..n {
+            if let Some(r) = own[i] {
+                assert_conforms(&s.deliveries[i], Limit::per_second(r).unwrap(), "own limit");
+            }
+            // Never starved: something passed in each second it was active throughout.
+            let busy = idle[i].is_none_or(|(from, len)| from + len <= 1000);
+            if busy {
+                prop_assert!(s.got(i, secs(1), secs(2)) > 0, "connection {} starved", i);
+            }
+        }
+    }
 }
