@@ -373,6 +373,75 @@ fn threads_sharing_a_limiter_never_exceed_it_together() {
     assert_eq!(stats.outbound.total_bytes, passed);
 }
 
+#[test]
+fn limits_changing_under_running_threads_stay_bounded() {
+    // As above, while another thread flips the limit between two values:
+    // the bytes passed stay within the larger burst plus the larger rate.
+    let (fast, slow) = (
+        Limit::per_second(20 * MIB).unwrap(),
+        Limit::new(MIB, 4096).unwrap(),
+    );
+    let g = GlobalLimiter::new(ShapeConfig::new().with_outbound(fast));
+    let clock = Arc::new(AtomicU64::new(0));
+    let passed = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let flipper = {
+        let (g, done) = (g.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while done.load(Ordering::SeqCst) < 4 {
+                let limit = if flips % 2 == 0 { slow } else { fast };
+                g.set_limit(Direction::Outbound, Some(limit));
+                flips += 1;
+                std::thread::yield_now();
+            }
+            flips
+        })
+    };
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (g, clock, passed, done) = (g.clone(), clock.clone(), passed.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut shaper = Shaper::unlimited().with_global(&g);
+                let mut input = BytesMut::zeroed(64 * MIB as usize);
+                for _ in 0..20_000 {
+                    let t = clock.fetch_add(10_000, Ordering::SeqCst) + 10_000;
+                    let now = start + Duration::from_nanos(t);
+                    let mut down = BytesMut::new();
+                    shaper
+                        .handle_outbound(Outbound {
+                            now,
+                            input: &mut input,
+                            flush: Flush::Batch,
+                            down: &mut down,
+                            down_room: usize::MAX,
+                        })
+                        .unwrap();
+                    passed.fetch_add(down.len() as u64, Ordering::SeqCst);
+                    if shaper.poll_timeout().is_some_and(|w| w <= now) {
+                        shaper.handle_timeout(now, &mut down).unwrap();
+                    }
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let flips = flipper.join().unwrap();
+    let elapsed = clock.load(Ordering::SeqCst);
+    let bound =
+        fast.burst() + (u128::from(fast.rate()) * u128::from(elapsed) / 1_000_000_000) as u64;
+    let passed = passed.load(Ordering::SeqCst);
+    assert!(
+        passed <= bound,
+        "{passed} bytes passed, bound {bound} ({flips} flips)"
+    );
+    assert!(passed > 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
