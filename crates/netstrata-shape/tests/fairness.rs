@@ -391,7 +391,7 @@ fn limits_changing_under_running_threads_stay_bounded() {
         std::thread::spawn(move || {
             let mut flips = 0u64;
             while done.load(Ordering::SeqCst) < 4 {
-                let limit = if flips % 2 == 0 { slow } else { fast };
+                let limit = if flips.is_multiple_of(2) { slow } else { fast };
                 g.set_limit(Direction::Outbound, Some(limit));
                 flips += 1;
                 std::thread::yield_now();
