@@ -64,8 +64,9 @@
 //! global grant is `min(5 ms, 50 ms / n)` of the global rate, so every
 //! waiting connection is served at least every [`FAIR_ROUND`] (50 ms). A
 //! connection is held to both its own limit and the global one: it waits
-//! for its own bucket first, then takes a ticket. The hot path takes no
-//! lock. Reading takes a ticket only for bytes that have arrived, so an
+//! for its own bucket first, then takes a ticket. A change of a global
+//! limit starts the queue afresh: every waiting connection takes a grant
+//! sized for the new limit at once. The hot path takes no lock. Reading takes a ticket only for bytes that have arrived, so an
 //! idle connection never holds global budget (it may read one chunk into
 //! the caller's read buffer before it finds the global budget spent).
 //!
