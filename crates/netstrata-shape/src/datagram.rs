@@ -109,6 +109,7 @@ impl DatagramShaper {
     /// [`Verdict::WaitUntil`], offer the same datagram again at that
     /// instant (a datagram of another length is taken as a new one and the
     /// old one's place is given up).
+    #[must_use = "the verdict says whether to send, wait or drop the datagram"]
     pub fn poll_send(&mut self, now: Instant, len: usize) -> Verdict {
         let len = len as u64;
         if len == 0 {
