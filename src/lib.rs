@@ -10,6 +10,7 @@
 //! | `frame`              | `netstrata-frame` | `frame` (default) |
 //! | `tls`                | `netstrata-tls`   | `tls`             |
 //! | `zstd`               | `netstrata-zstd`  | `zstd`            |
+//! | `shape`              | `netstrata-shape` | `shape`           |
 //!
 //! ```text
 //!   app messages → frame → [your layers, zstd, tls, shape] → transport
@@ -35,6 +36,8 @@ pub use netstrata_frame as frame;
 pub use netstrata_tls as tls;
 #[cfg(feature = "zstd")]
 pub use netstrata_zstd as zstd;
+#[cfg(feature = "shape")]
+pub use netstrata_shape as shape;
 
 /// The names most programs need.
 pub mod prelude {

@@ -1,0 +1,543 @@
+//! Global limits: one token bucket per direction shared by any number of
+//! connections on any number of threads, with fair shares between them.
+//!
+//! # How the shares stay fair
+//!
+//! A global bucket is three monotone counters, all in bytes and all
+//! atomics:
+//!
+//! ```text
+//!   supply ─ bytes the rate has earned so far (capped: supply ≤ tail + burst)
+//!   tail   ─ bytes reserved so far
+//!   clock  ─ the instant (ns) up to which the rate has been credited
+//!
+//!        served             queued tickets (each a connection's grant)
+//!   ──────────────────┬──────┬──────┬──────┬───────▶ bytes
+//!                  supply   [ c1  ][ c2  ][ c3  ]tail
+//! ```
+//!
+//! A connection that wants to pass bytes *reserves* a grant: one
+//! `fetch_add` on `tail` hands it the ticket `[tail, tail + len)`. The
+//! ticket is covered once `supply` reaches its end, which happens at an
+//! instant it can compute exactly from `clock`, `supply` and the rate; it
+//! asks to be woken then ([`Layer::poll_timeout`](netstrata_core::Layer::poll_timeout)),
+//! passes its grant, and reserves again if it still has bytes.
+//!
+//! Tickets are therefore served in the order they were taken, first come
+//! first served, and a connection holds at most one ticket per direction.
+//! When `n` connections are saturated, each takes its next ticket only after
+//! its previous one was served, so the queue cycles through them in
+//! rounds, each taking one grant per round: **each gets `rate / n`**, to
+//! within one grant. A connection that goes idle takes no ticket; the
+//! others' rounds get shorter and its share goes to them at once. A
+//! connection also held back by its own limit takes tickets less often and
+//! the rest goes to the others (max-min fairness). No connection can be
+//! starved: a ticket is covered after at most the tickets ahead of it,
+//! `(queued bytes) / rate` from now, whatever the others do.
+//!
+//! Grants are `min(5 ms, 50 ms / n)` of the global rate for `n` waiting
+//! connections (at least [`MIN_GRANT`](crate::MIN_GRANT) bytes): a round
+//! lasts at most about [`FAIR_ROUND`](crate::FAIR_ROUND), so shares are
+//! even within a percent over a few seconds, with a wake-up per connection
+//! per round rather than per byte.
+//!
+//! Rounding: credits are whole bytes and the clock moves forward by the
+//! time they took, rounded up to the nanosecond, so the fraction of a byte
+//! earned is carried to the next credit. Each credit loses less than 1 ns
+//! of the rate (a few parts per million at hundreds of credits a second),
+//! never invents any, and the rate is never exceeded.
+//! `supply ≤ tail + burst` is enforced by compare-and-swap on `supply` alone
+//! against a `tail` that only grows, so the burst holds under any
+//! interleaving of threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::epoch::Epoch;
+use crate::limit::{Direction, FAIR_ROUND, GRANT_INTERVAL, Limit, LimitCell, NS, ShapeConfig};
+use crate::meter::{Meter, TrafficStats};
+
+/// A reservation of `len` bytes in a global bucket: the bytes
+/// `[end - len, end)` of its tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    end: u64,
+    len: u64,
+    /// The limiter's era (limit changes) when it was taken.
+    era: u64,
+    /// Counted among the waiting tickets.
+    counted: bool,
+}
+
+impl Ticket {
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// One direction of a global limiter.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    pub(crate) limit: LimitCell,
+    clock: AtomicU64,
+    supply: AtomicU64,
+    tail: AtomicU64,
+    /// Tickets taken and not yet seen covered: the connections in the queue.
+    waiting: AtomicU64,
+    /// Bumped by every limit change: tickets of an older era are void.
+    era: AtomicU64,
+    pub(crate) meter: Meter,
+}
+
+impl Pool {
+    fn new(limit: Option<Limit>, config: &ShapeConfig) -> Self {
+        Self {
+            limit: LimitCell::new(limit),
+            clock: AtomicU64::new(0),
+            // A bucket starts full.
+            supply: AtomicU64::new(limit.map_or(0, |l| l.burst())),
+            tail: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+            era: AtomicU64::new(0),
+            meter: Meter::new(config.window()),
+        }
+    }
+
+    /// Free bytes (negative: bytes reserved beyond what was earned).
+    pub(crate) fn level(&self) -> i64 {
+        let tail = self.tail.load(Ordering::Acquire);
+        let supply = self.supply.load(Ordering::Acquire);
+        supply.wrapping_sub(tail) as i64
+    }
+
+    /// Credits what the rate earned up to `now_ns`.
+    pub(crate) fn refill(&self, now_ns: u64, limit: Limit) {
+        let mut clock = self.clock.load(Ordering::Acquire);
+        loop {
+            if now_ns <= clock {
+                return;
+            }
+            let earned = match (now_ns - clock).checked_mul(limit.rate()) {
+                Some(nb) => u128::from(nb / NS),
+                None => u128::from(now_ns - clock) * u128::from(limit.rate()) / u128::from(NS),
+            };
+            if earned == 0 {
+                // Less than a byte: keep the time for the next call.
+                return;
+            }
+            let room = (limit.burst() as i64).saturating_sub(self.level()).max(0) as u64;
+            let (credit, to) = if earned >= u128::from(room) {
+                // The bucket fills: what it cannot hold is discarded.
+                (room, now_ns)
+            } else {
+                let credit = earned as u64;
+                (credit, clock + limit.ns_to_earn(credit, 0))
+            };
+            match self
+                .clock
+                .compare_exchange(clock, to, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    self.add(credit, limit.burst());
+                    return;
+                }
+                Err(now) => clock = now,
+            }
+        }
+    }
+
+    /// Adds `n` bytes to the supply, up to `burst` free bytes.
+    fn add(&self, n: u64, burst: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut supply = self.supply.load(Ordering::Acquire);
+        loop {
+            // `tail` only grows, so an old value caps more tightly, never less.
+            let level = supply.wrapping_sub(self.tail.load(Ordering::Acquire)) as i64;
+            let room = (burst as i64).saturating_sub(level);
+            if room <= 0 {
+                return;
+            }
+            let next = supply.wrapping_add(n.min(room as u64));
+            match self.supply.compare_exchange_weak(
+                supply,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => supply = now,
+            }
+        }
+    }
+
+    /// Discards free bytes above a lowered burst (by reserving them).
+    fn clamp(&self, burst: u64) {
+        loop {
+            let tail = self.tail.load(Ordering::Acquire);
+            let level = self.supply.load(Ordering::Acquire).wrapping_sub(tail) as i64;
+            if level <= burst as i64 {
+                return;
+            }
+            let excess = level as u64 - burst;
+            if self
+                .tail
+                .compare_exchange(
+                    tail,
+                    tail.wrapping_add(excess),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The size of the next grant: `min(5 ms, 50 ms / waiting)` of the rate.
+    pub(crate) fn grant(&self, limit: Limit) -> u64 {
+        let waiting = self.waiting.load(Ordering::Relaxed);
+        let share = FAIR_ROUND / u32::try_from(waiting + 1).unwrap_or(u32::MAX);
+        limit.grant_over(share.min(GRANT_INTERVAL))
+    }
+
+    /// Whether no connection is queued.
+    pub(crate) fn uncontended(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) == 0
+    }
+
+    /// Takes a ticket for `len` bytes at the end of the queue.
+    pub(crate) fn reserve(&self, len: u64) -> Ticket {
+        let era = self.era.load(Ordering::Acquire);
+        let tail = self.tail.fetch_add(len, Ordering::AcqRel);
+        Ticket {
+            end: tail.wrapping_add(len),
+            len,
+            era,
+            counted: false,
+        }
+    }
+
+    /// Whether the ticket was taken under the limit now in force. A ticket
+    /// from before a limit change is void: its holder takes a new one.
+    pub(crate) fn is_current(&self, ticket: &Ticket) -> bool {
+        ticket.era == self.era.load(Ordering::Acquire)
+    }
+
+    /// Starts a new era after a limit change: the queued tickets, sized
+    /// and placed for the old limit, become void and their debt is
+    /// forgiven (the bucket is left empty, not above its burst), so every
+    /// waiting connection takes a grant sized for the new limit at once,
+    /// instead of draining old grants at a new, maybe far lower, rate.
+    fn new_era(&self) {
+        // Forgive first: a ticket taken in between belongs to the old era.
+        let mut supply = self.supply.load(Ordering::Acquire);
+        loop {
+            let tail = self.tail.load(Ordering::Acquire);
+            if (supply.wrapping_sub(tail) as i64) >= 0 {
+                break;
+            }
+            match self.supply.compare_exchange_weak(
+                supply,
+                tail,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => supply = now,
+            }
+        }
+        self.era.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Takes `len` bytes only if they are free now (no debt, no queueing).
+    pub(crate) fn try_take(&self, len: u64) -> bool {
+        let mut tail = self.tail.load(Ordering::Acquire);
+        loop {
+            // `supply` only grows: free bytes seen here stay free until
+            // `tail` moves, which the compare-and-swap detects.
+            let supply = self.supply.load(Ordering::Acquire);
+            if (supply.wrapping_sub(tail) as i64) < len as i64 {
+                return false;
+            }
+            match self.tail.compare_exchange_weak(
+                tail,
+                tail.wrapping_add(len),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => tail = now,
+            }
+        }
+    }
+
+    /// Whether the supply has reached the ticket's end.
+    pub(crate) fn is_covered(&self, ticket: &Ticket) -> bool {
+        self.supply.load(Ordering::Acquire).wrapping_sub(ticket.end) as i64 >= 0
+    }
+
+    /// The instant (ns after the epoch) the ticket is covered at the
+    /// current rate: exact, rounded up.
+    pub(crate) fn covered_at(&self, ticket: &Ticket, limit: Limit) -> u64 {
+        self.covered_at_end(ticket.end, limit)
+    }
+
+    /// When `len` more bytes reserved now would be covered.
+    pub(crate) fn predict(&self, len: u64, limit: Limit) -> u64 {
+        let end = self.tail.load(Ordering::Acquire).wrapping_add(len);
+        self.covered_at_end(end, limit)
+    }
+
+    fn covered_at_end(&self, end: u64, limit: Limit) -> u64 {
+        let clock = self.clock.load(Ordering::Acquire);
+        let supply = self.supply.load(Ordering::Acquire);
+        let deficit = end.wrapping_sub(supply) as i64;
+        if deficit <= 0 {
+            return clock;
+        }
+        clock.saturating_add(limit.ns_to_earn(deficit as u64, 0))
+    }
+
+    /// Counts a ticket that has to wait among the waiting ones.
+    pub(crate) fn queue(&self, ticket: &mut Ticket) {
+        if !ticket.counted {
+            ticket.counted = true;
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The ticket was seen covered (or is given up).
+    pub(crate) fn done(&self, ticket: Ticket) {
+        if ticket.counted {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives back `n` bytes of a covered ticket that will not be passed.
+    pub(crate) fn give_back(&self, n: u64, limit: Option<Limit>) {
+        if let Some(limit) = limit {
+            self.add(n, limit.burst());
+        }
+    }
+
+    /// Gives up a ticket: a covered one returns its bytes; the newest one
+    /// leaves the queue; one in the middle keeps its place and its bytes go
+    /// unused (at most one grant, once).
+    pub(crate) fn abandon(&self, ticket: Ticket, limit: Option<Limit>) {
+        if !self.is_current(&ticket) {
+            // Void: its debt was forgiven.
+        } else if self.is_covered(&ticket) {
+            self.give_back(ticket.len, limit);
+        } else {
+            let _ = self.tail.compare_exchange(
+                ticket.end,
+                ticket.end.wrapping_sub(ticket.len),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        self.done(ticket);
+    }
+}
+
+#[derive(Debug)]
+struct GlobalShared {
+    epoch: Epoch,
+    pools: [Pool; 2],
+}
+
+/// Limits shared by many connections, on any threads: one token bucket per
+/// direction, served fairly, plus traffic counters for everything that
+/// passes through it.
+///
+/// # Fairness
+///
+/// Each direction is a token bucket in atomics and a first-come-first-served
+/// queue of *tickets*. A connection that wants to pass bytes reserves its
+/// next grant with one atomic `fetch_add` on the queue's tail, computes the
+/// exact instant the bucket's supply covers the ticket, and asks to be
+/// woken then:
+///
+/// ```text
+///        passed            queued tickets, one per waiting connection
+///   ─────────────────┬──────┬──────┬──────┬──────▶ bytes
+///                 supply  [ c1  ][ c2  ][ c3  ]tail
+///   supply grows at the rate (never more than `burst` past the tail)
+/// ```
+///
+/// A connection holds at most one ticket per direction and takes the next
+/// only after passing the last, so `n` saturated connections are served in
+/// rounds, one grant each per round: each gets `rate / n`. An idle
+/// connection takes no ticket and its share goes to the others at once; a
+/// connection held below its share by its own limit takes tickets less
+/// often and leaves the rest to the others. None is starved: a ticket is
+/// covered after the tickets ahead of it, at an instant fixed when it was
+/// taken, whatever the others do (a dropped connection's ticket leaves the
+/// queue if it is the newest, else its bytes go unused once). With `n`
+/// connections waiting, a grant is `min(5 ms, 50 ms / n)` of the rate
+/// ([`FAIR_ROUND`](crate::FAIR_ROUND)), so every waiting connection is
+/// served at least every 50 ms or so. Datagram shapers with
+/// [`DatagramPolicy::Drop`](crate::DatagramPolicy::Drop) never queue: they
+/// take only bytes that are free.
+///
+/// A cheap handle (`Arc`): clone it into every [`Shaper`](crate::Shaper)
+/// and [`DatagramShaper`](crate::DatagramShaper) that shares the limits.
+/// Each connection is held to the stricter of its own limit and its share
+/// of the global one. Lock-free: a shaper takes a grant with one atomic
+/// `fetch_add`, and checks it with an atomic load.
+#[derive(Debug, Clone)]
+pub struct GlobalLimiter {
+    shared: Arc<GlobalShared>,
+}
+
+impl GlobalLimiter {
+    /// A limiter with `config`'s limits and throughput window. With no
+    /// limit it only counts traffic.
+    pub fn new(config: ShapeConfig) -> Self {
+        let pool = |d| Pool::new(config.limit(d), &config);
+        Self {
+            shared: Arc::new(GlobalShared {
+                epoch: Epoch::default(),
+                pools: [pool(Direction::Inbound), pool(Direction::Outbound)],
+            }),
+        }
+    }
+
+    /// Changes the limit of `direction` (`None`: unlimited) for every
+    /// connection sharing it. Takes effect on each shaper's next call and
+    /// in its next [`poll_timeout`](netstrata_core::Layer::poll_timeout)
+    /// (due at once for a connection waiting in the queue): the queue
+    /// starts afresh, every waiting connection taking a grant sized for the
+    /// new limit, from an empty bucket; free bytes above a lower burst are
+    /// discarded. The time since the bucket was last credited is credited
+    /// at the new rate.
+    pub fn set_limit(&self, direction: Direction, limit: Option<Limit>) {
+        let pool = self.pool(direction);
+        pool.limit.store(limit);
+        pool.new_era();
+        if let Some(limit) = limit {
+            pool.clamp(limit.burst());
+        }
+    }
+
+    /// The limit of `direction`.
+    pub fn limit(&self, direction: Direction) -> Option<Limit> {
+        self.pool(direction).limit.load().1
+    }
+
+    /// Totals and throughput of everything that passed through the limiter,
+    /// as of `now`.
+    pub fn stats(&self, now: Instant) -> TrafficStats {
+        let shared = &self.shared;
+        let Some(ns) = shared.epoch.peek_ns(now) else {
+            return TrafficStats::default();
+        };
+        TrafficStats {
+            inbound: shared.pools[0].meter.snapshot(ns),
+            outbound: shared.pools[1].meter.snapshot(ns),
+        }
+    }
+
+    pub(crate) fn pool(&self, direction: Direction) -> &Pool {
+        &self.shared.pools[direction.index()]
+    }
+
+    pub(crate) fn epoch(&self) -> &Epoch {
+        &self.shared.epoch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(rate: u64, burst: u64) -> (Pool, Limit) {
+        let limit = Limit::new(rate, burst).unwrap();
+        (
+            Pool::new(Some(limit), &ShapeConfig::new().with_outbound(limit)),
+            limit,
+        )
+    }
+
+    #[test]
+    fn tickets_are_served_in_order_at_exact_instants() {
+        let (p, l) = pool(1000, 100);
+        let a = p.reserve(100);
+        assert!(p.is_covered(&a), "a full bucket covers the burst");
+        let b = p.reserve(30);
+        let c = p.reserve(20);
+        assert_eq!(p.covered_at(&b, l), 30_000_000);
+        assert_eq!(p.covered_at(&c, l), 50_000_000);
+        p.refill(29_999_999, l);
+        assert!(!p.is_covered(&b));
+        p.refill(30_000_000, l);
+        assert!(p.is_covered(&b) && !p.is_covered(&c));
+        p.refill(50_000_000, l);
+        assert!(p.is_covered(&c));
+    }
+
+    #[test]
+    fn fractions_of_a_byte_are_carried() {
+        // 3 B/s, refilled every 997 ns for a second: a byte every 333.33 ms,
+        // each credit rounded up by less than a nanosecond.
+        let (p, l) = pool(3, 10);
+        assert!(p.try_take(10));
+        for ns in (1..=1_000_000_000).step_by(997) {
+            p.refill(ns, l);
+        }
+        assert_eq!(p.level(), 2);
+        p.refill(1_000_000_001, l);
+        assert_eq!(p.level(), 2);
+        p.refill(1_000_000_002, l);
+        assert_eq!(p.level(), 3);
+    }
+
+    #[test]
+    fn the_burst_caps_the_supply_and_a_lower_burst_clamps_it() {
+        let (p, l) = pool(1000, 100);
+        p.refill(10 * NS, l);
+        assert_eq!(p.level(), 100);
+        p.clamp(40);
+        assert_eq!(p.level(), 40);
+        assert!(!p.try_take(41));
+        assert!(p.try_take(40));
+    }
+
+    #[test]
+    fn a_limit_change_voids_the_queue_and_forgives_its_debt() {
+        let (p, l) = pool(1000, 100);
+        assert!(p.try_take(100));
+        let a = p.reserve(50);
+        let mut b = p.reserve(50);
+        p.queue(&mut b);
+        p.new_era();
+        assert!(!p.is_current(&a) && !p.is_current(&b));
+        // Empty, not in debt, and not above the burst.
+        assert_eq!(p.level(), 0);
+        let c = p.reserve(10);
+        assert!(p.is_current(&c));
+        assert_eq!(p.covered_at(&c, l), 10_000_000);
+        p.abandon(b, Some(l));
+        assert_eq!(p.level(), -10, "a void ticket gives nothing back");
+        assert!(p.uncontended());
+    }
+
+    #[test]
+    fn abandoning_the_newest_ticket_leaves_the_queue() {
+        let (p, l) = pool(1000, 100);
+        assert!(p.try_take(100));
+        let a = p.reserve(50);
+        let b = p.reserve(50);
+        p.abandon(b, Some(l));
+        assert_eq!(p.level(), -50);
+        // One in the middle keeps its place.
+        let c = p.reserve(10);
+        p.abandon(a, Some(l));
+        assert_eq!(p.level(), -60);
+        assert_eq!(p.covered_at(&c, l), 60_000_000);
+    }
+}

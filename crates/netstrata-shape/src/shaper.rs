@@ -1,0 +1,314 @@
+//! The shaping layer and its handle.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use netstrata_core::{Flush, Inbound, Layer, Outbound, Result, transfer};
+
+use crate::epoch::Epoch;
+use crate::gate::{Budget, Gate, Shared, Wait};
+use crate::global::GlobalLimiter;
+use crate::limit::{Direction, Limit, LimitCell, ShapeConfig};
+use crate::meter::{Meter, TrafficStats};
+use crate::{NAME, ShapeError};
+
+/// One direction of a connection's shared state.
+#[derive(Debug)]
+pub(crate) struct Side {
+    pub(crate) limit: LimitCell,
+    pub(crate) meter: Meter,
+}
+
+/// What a shaper shares with its handles.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) epoch: Epoch,
+    pub(crate) sides: [Side; 2],
+}
+
+impl Conn {
+    pub(crate) fn new(config: &ShapeConfig) -> Arc<Self> {
+        let side = |d| Side {
+            limit: LimitCell::new(config.limit(d)),
+            meter: Meter::new(config.window()),
+        };
+        Arc::new(Self {
+            epoch: Epoch::default(),
+            sides: [side(Direction::Inbound), side(Direction::Outbound)],
+        })
+    }
+
+    /// Counts `n` bytes that passed at `now`, here and globally; `gate`
+    /// keeps the writer's cursors.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        direction: Direction,
+        global: Option<&GlobalLimiter>,
+        gate: &mut Gate,
+        now: Instant,
+        n: u64,
+    ) {
+        if n == 0 {
+            return;
+        }
+        let meter = &self.sides[direction.index()].meter;
+        // A shaper is its connection meter's only writer.
+        meter.record_with(&mut gate.cursors[0], &self.epoch, now, n, true);
+        if let Some(g) = global {
+            let meter = &g.pool(direction).meter;
+            meter.record_with(&mut gate.cursors[1], g.epoch(), now, n, false);
+        }
+    }
+}
+
+/// A cloneable, `Send + Sync` handle to one shaper (or datagram shaper):
+/// change its limits at run time from any thread, read its traffic figures.
+///
+/// A change takes effect on the shaper's next call and in its next
+/// [`poll_timeout`](Layer::poll_timeout) (a driver that re-polls deadlines
+/// after each event sees a raised rate at once). The time since the shaper
+/// last refilled is credited at the new rate.
+#[derive(Debug, Clone)]
+pub struct ShaperHandle {
+    conn: Arc<Conn>,
+}
+
+impl ShaperHandle {
+    pub(crate) fn new(conn: Arc<Conn>) -> Self {
+        Self { conn }
+    }
+
+    /// Sets the connection's own limit for `direction` (`None`: unlimited).
+    pub fn set_limit(&self, direction: Direction, limit: Option<Limit>) {
+        self.conn.sides[direction.index()].limit.store(limit);
+    }
+
+    /// The connection's own limit for `direction`.
+    pub fn limit(&self, direction: Direction) -> Option<Limit> {
+        self.conn.sides[direction.index()].limit.load().1
+    }
+
+    /// The connection's traffic figures as of `now`: bytes that passed the
+    /// shaper each way, throughput over the configured window, peak.
+    pub fn stats(&self, now: Instant) -> TrafficStats {
+        let Some(at) = self.conn.epoch.peek_ns(now) else {
+            return TrafficStats::default();
+        };
+        TrafficStats {
+            inbound: self.conn.sides[0].meter.snapshot(at),
+            outbound: self.conn.sides[1].meter.snapshot(at),
+        }
+    }
+}
+
+/// The limits of one direction for one call, from the caches in `gate`.
+pub(crate) fn budget<'a>(
+    conn: &Conn,
+    global: Option<&'a GlobalLimiter>,
+    direction: Direction,
+    gate: &mut Gate,
+) -> Budget<'a> {
+    let local = gate.local.get(&conn.sides[direction.index()].limit);
+    let global = global.map(|g| {
+        let pool = g.pool(direction);
+        Shared {
+            pool,
+            limit: gate.global.get(&pool.limit),
+            epoch: g.epoch(),
+        }
+    });
+    Budget { local, global }
+}
+
+/// The limits of one direction as they are now (no cache: for getters).
+pub(crate) fn fresh_budget<'a>(
+    conn: &Conn,
+    global: Option<&'a GlobalLimiter>,
+    direction: Direction,
+) -> Budget<'a> {
+    Budget {
+        local: conn.sides[direction.index()].limit.load().1,
+        global: global.map(|g| {
+            let pool = g.pool(direction);
+            Shared {
+                pool,
+                limit: pool.limit.load().1,
+                epoch: g.epoch(),
+            }
+        }),
+    }
+}
+
+/// A sans-IO traffic-shaping layer: a token bucket per direction, an
+/// optional share of a [`GlobalLimiter`], and traffic counters.
+///
+/// Place it just above the transport (the bottom of a stack), so that it
+/// shapes wire bytes. It never buffers: bytes beyond the budget stay in the
+/// caller's input buffer. Reading pauses: when the read budget is spent,
+/// [`wants_read`](Layer::wants_read) turns `false` and
+/// [`poll_timeout`](Layer::poll_timeout) names the exact instant the next
+/// grant is available (see the crate docs for grants).
+///
+/// # Methods, by kind
+/// - construction: [`new`](Self::new), [`unlimited`](Self::unlimited),
+///   [`with_global`](Self::with_global);
+/// - getters: [`handle`](Self::handle) (limits and figures, from any thread);
+/// - the [`Layer`] calls, which a stack or [`netstrata_core::Connection`] makes.
+#[derive(Debug)]
+pub struct Shaper {
+    conn: Arc<Conn>,
+    global: Option<GlobalLimiter>,
+    /// Inbound, outbound.
+    gates: [Gate; 2],
+    read_closed: bool,
+    write_closed: bool,
+}
+
+impl Shaper {
+    /// A shaper with `config`'s limits (and no global limiter).
+    pub fn new(config: ShapeConfig) -> Self {
+        Self {
+            conn: Conn::new(&config),
+            global: None,
+            gates: Default::default(),
+            read_closed: false,
+            write_closed: false,
+        }
+    }
+
+    /// A shaper that limits nothing and only counts (limits can be set later
+    /// through its [`handle`](Self::handle)).
+    pub fn unlimited() -> Self {
+        Self::new(ShapeConfig::new())
+    }
+
+    /// Also holds the connection to its fair share of `global`'s limits.
+    pub fn with_global(mut self, global: &GlobalLimiter) -> Self {
+        self.global = Some(global.clone());
+        self
+    }
+
+    /// A handle to change this shaper's limits and read its figures.
+    pub fn handle(&self) -> ShaperHandle {
+        ShaperHandle::new(self.conn.clone())
+    }
+
+    /// Moves up to `room` bytes of `input` to `output` as the budget of
+    /// `direction` allows; returns how many moved.
+    fn pass(
+        &mut self,
+        direction: Direction,
+        now: Instant,
+        input: &mut BytesMut,
+        output: &mut BytesMut,
+        room: usize,
+    ) -> usize {
+        let Self {
+            conn,
+            global,
+            gates,
+            ..
+        } = self;
+        let gate = &mut gates[direction.index()];
+        let b = budget(conn, global.as_ref(), direction, gate);
+        let moved = if b.is_unlimited() {
+            if gate.wait() != Wait::Idle {
+                // The limits were lifted while it waited.
+                gate.abandon(&b);
+            }
+            transfer(input, output, room)
+        } else {
+            let mut moved = 0;
+            loop {
+                let max = input.len().min(room - moved) as u64;
+                let allowed = gate.allowance(now, max, &b);
+                if allowed == 0 {
+                    break;
+                }
+                // `allowed <= max`, which fits in a usize.
+                moved += transfer(input, output, allowed as usize);
+                gate.passed(allowed, &b);
+            }
+            gate.settle(&b);
+            if direction == Direction::Inbound && input.is_empty() {
+                gate.idle_read(now, &b);
+            }
+            moved
+        };
+        conn.record(direction, global.as_ref(), gate, now, moved as u64);
+        moved
+    }
+}
+
+impl Layer for Shaper {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        if !self.read_closed {
+            self.pass(Direction::Inbound, io.now, io.input, io.up, io.up_room);
+            self.read_closed = io.input_ended && io.input.is_empty();
+        }
+        Ok(())
+    }
+
+    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+        if self.write_closed {
+            if io.input.is_empty() {
+                return Ok(());
+            }
+            return Err(ShapeError::WriteAfterShutdown.into());
+        }
+        self.pass(Direction::Outbound, io.now, io.input, io.down, io.down_room);
+        self.write_closed = io.flush == Flush::Finish && io.input.is_empty();
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [Direction::Inbound, Direction::Outbound]
+            .into_iter()
+            .filter_map(|d| {
+                let gate = &self.gates[d.index()];
+                if gate.wait() == Wait::Idle {
+                    return None;
+                }
+                gate.wake(&fresh_budget(&self.conn, self.global.as_ref(), d))
+            })
+            .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
+        for d in [Direction::Inbound, Direction::Outbound] {
+            let b = fresh_budget(&self.conn, self.global.as_ref(), d);
+            self.gates[d.index()].expire(now, &b);
+        }
+        Ok(())
+    }
+
+    fn wants_read(&self) -> bool {
+        self.read_closed || self.gates[Direction::Inbound.index()].wait() == Wait::Idle
+    }
+
+    fn is_read_closed(&self) -> bool {
+        self.read_closed
+    }
+
+    fn is_write_closed(&self) -> bool {
+        self.write_closed
+    }
+}
+
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        // A waiting ticket must not hold up the connections queued behind it.
+        if self.global.is_some() {
+            for d in [Direction::Inbound, Direction::Outbound] {
+                let b = fresh_budget(&self.conn, self.global.as_ref(), d);
+                self.gates[d.index()].abandon(&b);
+            }
+        }
+    }
+}
