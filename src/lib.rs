@@ -32,12 +32,12 @@ pub use netstrata_core::testing;
 #[cfg(feature = "frame")]
 pub use netstrata_frame as frame;
 
+#[cfg(feature = "shape")]
+pub use netstrata_shape as shape;
 #[cfg(feature = "tls")]
 pub use netstrata_tls as tls;
 #[cfg(feature = "zstd")]
 pub use netstrata_zstd as zstd;
-#[cfg(feature = "shape")]
-pub use netstrata_shape as shape;
 
 /// The names most programs need.
 pub mod prelude {

@@ -54,7 +54,7 @@ impl Handle {
 
     /// Stops accepting, closes every connection in order, and stops the
     /// loop once all are closed or `grace` has passed (the rest are
-    /// dropped with [`CloseReason::Shutdown`]).
+    /// dropped with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown)).
     pub fn shutdown(&self, grace: Duration) -> Result<(), Stopped> {
         self.command(Command::Shutdown(grace))
     }
