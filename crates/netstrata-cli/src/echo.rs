@@ -25,10 +25,14 @@ impl Handler for Echo {
 
 /// Starts an echo server on `addr` with `threads` loops.
 pub fn serve(addr: SocketAddr, threads: usize, stack: StackOptions) -> io::Result<Server> {
+    // Every connection is built the same way: check the options once.
+    stack
+        .connection()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     Server::bind(
         addr,
         ServerConfig::new().with_threads(threads),
-        move || stack.connection(),
+        move || stack.connection().expect("stack options checked at start"),
         |_| Echo,
     )
 }

@@ -58,7 +58,8 @@ pub struct Report {
     pub errors: u64,
     /// Up to five error descriptions.
     pub error_samples: Vec<String>,
-    /// Wire bytes written by all connections.
+    /// Wire bytes written by all connections within the measured window
+    /// (each connection's count taken at its first event after the window).
     pub wire_out: u64,
 }
 
@@ -73,6 +74,12 @@ impl Report {
         self.msgs_per_sec() * self.size as f64 / 1e6
     }
 
+    /// Wire bytes per second written by all connections (what a shaper
+    /// limits), over the measured window.
+    pub fn wire_bytes_per_sec(&self) -> f64 {
+        self.wire_out as f64 / self.elapsed.as_secs_f64()
+    }
+
     /// One JSON line.
     pub fn json(&self, stack: &str) -> String {
         let [p50, p99, p999, max] = self.latency_us;
@@ -82,12 +89,13 @@ impl Report {
             .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
             .collect();
         format!(
-            "{{\"stack\":\"{stack}\",\"messages\":{},\"secs\":{:.3},\"size\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\"max_us\":{max},\"errors\":{},\"error_samples\":[{}]}}",
+            "{{\"stack\":\"{stack}\",\"messages\":{},\"secs\":{:.3},\"size\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\"max_us\":{max},\"wire_bytes_per_sec\":{:.0},\"errors\":{},\"error_samples\":[{}]}}",
             self.messages,
             self.elapsed.as_secs_f64(),
             self.size,
             self.msgs_per_sec(),
             self.mb_per_sec(),
+            self.wire_bytes_per_sec(),
             self.errors,
             samples.join(",")
         )
@@ -129,6 +137,17 @@ struct LoadConn {
     next_send: u64,
     next_recv: u64,
     frame: Vec<u8>,
+    /// This connection's wire bytes were added to the window's total.
+    counted: bool,
+}
+
+/// Adds a connection's wire bytes written so far to the window's total,
+/// once, when the window has ended.
+fn count_window(counted: &mut bool, shared: &mut Shared, wire_out: u64) {
+    if !*counted {
+        *counted = true;
+        shared.wire_out += wire_out;
+    }
 }
 
 impl LoadConn {
@@ -180,6 +199,9 @@ impl Handler for LoadConn {
                     .record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
             }
         }
+        if !measuring {
+            count_window(&mut self.counted, &mut shared, cx.stats().wire_out);
+        }
         drop(shared);
         if measuring {
             self.send_one(cx);
@@ -190,7 +212,7 @@ impl Handler for LoadConn {
 
     fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
         let mut shared = self.shared.borrow_mut();
-        shared.wire_out += stats.wire_out;
+        count_window(&mut self.counted, &mut shared, stats.wire_out);
         match reason {
             CloseReason::Clean => {}
             other => shared.error(format!("connection closed: {other:?}")),
@@ -250,8 +272,13 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
             next_send: 0,
             next_recv: 0,
             frame: Vec::with_capacity(opts.size),
+            counted: false,
         };
-        event_loop.connect(opts.addr, opts.stack.connection(), handler)?;
+        let conn = opts
+            .stack
+            .connection()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        event_loop.connect(opts.addr, conn, handler)?;
     }
     let start = Instant::now();
     let end = start + opts.duration;

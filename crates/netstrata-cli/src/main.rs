@@ -2,13 +2,18 @@
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use netstrata_cli::echo;
 use netstrata_cli::load::{self, LoadOptions, Payload};
-use netstrata_cli::{echo, stack::StackOptions};
+use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide, parse_bytes};
+use netstrata_shape::{GlobalLimiter, Limit, ShapeConfig};
+use netstrata_tls::{ClientOptions, Identity, ServerOptions, dev_certs::DevCa, pem};
+use netstrata_zstd::ZstdConfig;
 
 /// Layered, sans-IO networking: servers and load over netstrata stacks.
 #[derive(Parser)]
@@ -29,6 +34,25 @@ enum Command {
         /// Event loops, one thread each, sharing the port (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// TLS: with --cert and --key, or alone for a generated development
+        /// certificate (its CA is written to --ca-out for clients).
+        #[arg(long)]
+        tls: bool,
+        /// PEM certificate chain (with --tls).
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// PEM private key (with --tls).
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Where to write the development CA (with --tls alone).
+        #[arg(long)]
+        ca_out: Option<PathBuf>,
+        /// Shape all connections together to this many bytes/s each way,
+        /// shared fairly (suffixes: 10MB, 512KiB).
+        #[arg(long, value_parser = parse_bytes)]
+        global_rate: Option<u64>,
+        #[command(flatten)]
+        layers: LayerArgs,
     },
     /// Load an echo server: C connections each keep D frames in flight;
     /// every echoed byte is verified. Exits non-zero on any error.
@@ -54,7 +78,108 @@ enum Command {
         /// Print one JSON line instead of a report.
         #[arg(long)]
         json: bool,
+        /// TLS to the server, verified against --ca (or the webpki roots).
+        #[arg(long)]
+        tls: bool,
+        /// PEM file of CA certificates to trust (with --tls).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Name the server's certificate must carry (with --tls).
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+        #[command(flatten)]
+        layers: LayerArgs,
     },
+}
+
+/// Layer flags both subcommands share.
+#[derive(Args)]
+struct LayerArgs {
+    /// zstd compression (one frame per direction, flushed per batch).
+    #[arg(long)]
+    zstd: bool,
+    /// zstd level (with --zstd).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    zstd_level: i32,
+    /// Shape each connection to this many bytes/s each way (suffixes: 10MB, 512KiB).
+    #[arg(long, value_parser = parse_bytes)]
+    rate: Option<u64>,
+    /// Burst of the per-connection shaper in bytes (default: 50 ms of the rate).
+    #[arg(long, value_parser = parse_bytes, requires = "rate")]
+    burst: Option<u64>,
+}
+
+impl LayerArgs {
+    /// zstd and shaping into `stack`.
+    fn apply(&self, stack: &mut StackOptions, global: Option<GlobalLimiter>) -> Result<(), String> {
+        if self.zstd {
+            stack.zstd = Some(ZstdConfig::new().with_level(self.zstd_level));
+        }
+        let per_connection = self
+            .rate
+            .map(|rate| match self.burst {
+                Some(burst) => Limit::new(rate, burst),
+                None => Limit::per_second(rate),
+            })
+            .transpose()
+            .map_err(|e| format!("--rate/--burst: {e}"))?;
+        if per_connection.is_some() || global.is_some() {
+            stack.rate = Some(RateOptions {
+                per_connection,
+                global,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The server's TLS configuration: from files, or a development CA.
+fn server_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca_out: Option<PathBuf>,
+) -> Result<TlsSide, String> {
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => Identity::from_pem_files(&cert, &key)
+            .map_err(|e| format!("cannot load {} / {}: {e}", cert.display(), key.display()))?,
+        _ => {
+            let ca = DevCa::new().map_err(|e| format!("development CA: {e}"))?;
+            let leaf = ca
+                .issue(&["localhost", "127.0.0.1"])
+                .map_err(|e| format!("development certificate: {e}"))?;
+            let path = ca_out.unwrap_or_else(|| std::env::temp_dir().join("netstrata-dev-ca.pem"));
+            std::fs::write(&path, ca.cert_pem())
+                .map_err(|e| format!("cannot write the CA to {}: {e}", path.display()))?;
+            println!(
+                "development CA written to {} (clients: --tls --ca {})",
+                path.display(),
+                path.display()
+            );
+            leaf.identity()
+        }
+    };
+    let config = ServerOptions::new()
+        .with_identity(identity)
+        .build()
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    Ok(TlsSide::Server(config))
+}
+
+/// The client's TLS configuration.
+fn client_tls(ca: Option<PathBuf>, server_name: String) -> Result<TlsSide, String> {
+    let options = match ca {
+        Some(path) => ClientOptions::new(
+            pem::load_roots(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?,
+        ),
+        None => ClientOptions::with_webpki_roots(),
+    };
+    let config = options
+        .build()
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    Ok(TlsSide::Client {
+        config,
+        server_name,
+    })
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,16 +209,41 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::EchoServer { addr, threads } => {
+        Command::EchoServer {
+            addr,
+            threads,
+            tls,
+            cert,
+            key,
+            ca_out,
+            global_rate,
+            layers,
+        } => {
             let addr = resolve(&addr)?;
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let server = echo::serve(addr, threads, StackOptions::default())
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            if !tls && (cert.is_some() || ca_out.is_some()) {
+                return Err("--cert, --key and --ca-out need --tls".into());
+            }
+            let mut stack = StackOptions::default();
+            if tls {
+                stack.tls = Some(server_tls(cert, key, ca_out)?);
+            }
+            let global = global_rate
+                .map(|rate| {
+                    let limit =
+                        Limit::per_second(rate).map_err(|e| format!("--global-rate: {e}"))?;
+                    let config = ShapeConfig::new().with_inbound(limit).with_outbound(limit);
+                    Ok::<_, String>(GlobalLimiter::new(config))
+                })
+                .transpose()?;
+            layers.apply(&mut stack, global)?;
+            let described = stack.describe();
+            let server = echo::serve(addr, threads, stack)
+                .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
             println!(
-                "netstrata echo-server listening on {} ({threads} loops, {})",
+                "netstrata echo-server listening on {} ({threads} loops, {described})",
                 server.local_addr(),
-                StackOptions::default().describe()
             );
             server.join().map_err(|e| format!("server failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
@@ -106,10 +256,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             secs,
             payload,
             json,
+            tls,
+            ca,
+            server_name,
+            layers,
         } => {
             if !(secs.is_finite() && secs > 0.0) {
                 return Err("--secs must be a positive number".into());
             }
+            let mut stack = StackOptions::default();
+            if tls {
+                stack.tls = Some(client_tls(ca, server_name)?);
+            } else if ca.is_some() {
+                return Err("--ca needs --tls".into());
+            }
+            layers.apply(&mut stack, None)?;
+            let configured_rate = layers.rate;
             let opts = LoadOptions {
                 addr: resolve(&addr)?,
                 conns: conns.max(1),
@@ -120,7 +282,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     PayloadArg::Text => Payload::Text,
                     PayloadArg::Random => Payload::Random,
                 },
-                stack: StackOptions::default(),
+                stack,
             };
             let bar = (!json && std::io::stderr().is_terminal()).then(|| {
                 let bar = ProgressBar::new((secs * 10.0) as u64);
@@ -159,6 +321,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     report.mb_per_sec()
                 );
                 println!("  round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs");
+                if let Some(rate) = configured_rate {
+                    let per_conn = report.wire_bytes_per_sec() / opts.conns as f64;
+                    println!(
+                        "  shaped: {per_conn:.0} B/s per connection on the wire, configured {rate} B/s ({:+.2}%)",
+                        (per_conn / rate as f64 - 1.0) * 100.0
+                    );
+                }
                 println!("  errors: {}", report.errors);
                 for e in &report.error_samples {
                     println!("    {e}");

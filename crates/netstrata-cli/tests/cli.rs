@@ -83,3 +83,108 @@ fn the_binary_reports_errors_with_exit_status() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 }
+
+fn tls_pair() -> (netstrata_cli::stack::TlsSide, netstrata_cli::stack::TlsSide) {
+    use netstrata_tls::{ClientOptions, ServerOptions, dev_certs::DevCa};
+    let ca = DevCa::new().unwrap();
+    let leaf = ca.issue(&["localhost"]).unwrap();
+    let server = ServerOptions::new()
+        .with_identity(leaf.identity())
+        .build()
+        .unwrap();
+    let client = ClientOptions::new(ca.roots()).build().unwrap();
+    (
+        netstrata_cli::stack::TlsSide::Server(server),
+        netstrata_cli::stack::TlsSide::Client {
+            config: client,
+            server_name: "localhost".into(),
+        },
+    )
+}
+
+/// The full default profile, as `--tls --zstd --rate` assemble it: every
+/// echo verified, and the shaped rate near the configured one.
+#[test]
+fn tls_zstd_and_shaping_through_the_tool_stack() {
+    use netstrata_cli::stack::RateOptions;
+    use netstrata_shape::Limit;
+    let (server_tls, client_tls) = tls_pair();
+    let server_stack = StackOptions {
+        zstd: Some(netstrata_zstd::ZstdConfig::new()),
+        tls: Some(server_tls),
+        rate: None,
+    };
+    let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, server_stack.clone()).unwrap();
+    let rate = 200_000;
+    let client_stack = StackOptions {
+        zstd: Some(netstrata_zstd::ZstdConfig::new()),
+        tls: Some(client_tls),
+        rate: Some(RateOptions {
+            per_connection: Some(Limit::per_second(rate).unwrap()),
+            global: None,
+        }),
+    };
+    assert_eq!(
+        client_stack.describe(),
+        "zstd(level 3)+tls+shape(200000 B/s per connection)"
+    );
+    let opts = LoadOptions {
+        addr: server.local_addr(),
+        conns: 2,
+        depth: 4,
+        size: 2000,
+        duration: Duration::from_millis(1500),
+        payload: Payload::Random,
+        stack: client_stack,
+    };
+    let report = load::run(&opts, |_| {}).unwrap();
+    assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+    assert!(report.messages > 10);
+    // Generous bounds only: the precise figure belongs in a benchmark.
+    let per_conn = report.wire_bytes_per_sec() / 2.0;
+    assert!(
+        per_conn > rate as f64 * 0.5 && per_conn < rate as f64 * 1.5,
+        "{per_conn} B/s against {rate}"
+    );
+    server.stop().unwrap();
+}
+
+/// A client that does not trust the server's certificate gets a typed
+/// error and the tool's exit status says so.
+#[test]
+fn an_untrusted_certificate_is_a_reported_error() {
+    let (server_tls, _) = tls_pair();
+    let (_, other_client) = tls_pair();
+    let server = echo::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+        StackOptions {
+            tls: Some(server_tls),
+            ..StackOptions::default()
+        },
+    )
+    .unwrap();
+    let report = load::run(
+        &LoadOptions {
+            addr: server.local_addr(),
+            conns: 1,
+            depth: 1,
+            size: 64,
+            duration: Duration::from_millis(300),
+            payload: Payload::Text,
+            stack: StackOptions {
+                tls: Some(other_client),
+                ..StackOptions::default()
+            },
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.errors, 1);
+    assert!(
+        report.error_samples[0].contains("BadCertificate"),
+        "{:?}",
+        report.error_samples
+    );
+    server.stop().unwrap();
+}
