@@ -155,7 +155,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         }
     };
     let bytes = value * scale;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes < 1e15) {
+    if !(1.0..1e15).contains(&bytes) {
         return Err(format!("out of range: {text:?}"));
     }
     Ok(bytes.round() as u64)
