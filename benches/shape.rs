@@ -15,56 +15,21 @@
 //! `NETSTRATA_SHAPE_VARIANT=none|pass|shaper:SIZE:BATCH:ROUNDS` runs one
 //! stack variant alone and exits, for counting instructions with callgrind.
 
+#[path = "support/link.rs"]
+mod link;
 #[path = "support/ratio.rs"]
 mod ratio;
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group};
+use link::Link;
 use netstrata::layers::PassThrough;
-use netstrata::{Connection, Flush, Layer, Outbound, Stack};
-use netstrata_frame::LengthDelimited;
+use netstrata::{Flush, Layer, Outbound, Stack};
 use netstrata_shape::{
     DatagramPolicy, DatagramShaper, GlobalLimiter, Limit, ShapeConfig, Shaper, Verdict,
 };
-
-struct Link<L> {
-    tx: Connection<L, LengthDelimited>,
-    rx: Connection<L, LengthDelimited>,
-    msg: Vec<u8>,
-    batch: usize,
-    now: Instant,
-}
-
-impl<L: Layer> Link<L> {
-    fn new(make: impl Fn() -> L, size: usize, batch: usize) -> Self {
-        Self {
-            tx: Connection::new(make(), LengthDelimited::new()),
-            rx: Connection::new(make(), LengthDelimited::new()),
-            msg: vec![0x5a; size],
-            batch,
-            now: Instant::now(),
-        }
-    }
-
-    fn round(&mut self) {
-        for _ in 0..self.batch {
-            self.tx.send(&self.msg).unwrap();
-        }
-        let mut got = 0;
-        while let Some(wire) = self.tx.poll_transmit(self.now).unwrap() {
-            let n = self.rx.handle_input(self.now, wire).unwrap();
-            self.tx.advance_transmit(n);
-            while let Some(m) = self.rx.poll_message(self.now).unwrap() {
-                black_box(m);
-                got += 1;
-            }
-        }
-        assert_eq!(got, self.batch);
-    }
-}
 
 fn none() -> Stack<()> {
     Stack::new(())
@@ -157,11 +122,11 @@ fn bench(c: &mut Criterion) {
     for (size, batch, label) in CASES {
         let mut g = c.benchmark_group(format!("shape/{label}"));
         g.throughput(Throughput::Elements(batch as u64));
-        let mut l = Link::new(none, size, batch);
+        let mut l = Link::symmetric(none, size, batch);
         g.bench_function("none", |b| b.iter(|| l.round()));
-        let mut l = Link::new(pass_through, size, batch);
+        let mut l = Link::symmetric(pass_through, size, batch);
         g.bench_function("pass-through", |b| b.iter(|| l.round()));
-        let mut l = Link::new(shaper, size, batch);
+        let mut l = Link::symmetric(shaper, size, batch);
         g.bench_function("unlimited shaper", |b| b.iter(|| l.round()));
         g.finish();
     }
@@ -186,9 +151,9 @@ fn bench(c: &mut Criterion) {
 /// Same-run ratios, interleaved.
 fn ratios() {
     for (size, batch, label) in CASES {
-        let mut a = Link::new(none, size, batch);
-        let mut p = Link::new(pass_through, size, batch);
-        let mut s = Link::new(shaper, size, batch);
+        let mut a = Link::symmetric(none, size, batch);
+        let mut p = Link::symmetric(pass_through, size, batch);
+        let mut s = Link::symmetric(shaper, size, batch);
         ratio::compare(
             &format!("shaper overhead, {label}, baseline: no layer"),
             "batch",
@@ -233,7 +198,7 @@ fn single_variant(spec: &str) {
     let num = |s: &str| s.parse::<usize>().expect("a number");
     let (size, batch, rounds) = (num(size), num(batch), num(rounds));
     fn run<L: Layer>(make: impl Fn() -> L, size: usize, batch: usize, rounds: usize) {
-        let mut link = Link::new(make, size, batch);
+        let mut link = Link::symmetric(make, size, batch);
         for _ in 0..rounds {
             link.round();
         }

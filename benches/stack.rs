@@ -10,52 +10,15 @@
 //!
 //! `cargo bench --bench stack`
 
+#[path = "support/link.rs"]
+mod link;
 #[path = "support/ratio.rs"]
 mod ratio;
 
-use std::hint::black_box;
-use std::time::Instant;
-
 use criterion::{Criterion, Throughput, criterion_group};
+use link::Link;
 use netstrata::layers::PassThrough;
-use netstrata::{BoxedLayer, Connection, DynStack, Layer, Stack};
-use netstrata_frame::LengthDelimited;
-
-struct Link<L> {
-    tx: Connection<L, LengthDelimited>,
-    rx: Connection<L, LengthDelimited>,
-    msg: Vec<u8>,
-    batch: usize,
-    now: Instant,
-}
-
-impl<L: Layer> Link<L> {
-    fn new(make: impl Fn() -> L, size: usize, batch: usize) -> Self {
-        Self {
-            tx: Connection::new(make(), LengthDelimited::new()),
-            rx: Connection::new(make(), LengthDelimited::new()),
-            msg: vec![0x5a; size],
-            batch,
-            now: Instant::now(),
-        }
-    }
-
-    fn round(&mut self) {
-        for _ in 0..self.batch {
-            self.tx.send(&self.msg).unwrap();
-        }
-        let mut got = 0;
-        while let Some(wire) = self.tx.poll_transmit(self.now).unwrap() {
-            let n = self.rx.handle_input(self.now, wire).unwrap();
-            self.tx.advance_transmit(n);
-            while let Some(m) = self.rx.poll_message(self.now).unwrap() {
-                black_box(m);
-                got += 1;
-            }
-        }
-        assert_eq!(got, self.batch);
-    }
-}
+use netstrata::{BoxedLayer, DynStack, Layer, Stack};
 
 fn none() -> Stack<()> {
     Stack::new(())
@@ -80,13 +43,13 @@ fn bench(c: &mut Criterion) {
     for (size, batch, label) in CASES {
         let mut g = c.benchmark_group(format!("stack/{label}"));
         g.throughput(Throughput::Elements(batch as u64));
-        let mut l = Link::new(none, size, batch);
+        let mut l = Link::symmetric(none, size, batch);
         g.bench_function("none", |b| b.iter(|| l.round()));
-        let mut l = Link::new(one, size, batch);
+        let mut l = Link::symmetric(one, size, batch);
         g.bench_function("1 pass-through", |b| b.iter(|| l.round()));
-        let mut l = Link::new(three_static, size, batch);
+        let mut l = Link::symmetric(three_static, size, batch);
         g.bench_function("3 pass-through static", |b| b.iter(|| l.round()));
-        let mut l = Link::new(three_dynamic, size, batch);
+        let mut l = Link::symmetric(three_dynamic, size, batch);
         g.bench_function("3 pass-through dynamic", |b| b.iter(|| l.round()));
         g.finish();
     }
@@ -95,10 +58,13 @@ fn bench(c: &mut Criterion) {
 /// Same-run ratios, interleaved.
 fn ratios() {
     for (size, batch, label) in CASES {
-        let (mut a, mut b) = (Link::new(none, size, batch), Link::new(one, size, batch));
+        let (mut a, mut b) = (
+            Link::symmetric(none, size, batch),
+            Link::symmetric(one, size, batch),
+        );
         let (mut s, mut d) = (
-            Link::new(three_static, size, batch),
-            Link::new(three_dynamic, size, batch),
+            Link::symmetric(three_static, size, batch),
+            Link::symmetric(three_dynamic, size, batch),
         );
         ratio::compare(
             &format!("stack overhead, {label}, baseline: no layer"),
@@ -113,8 +79,8 @@ fn ratios() {
             1000,
         );
         let (mut s, mut d) = (
-            Link::new(three_static, size, batch),
-            Link::new(three_dynamic, size, batch),
+            Link::symmetric(three_static, size, batch),
+            Link::symmetric(three_dynamic, size, batch),
         );
         ratio::compare(
             &format!("dynamic vs static, {label}, baseline: static"),
@@ -140,7 +106,7 @@ fn single_variant(spec: &str) {
     let num = |s: &str| s.parse::<usize>().expect("a number");
     let (size, batch, rounds) = (num(size), num(batch), num(rounds));
     fn run<L: Layer>(make: impl Fn() -> L, size: usize, batch: usize, rounds: usize) {
-        let mut link = Link::new(make, size, batch);
+        let mut link = Link::symmetric(make, size, batch);
         for _ in 0..rounds {
             link.round();
         }

@@ -14,6 +14,8 @@
 //!
 //! `cargo bench --bench tls`
 
+#[path = "support/link.rs"]
+mod link;
 #[path = "support/ratio.rs"]
 mod ratio;
 
@@ -26,6 +28,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group};
+use link::Link;
 use netstrata::{Connection, Flush, Inbound, Layer, Outbound};
 use netstrata_frame::LengthDelimited;
 use netstrata_tls::dev_certs::DevCa;
@@ -265,41 +268,12 @@ impl LayerBulk {
     }
 }
 
-struct ConnBulk {
-    tx: Connection<Tls, LengthDelimited>,
-    rx: Connection<Tls, LengthDelimited>,
-    msg: Vec<u8>,
-    batch: usize,
-    now: Instant,
-}
+/// Whole connections: TLS under the length-delimited codec.
+type ConnBulk = Link<Tls, Tls>;
 
-impl ConnBulk {
-    fn new(c: &Configs, size: usize, batch: usize) -> Self {
-        let (client, server) = layer_pair(c);
-        Self {
-            tx: Connection::new(client, LengthDelimited::new()),
-            rx: Connection::new(server, LengthDelimited::new()),
-            msg: vec![0x5a; size],
-            batch,
-            now: Instant::now(),
-        }
-    }
-
-    fn round(&mut self) {
-        for _ in 0..self.batch {
-            self.tx.send(&self.msg).unwrap();
-        }
-        let mut got = 0;
-        while let Some(wire) = self.tx.poll_transmit(self.now).unwrap() {
-            let n = self.rx.handle_input(self.now, wire).unwrap();
-            self.tx.advance_transmit(n);
-            while let Some(m) = self.rx.poll_message(self.now).unwrap() {
-                black_box(m);
-                got += 1;
-            }
-        }
-        assert_eq!(got, self.batch);
-    }
+fn conn_bulk(c: &Configs, size: usize, batch: usize) -> ConnBulk {
+    let (client, server) = layer_pair(c);
+    Link::new(client, server, size, batch)
 }
 
 /// Batches fit the connection's default 64 KiB buffers with their record
@@ -318,7 +292,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("raw rustls, one write per batch", |b| b.iter(|| r.round()));
         let mut l = LayerBulk::new(&cfg, size, batch);
         g.bench_function("Tls layer", |b| b.iter(|| l.round()));
-        let mut l = ConnBulk::new(&cfg, size, batch);
+        let mut l = conn_bulk(&cfg, size, batch);
         g.bench_function("Connection<Tls, LengthDelimited>", |b| b.iter(|| l.round()));
         g.finish();
     }
@@ -335,7 +309,7 @@ fn ratios() {
         let mut raw = RawBulk::new(&cfg, size, batch, false);
         let mut coalesced = RawBulk::new(&cfg, size, batch, true);
         let mut layer = LayerBulk::new(&cfg, size, batch);
-        let mut conn = ConnBulk::new(&cfg, size, batch);
+        let mut conn = conn_bulk(&cfg, size, batch);
         let medians = ratio::compare(
             &format!("tls bulk, {label}, baseline: raw rustls, write per message"),
             "batch",

@@ -1,0 +1,57 @@
+//! Two connections in memory, for benchmarks of whole stacks: each round
+//! sends a batch on one, flushes it, feeds the wire bytes to the other and
+//! decodes every message.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use netstrata::{Connection, Layer};
+use netstrata_frame::LengthDelimited;
+
+/// A sending and a receiving connection with their stacks.
+pub(crate) struct Link<A, B> {
+    tx: Connection<A, LengthDelimited>,
+    rx: Connection<B, LengthDelimited>,
+    msg: Vec<u8>,
+    batch: usize,
+    now: Instant,
+}
+
+impl<A: Layer, B: Layer> Link<A, B> {
+    /// Sends `batch` messages of `size` bytes per round from `tx` to `rx`.
+    pub(crate) fn new(tx: A, rx: B, size: usize, batch: usize) -> Self {
+        Self {
+            tx: Connection::new(tx, LengthDelimited::new()),
+            rx: Connection::new(rx, LengthDelimited::new()),
+            msg: vec![0x5a; size],
+            batch,
+            now: Instant::now(),
+        }
+    }
+
+    /// One batch across; panics if a message is missing.
+    pub(crate) fn round(&mut self) {
+        for _ in 0..self.batch {
+            self.tx.send(&self.msg).unwrap();
+        }
+        let mut got = 0;
+        while let Some(wire) = self.tx.poll_transmit(self.now).unwrap() {
+            let n = self.rx.handle_input(self.now, wire).unwrap();
+            self.tx.advance_transmit(n);
+            while let Some(m) = self.rx.poll_message(self.now).unwrap() {
+                black_box(m);
+                got += 1;
+            }
+        }
+        assert_eq!(got, self.batch);
+    }
+}
+
+impl<L: Layer> Link<L, L> {
+    /// Both ends with a stack from `make`.
+    // Each bench compiles this file on its own; not all use this constructor.
+    #[allow(dead_code)]
+    pub(crate) fn symmetric(make: impl Fn() -> L, size: usize, batch: usize) -> Self {
+        Self::new(make(), make(), size, batch)
+    }
+}
