@@ -1,4 +1,5 @@
 //! `netstrata`: echo server and load generator over netstrata stacks.
+#![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
