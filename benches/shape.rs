@@ -191,22 +191,11 @@ fn ratios() {
 
 /// Runs one stack variant alone (see the module docs).
 fn single_variant(spec: &str) {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let [variant, size, batch, rounds] = parts[..] else {
-        panic!("NETSTRATA_SHAPE_VARIANT=variant:size:batch:rounds, got {spec}");
-    };
-    let num = |s: &str| s.parse::<usize>().expect("a number");
-    let (size, batch, rounds) = (num(size), num(batch), num(rounds));
-    fn run<L: Layer>(make: impl Fn() -> L, size: usize, batch: usize, rounds: usize) {
-        let mut link = Link::symmetric(make, size, batch);
-        for _ in 0..rounds {
-            link.round();
-        }
-    }
-    match variant {
-        "none" => run(none, size, batch, rounds),
-        "pass" => run(pass_through, size, batch, rounds),
-        "shaper" => run(shaper, size, batch, rounds),
+    let (variant, size, batch, rounds) = link::variant_spec("NETSTRATA_SHAPE_VARIANT", spec);
+    match variant.as_str() {
+        "none" => link::run_alone(none, size, batch, rounds),
+        "pass" => link::run_alone(pass_through, size, batch, rounds),
+        "shaper" => link::run_alone(shaper, size, batch, rounds),
         other => panic!("unknown variant {other}"),
     }
 }

@@ -18,7 +18,7 @@ mod ratio;
 use criterion::{Criterion, Throughput, criterion_group};
 use link::Link;
 use netstrata::layers::PassThrough;
-use netstrata::{BoxedLayer, DynStack, Layer, Stack};
+use netstrata::{BoxedLayer, DynStack, Stack};
 
 fn none() -> Stack<()> {
     Stack::new(())
@@ -99,23 +99,12 @@ fn ratios() {
 /// one variant alone and exits, for counting instructions with callgrind
 /// (deterministic, unlike time on a shared VM); see docs/benchmarks.md.
 fn single_variant(spec: &str) {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let [variant, size, batch, rounds] = parts[..] else {
-        panic!("NETSTRATA_STACK_VARIANT=variant:size:batch:rounds, got {spec}");
-    };
-    let num = |s: &str| s.parse::<usize>().expect("a number");
-    let (size, batch, rounds) = (num(size), num(batch), num(rounds));
-    fn run<L: Layer>(make: impl Fn() -> L, size: usize, batch: usize, rounds: usize) {
-        let mut link = Link::symmetric(make, size, batch);
-        for _ in 0..rounds {
-            link.round();
-        }
-    }
-    match variant {
-        "none" => run(none, size, batch, rounds),
-        "one" => run(one, size, batch, rounds),
-        "static" => run(three_static, size, batch, rounds),
-        "dynamic" => run(three_dynamic, size, batch, rounds),
+    let (variant, size, batch, rounds) = link::variant_spec("NETSTRATA_STACK_VARIANT", spec);
+    match variant.as_str() {
+        "none" => link::run_alone(none, size, batch, rounds),
+        "one" => link::run_alone(one, size, batch, rounds),
+        "static" => link::run_alone(three_static, size, batch, rounds),
+        "dynamic" => link::run_alone(three_dynamic, size, batch, rounds),
         other => panic!("unknown variant {other}"),
     }
 }

@@ -55,3 +55,25 @@ impl<L: Layer> Link<L, L> {
         Self::new(make(), make(), size, batch)
     }
 }
+
+/// Parses a `variant:size:batch:rounds` spec (`NETSTRATA_*_VARIANT`), for
+/// running one variant alone under callgrind.
+// Each bench compiles this file on its own; not all run variants alone.
+#[allow(dead_code)]
+pub(crate) fn variant_spec(var: &str, spec: &str) -> (String, usize, usize, usize) {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [variant, size, batch, rounds] = parts[..] else {
+        panic!("{var}=variant:size:batch:rounds, got {spec}");
+    };
+    let num = |s: &str| s.parse::<usize>().expect("a number");
+    (variant.to_string(), num(size), num(batch), num(rounds))
+}
+
+/// Runs `rounds` rounds of a link whose ends come from `make`.
+#[allow(dead_code)]
+pub(crate) fn run_alone<L: Layer>(make: impl Fn() -> L, size: usize, batch: usize, rounds: usize) {
+    let mut link = Link::symmetric(make, size, batch);
+    for _ in 0..rounds {
+        link.round();
+    }
+}
