@@ -320,6 +320,32 @@ fn over_the_harness_ten_pairs_share_a_global_limit_evenly() {
     );
 }
 
+/// One thread's share of a multi-threaded test: a saturating sender under
+/// `g` for 20 000 steps of a virtual clock that every thread advances by
+/// 10 µs a step; adds what passed to `passed`.
+fn saturate(g: &GlobalLimiter, clock: &AtomicU64, passed: &AtomicU64, start: Instant) {
+    let mut shaper = Shaper::unlimited().with_global(g);
+    let mut input = BytesMut::zeroed(64 * MIB as usize);
+    for _ in 0..20_000 {
+        let t = clock.fetch_add(10_000, Ordering::SeqCst) + 10_000;
+        let now = start + Duration::from_nanos(t);
+        let mut down = BytesMut::new();
+        shaper
+            .handle_outbound(Outbound {
+                now,
+                input: &mut input,
+                flush: Flush::Batch,
+                down: &mut down,
+                down_room: usize::MAX,
+            })
+            .unwrap();
+        passed.fetch_add(down.len() as u64, Ordering::SeqCst);
+        if shaper.poll_timeout().is_some_and(|w| w <= now) {
+            shaper.handle_timeout(now, &mut down).unwrap();
+        }
+    }
+}
+
 #[test]
 fn threads_sharing_a_limiter_never_exceed_it_together() {
     // Four threads, each with its own shaper, share one global limiter and
@@ -334,26 +360,7 @@ fn threads_sharing_a_limiter_never_exceed_it_together() {
         .map(|_| {
             let (g, clock, passed) = (g.clone(), clock.clone(), passed.clone());
             std::thread::spawn(move || {
-                let mut shaper = Shaper::unlimited().with_global(&g);
-                let mut input = BytesMut::zeroed(64 * MIB as usize);
-                for _ in 0..20_000 {
-                    let t = clock.fetch_add(10_000, Ordering::SeqCst) + 10_000;
-                    let now = start + Duration::from_nanos(t);
-                    let mut down = BytesMut::new();
-                    shaper
-                        .handle_outbound(Outbound {
-                            now,
-                            input: &mut input,
-                            flush: Flush::Batch,
-                            down: &mut down,
-                            down_room: usize::MAX,
-                        })
-                        .unwrap();
-                    passed.fetch_add(down.len() as u64, Ordering::SeqCst);
-                    if shaper.poll_timeout().is_some_and(|w| w <= now) {
-                        shaper.handle_timeout(now, &mut down).unwrap();
-                    }
-                }
+                saturate(&g, &clock, &passed, start);
             })
         })
         .collect();
@@ -403,26 +410,7 @@ fn limits_changing_under_running_threads_stay_bounded() {
         .map(|_| {
             let (g, clock, passed, done) = (g.clone(), clock.clone(), passed.clone(), done.clone());
             std::thread::spawn(move || {
-                let mut shaper = Shaper::unlimited().with_global(&g);
-                let mut input = BytesMut::zeroed(64 * MIB as usize);
-                for _ in 0..20_000 {
-                    let t = clock.fetch_add(10_000, Ordering::SeqCst) + 10_000;
-                    let now = start + Duration::from_nanos(t);
-                    let mut down = BytesMut::new();
-                    shaper
-                        .handle_outbound(Outbound {
-                            now,
-                            input: &mut input,
-                            flush: Flush::Batch,
-                            down: &mut down,
-                            down_room: usize::MAX,
-                        })
-                        .unwrap();
-                    passed.fetch_add(down.len() as u64, Ordering::SeqCst);
-                    if shaper.poll_timeout().is_some_and(|w| w <= now) {
-                        shaper.handle_timeout(now, &mut down).unwrap();
-                    }
-                }
+                saturate(&g, &clock, &passed, start);
                 done.fetch_add(1, Ordering::SeqCst);
             })
         })
