@@ -11,6 +11,9 @@
 //! | `tls`                | `netstrata-tls`   | `tls`             |
 //! | `zstd`               | `netstrata-zstd`  | `zstd`            |
 //! | `shape`              | `netstrata-shape` | `shape`           |
+//! | `reactor`            | `netstrata-reactor` | `reactor`       |
+//!
+//! `full` turns on every one of them.
 //!
 //! ```text
 //!   app messages → frame → [your layers, zstd, tls, shape] → transport
@@ -32,6 +35,8 @@ pub use netstrata_core::testing;
 #[cfg(feature = "frame")]
 pub use netstrata_frame as frame;
 
+#[cfg(feature = "reactor")]
+pub use netstrata_reactor as reactor;
 #[cfg(feature = "shape")]
 pub use netstrata_shape as shape;
 #[cfg(feature = "tls")]
