@@ -58,3 +58,8 @@ pub mod prelude {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// Compiles and runs `docs/guide-write-a-layer.md` as a doc test.
+#[doc = include_str!("../docs/guide-write-a-layer.md")]
+#[cfg(all(doctest, feature = "testing"))]
+pub struct GuideWriteALayer;
