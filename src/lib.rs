@@ -63,3 +63,8 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../docs/guide-write-a-layer.md")]
 #[cfg(all(doctest, feature = "testing"))]
 pub struct GuideWriteALayer;
+
+/// Compiles and runs `docs/guide-custom-stack.md` as a doc test.
+#[doc = include_str!("../docs/guide-custom-stack.md")]
+#[cfg(all(doctest, feature = "full", feature = "testing"))]
+pub struct GuideCustomStack;
