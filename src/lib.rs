@@ -68,3 +68,8 @@ pub struct GuideWriteALayer;
 #[doc = include_str!("../docs/guide-custom-stack.md")]
 #[cfg(all(doctest, feature = "full", feature = "testing"))]
 pub struct GuideCustomStack;
+
+/// Checks the bytes shown in `docs/wire.md`.
+#[doc = include_str!("../docs/wire.md")]
+#[cfg(all(doctest, feature = "frame", feature = "zstd", feature = "tls"))]
+pub struct WireProfile;
