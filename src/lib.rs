@@ -73,3 +73,8 @@ pub struct GuideCustomStack;
 #[doc = include_str!("../docs/wire.md")]
 #[cfg(all(doctest, feature = "frame", feature = "zstd", feature = "tls"))]
 pub struct WireProfile;
+
+/// Checks the defaults listed in `docs/security.md`.
+#[doc = include_str!("../docs/security.md")]
+#[cfg(all(doctest, feature = "full"))]
+pub struct SecurityDefaults;
