@@ -1,5 +1,19 @@
 //! netstrata: layered, sans-IO networking.
 //!
+//! A **layer** is a bidirectional byte transform (framing, TLS, compression,
+//! shaping, or one you write) that never touches a socket or a clock and
+//! works on bounded, caller-owned buffers. Layers compose into **stacks**,
+//! static ([`Stack`]) or built at run time ([`DynStack`], changeable on a
+//! live connection); a stack plus a framing [`Codec`] is a [`Connection`],
+//! which a driver runs over a transport: [`Blocking`] over any
+//! `Read + Write`, the `reactor` event loop, or `testing::Pair` on a virtual
+//! clock.
+//!
+//! ```text
+//!   app messages ─▶ frame ─▶ [your layers, zstd, tls, shape] ─▶ driver ─▶ TCP
+//!   app messages ◀─ frame ◀─ [      the same, in reverse    ] ◀─ driver ◀─ TCP
+//! ```
+//!
 //! This facade re-exports the workspace crates, one Cargo feature per layer
 //! crate:
 //!
@@ -13,14 +27,51 @@
 //! | `shape`              | `netstrata-shape` | `shape`           |
 //! | `reactor`            | `netstrata-reactor` | `reactor`       |
 //!
-//! `full` turns on every one of them.
+//! `full` turns on every one of them but `testing`. A feature only adds a
+//! module; it never changes what the others do.
 //!
-//! ```text
-//!   app messages → frame → [your layers, zstd, tls, shape] → transport
+//! It adds no code of its own: no async runtime integration, no
+//! serialization of messages (a codec frames bytes; what is inside is
+//! yours), no certificate store (TLS trusts the roots you give it).
+//!
+//! # Example
+//!
+//! Two connections with the same stack, in memory: the bytes one transmits
+//! are the bytes the other takes.
+//!
+//! ```
+//! use std::time::Instant;
+//! use netstrata::frame::LengthDelimited;
+//! use netstrata::layers::{PassThrough, Xor};
+//! use netstrata::{Connection, Stack};
+//!
+//! # fn main() -> netstrata::Result<()> {
+//! let now = Instant::now();
+//! let stack = || Stack::new((Xor::new(*b"not security"), PassThrough::named("wire")));
+//! let mut a = Connection::new(stack(), LengthDelimited::new());
+//! let mut b = Connection::new(stack(), LengthDelimited::new());
+//!
+//! a.send(b"hello")?;
+//! a.send(b"world")?;
+//! let wire = a.poll_transmit(now)?.expect("one batch").to_vec();
+//! a.advance_transmit(wire.len());
+//! assert_eq!(wire.len(), 2 * (4 + 5)); // two 4-byte lengths, two payloads
+//!
+//! b.handle_input(now, &wire)?;
+//! assert_eq!(b.poll_message(now)?.as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(b.poll_message(now)?.as_deref(), Some(&b"world"[..]));
+//! assert_eq!(b.stats().layers[1].bytes.inbound_in, 18);
+//! # Ok(()) }
 //! ```
 //!
-//! Start with [`prelude`], the crate docs of [`netstrata_core`] for the
-//! layer contract, and `docs/architecture.md` in the repository.
+//! # Where to read next
+//!
+//! In the repository: `docs/architecture.md` (crates and the layer
+//! contract), `docs/guide-custom-stack.md` (compose, configure and run
+//! stacks), `docs/guide-write-a-layer.md` (your own layer, tested),
+//! `docs/wire.md` (the bytes, and interop with tokio and Netty peers),
+//! `docs/security.md` (threat model and limits), `docs/benchmarks.md`. Here:
+//! [`prelude`], and the crate docs of [`netstrata_core`] for the contract.
 #![forbid(unsafe_code)]
 
 pub use netstrata_core::{

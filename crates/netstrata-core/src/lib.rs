@@ -9,7 +9,8 @@
 //! itself a layer. A [`Connection`] is a stack plus a [`Codec`] that cuts the
 //! top of the stack into messages. Drivers move bytes between a connection
 //! and a transport: [`Blocking`] over any `Read + Write`, the
-//! `netstrata-reactor` event loop, and [`testing::Pair`] on a virtual clock.
+//! `netstrata-reactor` event loop, and `testing::Pair` (feature `testing`)
+//! on a virtual clock.
 //!
 //! ```text
 //!   application      send(msg) │        ▲ poll_message()

@@ -24,7 +24,52 @@
 //! until [`Handler::on_writable`].
 //!
 //! It does not do TLS, compression or shaping itself: those are layers in
-//! the connection's stack.
+//! the connection's stack. It does not frame messages either (the
+//! connection's codec does), and it has no async runtime: handlers are
+//! plain callbacks that must not block.
+//!
+//! # Example
+//!
+//! An echo server on one loop, a blocking client, and a graceful shutdown:
+//!
+//! ```
+//! use std::net::TcpStream;
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use netstrata_core::{Blocking, Connection, Stack};
+//! use netstrata_frame::LengthDelimited;
+//! use netstrata_reactor::{Context, Handler, Server, ServerConfig};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
+//!         // Leaves with everything else sent in this turn, in one write.
+//!         if cx.send(&msg).is_err() {
+//!             cx.abort(); // the peer does not read its echoes
+//!         }
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plain = || Connection::new(Stack::new(()), LengthDelimited::new());
+//! let server = Server::bind(
+//!     "127.0.0.1:0".parse()?,
+//!     ServerConfig::new().with_threads(1),
+//!     plain,
+//!     |_peer| Echo,
+//! )?;
+//!
+//! let mut client = Blocking::new(TcpStream::connect(server.local_addr())?, plain());
+//! client.send(b"ping")?;
+//! client.flush()?;
+//! assert_eq!(client.recv()?.as_deref(), Some(&b"ping"[..]));
+//! client.shutdown()?;
+//! assert!(client.recv()?.is_none()); // the server closed its side in turn
+//!
+//! server.shutdown(Duration::from_secs(1))?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 mod config;
