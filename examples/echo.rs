@@ -19,8 +19,10 @@
 //! `Context::send` queues, and everything sent in one loop turn leaves in
 //! one write.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -69,7 +71,7 @@ struct Client {
     waiting: VecDeque<(Bytes, Instant)>,
     to_send: Vec<Bytes>,
     /// Set when the connection ends: whether every echo came back.
-    outcome: std::rc::Rc<std::cell::Cell<Option<bool>>>,
+    outcome: Rc<Cell<Option<bool>>>,
 }
 
 impl Handler for Client {
@@ -91,6 +93,7 @@ impl Handler for Client {
             println!("client: echo {msg:?} differs from {sent:?}");
             return cx.abort();
         }
+        // Loop time (taken once per turn), so echoes of one turn share it.
         let rtt = cx.now().saturating_duration_since(at);
         println!(
             "client: echo {:?} after {} µs",
@@ -115,11 +118,11 @@ impl Handler for Client {
 /// Connects, sends `messages`, waits for every echo and the clean close.
 fn run_client(addr: SocketAddr, messages: Vec<Bytes>) -> Result<(), Box<dyn std::error::Error>> {
     let mut event_loop = EventLoop::new(LoopConfig::new())?;
-    let outcome = std::rc::Rc::default();
+    let outcome = Rc::default();
     let client = Client {
         waiting: VecDeque::new(),
         to_send: messages,
-        outcome: std::rc::Rc::clone(&outcome),
+        outcome: Rc::clone(&outcome),
     };
     event_loop.connect(addr, connection(), client)?;
     // Embedding the loop: turn it until the one connection is gone.
