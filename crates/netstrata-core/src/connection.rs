@@ -1,5 +1,6 @@
 //! `Connection`: a stack plus a codec, still sans-IO.
 
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -204,6 +205,8 @@ pub struct Connection<S, C> {
     /// Something happened since the last complete outbound pass that may
     /// give the stack bytes to emit (a send, input, a deadline, a close).
     outbound_dirty: bool,
+    /// Given to every layer, those inserted later included.
+    waker: Option<Waker>,
 }
 
 const NAME: &str = "connection";
@@ -231,6 +234,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             error: None,
             inbound_stalled: false,
             outbound_dirty: true,
+            waker: None,
         }
     }
 
@@ -314,6 +318,17 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             release_if_empty(buf);
         }
         self.stack.release_buffers();
+    }
+
+    /// Sets the waker every layer gets (now, and on a later
+    /// [`insert_layer`](Connection::insert_layer)). A layer wakes it when
+    /// something outside its calls changed it, e.g. a shaper's limit was
+    /// raised from another thread; the driver should then call
+    /// [`poll_timeout`](Self::poll_timeout), read and transmit again, as
+    /// after any event. Drivers without a waker poll deadlines only.
+    pub fn set_waker(&mut self, waker: Waker) {
+        self.stack.set_waker(&waker);
+        self.waker = Some(waker);
     }
 
     /// Bytes queued for the peer: encoded messages not yet through the
@@ -599,8 +614,11 @@ impl<C: Codec> Connection<DynStack, C> {
     /// sent before the call go out as they were, ahead of anything the new
     /// layer emits; unconsumed bytes the peer sent after its last message
     /// are read by the new layer.
-    pub fn insert_layer(&mut self, index: usize, layer: BoxedLayer) -> Result<()> {
+    pub fn insert_layer(&mut self, index: usize, mut layer: BoxedLayer) -> Result<()> {
         self.check()?;
+        if let Some(waker) = &self.waker {
+            layer.set_waker(waker);
+        }
         self.inbound_stalled = true;
         self.outbound_dirty = true;
         self.stack.insert(

@@ -1,5 +1,6 @@
 //! The layer contract.
 
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -208,6 +209,17 @@ pub trait Layer {
     /// idle. The default does nothing.
     fn release_buffers(&mut self) {}
 
+    /// Gives the layer its connection's waker (drivers set one per
+    /// connection, see [`Connection::set_waker`](crate::Connection::set_waker)).
+    /// A layer whose state can change outside its own calls, such as a limit
+    /// raised from another thread through a handle, wakes it: the driver
+    /// then asks [`poll_timeout`](Self::poll_timeout) and
+    /// [`wants_read`](Self::wants_read) again at once instead of at the old
+    /// deadline. The default ignores it.
+    fn set_waker(&mut self, waker: &Waker) {
+        let _ = waker;
+    }
+
     /// Appends this layer's figures to `out`; `own` are the counters the
     /// caller kept for it. Stacks override this to list each member instead.
     fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
@@ -248,6 +260,9 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     }
     fn release_buffers(&mut self) {
         (**self).release_buffers()
+    }
+    fn set_waker(&mut self, waker: &Waker) {
+        (**self).set_waker(waker)
     }
     fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
         (**self).collect_stats(own, out)

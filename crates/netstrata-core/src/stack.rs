@@ -4,6 +4,7 @@
 //! `match`, no `dyn`) and dynamic stacks (`Vec<Box<dyn Layer + Send>>`);
 //! [`Layers`] is the only thing that differs between them.
 
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -22,6 +23,8 @@ pub trait Layers {
     fn count(&self) -> usize;
     /// Layer `i`, for its getters.
     fn layer(&self, i: usize) -> &dyn Layer;
+    /// Layer `i`, for calls off the hot path ([`Layer::set_waker`]).
+    fn layer_mut(&mut self, i: usize) -> &mut dyn Layer;
     /// [`Layer::handle_inbound`] of layer `i`.
     fn inbound(&mut self, i: usize, io: Inbound<'_>) -> Result<()>;
     /// [`Layer::handle_outbound`] of layer `i`.
@@ -46,6 +49,9 @@ impl Layers for Vec<BoxedLayer> {
     fn layer(&self, i: usize) -> &dyn Layer {
         &*self[i]
     }
+    fn layer_mut(&mut self, i: usize) -> &mut dyn Layer {
+        &mut *self[i]
+    }
     fn inbound(&mut self, i: usize, io: Inbound<'_>) -> Result<()> {
         self[i].handle_inbound(io)
     }
@@ -67,6 +73,9 @@ impl Layers for () {
         0
     }
     fn layer(&self, i: usize) -> &dyn Layer {
+        unreachable!("layer index {i} of an empty stack")
+    }
+    fn layer_mut(&mut self, i: usize) -> &mut dyn Layer {
         unreachable!("layer index {i} of an empty stack")
     }
     fn inbound(&mut self, i: usize, _: Inbound<'_>) -> Result<()> {
@@ -92,6 +101,12 @@ macro_rules! tuple_layers {
             fn layer(&self, i: usize) -> &dyn Layer {
                 match i {
                     $($idx => &self.$idx,)+
+                    _ => unreachable!("layer index {i} out of range"),
+                }
+            }
+            fn layer_mut(&mut self, i: usize) -> &mut dyn Layer {
+                match i {
+                    $($idx => &mut self.$idx,)+
                     _ => unreachable!("layer index {i} out of range"),
                 }
             }
@@ -470,6 +485,12 @@ impl<L: Layers> Layer for Stack<L> {
         }
         for i in 0..self.layers.count() {
             self.layers.release(i);
+        }
+    }
+
+    fn set_waker(&mut self, waker: &Waker) {
+        for i in 0..self.layers.count() {
+            self.layers.layer_mut(i).set_waker(waker);
         }
     }
 

@@ -13,7 +13,7 @@ use netstrata_core::{Codec, Connection, Layer, State};
 use slab::Slab;
 
 use crate::LoopConfig;
-use crate::handle::{Command, ConnId, Handle};
+use crate::handle::{Command, ConnId, ConnWaker, Handle};
 use crate::handler::{CloseReason, Context, Handler, Requests};
 use crate::timers::{Timer, TimerKind, Timers};
 use crate::udp::{DatagramHandler, Udp};
@@ -350,6 +350,11 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                         self.mark(id.index);
                     }
                 }
+                Command::Wake(id) => {
+                    if self.live(id).is_some() {
+                        self.mark(id.index);
+                    }
+                }
                 Command::Close(id) => {
                     if let Some(entry) = self.live(id) {
                         entry.conn.close();
@@ -450,12 +455,13 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         &mut self,
         mut socket: TcpStream,
         peer: SocketAddr,
-        conn: Connection<S, C>,
+        mut conn: Connection<S, C>,
         handler: H,
         phase: Phase,
         limit: Option<Arc<ConnLimit>>,
         now: Instant,
     ) -> io::Result<ConnId> {
+        let handle = self.handle();
         let slot = self.conns.vacant_entry();
         let token = slot.key();
         if token >= LISTENER_BASE - 1024 {
@@ -473,6 +479,11 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
+        let id = ConnId {
+            index: token,
+            generation,
+        };
+        conn.set_waker(Arc::new(ConnWaker { handle, id }).into());
         slot.insert(Entry {
             socket,
             conn,
@@ -497,10 +508,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                 kind: TimerKind::Idle,
             });
         }
-        Ok(ConnId {
-            index: token,
-            generation,
-        })
+        Ok(id)
     }
 
     /// The connection is established: tell the handler and process it.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
+use std::task::Wake;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ pub struct ConnId {
 pub(crate) enum Command {
     Send(ConnId, Bytes),
     Close(ConnId),
+    Wake(ConnId),
     Shutdown(Duration),
     Stop,
 }
@@ -47,6 +49,13 @@ impl Handle {
         self.command(Command::Send(id, msg))
     }
 
+    /// Makes the loop look at connection `id` again at once: its layers'
+    /// deadlines, reading and writing. Layers do this through the waker the
+    /// loop gives each connection (a shaper whose limit was raised).
+    pub fn wake(&self, id: ConnId) -> Result<(), Stopped> {
+        self.command(Command::Wake(id))
+    }
+
     /// Begins an orderly close of connection `id`.
     pub fn close(&self, id: ConnId) -> Result<(), Stopped> {
         self.command(Command::Close(id))
@@ -62,5 +71,24 @@ impl Handle {
     /// Stops the loop at once; connections are dropped.
     pub fn stop(&self) -> Result<(), Stopped> {
         self.command(Command::Stop)
+    }
+}
+
+/// The waker the loop gives each connection's layers
+/// ([`Connection::set_waker`](netstrata_core::Connection::set_waker)).
+#[derive(Debug)]
+pub(crate) struct ConnWaker {
+    pub(crate) handle: Handle,
+    pub(crate) id: ConnId,
+}
+
+impl Wake for ConnWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // A stopped loop has nothing left to wake.
+        let _ = self.handle.wake(self.id);
     }
 }

@@ -50,8 +50,10 @@
 //! against a `tail` that only grows, so the burst holds under any
 //! interleaving of threads.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::epoch::Epoch;
@@ -348,6 +350,15 @@ impl Pool {
 struct GlobalShared {
     epoch: Epoch,
     pools: [Pool; 2],
+    /// The wakers of the shapers sharing the limits, woken when a limit
+    /// changes. Locked only to register, unregister and on a change.
+    wakers: Mutex<Wakers>,
+}
+
+#[derive(Debug, Default)]
+struct Wakers {
+    next: u64,
+    by_key: HashMap<u64, Waker>,
 }
 
 /// Limits shared by many connections, on any threads: one token bucket per
@@ -403,6 +414,7 @@ impl GlobalLimiter {
             shared: Arc::new(GlobalShared {
                 epoch: Epoch::default(),
                 pools: [pool(Direction::Inbound), pool(Direction::Outbound)],
+                wakers: Mutex::default(),
             }),
         }
     }
@@ -410,7 +422,9 @@ impl GlobalLimiter {
     /// Changes the limit of `direction` (`None`: unlimited) for every
     /// connection sharing it. Takes effect on each shaper's next call and
     /// in its next [`poll_timeout`](netstrata_core::Layer::poll_timeout)
-    /// (due at once for a connection waiting in the queue): the queue
+    /// (due at once for a connection waiting in the queue), and wakes the
+    /// waker of every sharing shaper ([`Layer::set_waker`](netstrata_core::Layer::set_waker))
+    /// so that their drivers ask at once: the queue
     /// starts afresh, every waiting connection taking a grant sized for the
     /// new limit, from an empty bucket; free bytes above a lower burst are
     /// discarded. The time since the bucket was last credited is credited
@@ -421,6 +435,9 @@ impl GlobalLimiter {
         pool.new_era();
         if let Some(limit) = limit {
             pool.clamp(limit.burst());
+        }
+        for waker in self.wakers().by_key.values() {
+            waker.wake_by_ref();
         }
     }
 
@@ -448,6 +465,29 @@ impl GlobalLimiter {
 
     pub(crate) fn epoch(&self) -> &Epoch {
         &self.shared.epoch
+    }
+
+    fn wakers(&self) -> std::sync::MutexGuard<'_, Wakers> {
+        // The map stays consistent whatever panicked while it was held.
+        self.shared
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers (or, with its key, replaces) a shaper's waker; returns its key.
+    pub(crate) fn register_waker(&self, key: Option<u64>, waker: &Waker) -> u64 {
+        let mut wakers = self.wakers();
+        let key = key.unwrap_or_else(|| {
+            wakers.next += 1;
+            wakers.next
+        });
+        wakers.by_key.insert(key, waker.clone());
+        key
+    }
+
+    pub(crate) fn unregister_waker(&self, key: u64) {
+        self.wakers().by_key.remove(&key);
     }
 }
 

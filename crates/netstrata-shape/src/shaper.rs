@@ -1,6 +1,7 @@
 //! The shaping layer and its handle.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -25,6 +26,8 @@ pub(crate) struct Side {
 pub(crate) struct Conn {
     pub(crate) epoch: Epoch,
     pub(crate) sides: [Side; 2],
+    /// The connection's waker, woken when a handle changes a limit.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl Conn {
@@ -36,7 +39,12 @@ impl Conn {
         Arc::new(Self {
             epoch: Epoch::default(),
             sides: [side(Direction::Inbound), side(Direction::Outbound)],
+            waker: Mutex::new(None),
         })
+    }
+
+    fn waker(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
+        self.waker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts `n` bytes that passed at `now`, here and globally; `gate`
@@ -67,9 +75,10 @@ impl Conn {
 /// change its limits at run time from any thread, read its traffic figures.
 ///
 /// A change takes effect on the shaper's next call and in its next
-/// [`poll_timeout`](Layer::poll_timeout) (a driver that re-polls deadlines
-/// after each event sees a raised rate at once). The time since the shaper
-/// last refilled is credited at the new rate.
+/// [`poll_timeout`](Layer::poll_timeout), and wakes the connection's waker
+/// ([`Layer::set_waker`]) so that its driver asks at once: the reactor
+/// does. The time since the shaper last refilled is credited at the new
+/// rate.
 #[derive(Debug, Clone)]
 pub struct ShaperHandle {
     conn: Arc<Conn>,
@@ -83,6 +92,9 @@ impl ShaperHandle {
     /// Sets the connection's own limit for `direction` (`None`: unlimited).
     pub fn set_limit(&self, direction: Direction, limit: Option<Limit>) {
         self.conn.sides[direction.index()].limit.store(limit);
+        if let Some(waker) = self.conn.waker().as_ref() {
+            waker.wake_by_ref();
+        }
     }
 
     /// The connection's own limit for `direction`.
@@ -164,6 +176,8 @@ pub struct Shaper {
     gates: [Gate; 2],
     read_closed: bool,
     write_closed: bool,
+    /// The key of this shaper's waker in the global limiter's registry.
+    global_waker: Option<u64>,
 }
 
 impl Shaper {
@@ -175,6 +189,7 @@ impl Shaper {
             gates: Default::default(),
             read_closed: false,
             write_closed: false,
+            global_waker: None,
         }
     }
 
@@ -299,10 +314,20 @@ impl Layer for Shaper {
     fn is_write_closed(&self) -> bool {
         self.write_closed
     }
+
+    fn set_waker(&mut self, waker: &Waker) {
+        *self.conn.waker() = Some(waker.clone());
+        if let Some(global) = &self.global {
+            self.global_waker = Some(global.register_waker(self.global_waker, waker));
+        }
+    }
 }
 
 impl Drop for Shaper {
     fn drop(&mut self) {
+        if let (Some(global), Some(key)) = (&self.global, self.global_waker) {
+            global.unregister_waker(key);
+        }
         // A waiting ticket must not hold up the connections queued behind it.
         if self.global.is_some() {
             for d in [Direction::Inbound, Direction::Outbound] {
