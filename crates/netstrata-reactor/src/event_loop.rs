@@ -84,6 +84,9 @@ struct Entry<S, C, H> {
     phase: Phase,
     /// The socket may have bytes to read (edge-triggered readiness).
     readable: bool,
+    /// The peer's FIN (or an error) was seen: read until the end, even
+    /// after a short read.
+    read_ended: bool,
     /// The write side was shut down (FIN sent).
     fin_sent: bool,
     /// `send` reported the high watermark; `on_writable` is owed.
@@ -97,6 +100,15 @@ struct Entry<S, C, H> {
     limit: Option<Arc<ConnLimit>>,
     /// Already in the list of connections to process this turn.
     queued: bool,
+}
+
+/// What one event says about a socket.
+#[derive(Debug, Clone, Copy)]
+struct Readiness {
+    readable: bool,
+    writable: bool,
+    /// The peer's FIN or an error: no further edge will come for it.
+    ended: bool,
 }
 
 /// Whether the loop takes new work.
@@ -134,6 +146,8 @@ pub struct EventLoop<S, C, H> {
     scratch: Box<[u8]>,
     /// Connections to process this turn.
     ready: Vec<usize>,
+    /// This turn's events.
+    event_tokens: Vec<(Token, Readiness)>,
     state: LoopState,
 }
 
@@ -165,6 +179,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             scratch: vec![0; config.read_chunk].into_boxed_slice(),
             config,
             ready: Vec::new(),
+            event_tokens: Vec::new(),
             state: LoopState::Running,
         })
     }
@@ -294,15 +309,17 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             Err(e) => return Err(e),
         }
         let now = Instant::now();
-        let tokens: Vec<(Token, bool, bool)> = self
-            .events
-            .iter()
-            .map(|e| {
-                let readable = e.is_readable() || e.is_read_closed() || e.is_error();
-                (e.token(), readable, e.is_writable() || e.is_error())
-            })
-            .collect();
-        for (token, readable, writable) in tokens {
+        let mut tokens = std::mem::take(&mut self.event_tokens);
+        tokens.extend(self.events.iter().map(|e| {
+            let ended = e.is_read_closed() || e.is_error();
+            let readiness = Readiness {
+                readable: e.is_readable() || ended,
+                writable: e.is_writable() || e.is_error(),
+                ended,
+            };
+            (e.token(), readiness)
+        }));
+        for (token, readiness) in tokens.drain(..) {
             match token {
                 WAKER => self.run_commands(now),
                 Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
@@ -311,9 +328,11 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                 Token(t) if t > UDP_BASE - self.udp.len() && t <= UDP_BASE => {
                     self.udp_ready.push(UDP_BASE - t);
                 }
-                Token(t) => self.on_socket_event(t, readable, writable, now),
+                Token(t) => self.on_socket_event(t, readiness, now),
             }
         }
+        // Keep the allocation for the next turn.
+        self.event_tokens = tokens;
         self.run_timers(now);
         let mut udp_ready = std::mem::take(&mut self.udp_ready);
         udp_ready.sort_unstable();
@@ -492,6 +511,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             generation,
             phase,
             readable: false,
+            read_ended: false,
             fin_sent: false,
             above_high: false,
             peer_close_told: false,
@@ -525,11 +545,17 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         }
     }
 
-    fn on_socket_event(&mut self, token: usize, readable: bool, writable: bool, now: Instant) {
+    fn on_socket_event(&mut self, token: usize, readiness: Readiness, now: Instant) {
+        let Readiness {
+            readable,
+            writable,
+            ended,
+        } = readiness;
         let Some(entry) = self.conns.get_mut(token) else {
             return;
         };
         entry.readable |= readable;
+        entry.read_ended |= ended;
         if entry.phase == Phase::Connecting {
             if !(readable || writable) {
                 return;
@@ -745,6 +771,11 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     entry.last_activity = now;
+                    // A stream socket returns less than asked only when its
+                    // queue is empty: skip the `read` that would say
+                    // WouldBlock. Bytes arriving later raise a new edge; a
+                    // FIN already seen raises none, so read on to the end.
+                    entry.readable = n == room || entry.read_ended;
                     let _ = entry.conn.handle_input(now, &self.scratch[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.readable = false,

@@ -70,15 +70,17 @@ pub trait Handler: 'static {
 /// The connection operations a [`Context`] needs, without the stack and
 /// codec types.
 pub(crate) trait Conn {
-    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<()>;
+    /// Sends `msg`; returns the bytes queued after it.
+    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<usize>;
     fn close(&mut self);
     fn queued(&self) -> usize;
     fn stats(&self) -> ConnectionStats;
 }
 
 impl<S: Layer, C: Codec> Conn for Connection<S, C> {
-    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<()> {
-        Self::send(self, msg)
+    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<usize> {
+        Self::send(self, msg)?;
+        Ok(self.queued())
     }
     fn close(&mut self) {
         Self::close(self)
@@ -135,8 +137,7 @@ impl Context<'_> {
     /// watermark up to the connection's send buffer
     /// ([`Error::SendBufferFull`] beyond it).
     pub fn send(&mut self, msg: &[u8]) -> Result<bool, Error> {
-        self.conn.send(msg)?;
-        let below = self.conn.queued() < self.high_watermark;
+        let below = self.conn.send(msg)? < self.high_watermark;
         if !below {
             self.requests.above_high = true;
         }

@@ -504,3 +504,35 @@ fn udp_echo() {
     handle.stop().unwrap();
     server.join().unwrap().unwrap();
 }
+
+#[test]
+fn data_and_fin_read_in_one_turn_are_both_seen() {
+    // Driven turn by turn, so that the frame and the FIN are both queued
+    // before the loop reads: a short read must not end reading, or the FIN
+    // (which raises no later event) would never be seen.
+    let mut ev = EventLoop::new(LoopConfig::default()).unwrap();
+    let listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, closed) = mpsc::channel();
+    ev.listen(listener, plain, move |_| Echo { closed: tx.clone() })
+        .unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    while ev.connections() == 0 {
+        ev.turn(Some(Duration::from_millis(10))).unwrap();
+    }
+    stream.write_all(&[0, 0, 0, 2, b'h', b'i']).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        ev.turn(Some(Duration::from_millis(10))).unwrap();
+        if let Ok(reason) = closed.try_recv() {
+            break reason;
+        }
+        assert!(Instant::now() < deadline, "the peer's FIN was never seen");
+    };
+    assert!(matches!(reason, CloseReason::Clean), "{reason:?}");
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).unwrap();
+    assert_eq!(back, [0, 0, 0, 2, b'h', b'i']);
+}
