@@ -134,6 +134,10 @@ pub(crate) fn idle(
             tally.first_failure.as_deref().unwrap_or("?")
         );
     }
+    let stuck = opened - tally.ready - tally.failed;
+    if stuck > 0 {
+        println!("    ({stuck} connections not ready after 10 s, counted out)");
+    }
 }
 
 /// Loads `server` with `case` for `secs` and prints its peak resident
