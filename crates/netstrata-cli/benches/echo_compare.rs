@@ -14,6 +14,13 @@
 //!
 //! `cargo bench -p netstrata-cli --bench echo_compare [-- --only tls --secs 3 --rounds 3 --idle 10000 --zstd-idle 1000 --active 64 --netstrata-threads 2]`
 //!
+//! Flags: `--secs` per server per round (and of the active-memory run),
+//! `--rounds` (interleaved; medians are reported), `--idle` connections for
+//! the plain and TLS idle-memory tests, `--zstd-idle` for the zstd ones
+//! (each idle zstd connection that has carried a message holds its zstd
+//! contexts, so fewer), `--active` connections loaded at 16 KiB for the
+//! active zstd memory test; 0 skips a memory test.
+//!
 //! The idle tests need an open-file limit above `--idle` for this process
 //! and for each server (`ulimit -n`); they report how many they could open.
 
