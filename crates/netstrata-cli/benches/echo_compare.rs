@@ -67,6 +67,15 @@ fn netstrata(name: &'static str, loops: &str, layers: &[&str]) -> Server {
     Server::release(name, "netstrata", &args)
 }
 
+/// A directory removed when dropped, a failed run included.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A development certificate for `localhost` in `dir`, and the client
 /// configuration that trusts it.
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, StackOptions) {
@@ -138,9 +147,10 @@ fn main() {
     }
 
     if selected.contains(&"tls") {
-        let dir =
-            std::env::temp_dir().join(format!("netstrata-echo-compare-{}", std::process::id()));
-        let (cert, key, stack) = certificates(&dir);
+        let dir = TempDir(
+            std::env::temp_dir().join(format!("netstrata-echo-compare-{}", std::process::id())),
+        );
+        let (cert, key, stack) = certificates(&dir.0);
         let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
         let servers = [
             netstrata(
@@ -163,7 +173,7 @@ fn main() {
                 memory::idle(s, &stack, idle, Some(64), &mut ports);
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
     }
 
     if selected.contains(&"zstd") {
