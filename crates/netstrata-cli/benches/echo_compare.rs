@@ -1,105 +1,99 @@
-//! Echo servers side by side, same client, same run: `netstrata echo-server`,
-//! a tokio + tokio-util server (2 workers) and a minimal hand-written mio echo
-//! (the limit). Each runs in its own process; the load client (the one behind
-//! `netstrata bench`) runs here. Reported per server: msgs/s and the server's
-//! CPU time per message (user + system, from `/proc/PID/stat`), and the
-//! ratios to the baselines; then resident memory per idle connection.
+//! Echo servers side by side, same client, same run. Each server runs in
+//! its own process; the load client (the one behind `netstrata bench`) runs
+//! here. Reported per server: msgs/s, the server's CPU time per message
+//! (user + system, from `/proc/PID/stat`), wire bytes per payload byte it
+//! sent, and ratios to the baselines; then resident memory per connection.
 //!
-//! `cargo bench -p netstrata-cli --bench echo_compare [-- --secs 3 --rounds 3 --idle 10000 --netstrata-threads 2]`
+//! Comparisons (`--only plain,tls,zstd`, all by default):
+//! - `plain`: `netstrata echo-server` vs a tokio + tokio-util server
+//!   (2 workers) and a minimal hand-written mio echo (the limit);
+//! - `tls`: `netstrata echo-server --tls` vs tokio + tokio-rustls, with the
+//!   same certificate files (generated for the run, deleted after);
+//! - `zstd`: `netstrata echo-server --zstd` vs tokio + async-compression,
+//!   both at level 3 with a 2^15 window.
 //!
-//! The idle test needs an open-file limit above `--idle` for this process
-//! and for each server (`ulimit -n`); it reports how many it could open.
+//! `cargo bench -p netstrata-cli --bench echo_compare [-- --only tls --secs 3 --rounds 3 --idle 10000 --zstd-idle 1000 --active 64 --netstrata-threads 2]`
+//!
+//! Flags: `--secs` per server per round (and of the active-memory run),
+//! `--rounds` (interleaved; medians are reported), `--idle` connections for
+//! the plain and TLS idle-memory tests, `--zstd-idle` for the zstd ones
+//! (each idle zstd connection that has carried a message holds its zstd
+//! contexts, so fewer), `--active` connections loaded at 16 KiB for the
+//! active zstd memory test; 0 skips a memory test.
+//!
+//! The idle tests need an open-file limit above `--idle` for this process
+//! and for each server (`ulimit -n`); they report how many they could open.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod support;
 
-use netstrata_cli::load::{self, LoadOptions, Payload};
-use netstrata_cli::stack::StackOptions;
+use std::path::{Path, PathBuf};
 
-struct Server {
-    name: &'static str,
-    program: PathBuf,
-    args: Vec<String>,
-}
+use netstrata_cli::stack::{StackOptions, TlsSide};
+use netstrata_tls::ClientOptions;
+use netstrata_tls::dev_certs::DevCa;
+use netstrata_zstd::ZstdConfig;
+use support::compare::{Case, Rounds, compare};
+use support::memory;
+use support::process::{Ports, Server, build};
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    )
-}
+const LEVEL: i32 = 3;
+const SMALL: Case = Case {
+    size: 64,
+    conns: 16,
+    depth: 16,
+};
+const LARGE: Case = Case {
+    size: 16 * 1024,
+    conns: 4,
+    depth: 4,
+};
 
-fn build() {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "netstrata-cli",
-            "--bin",
-            "netstrata",
-        ])
-        .args(["--example", "tokio_echo", "--example", "mio_echo"])
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "building the servers failed");
-}
-
-/// Starts `server` on `addr` and waits until it listens.
-fn start(server: &Server, addr: SocketAddr) -> Child {
-    let mut child = Command::new(&server.program)
-        .args(
-            server
-                .args
-                .iter()
-                .map(|a| a.replace("ADDR", &addr.to_string())),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{}: {line}", server.name);
-    child
-}
-
-/// User + system CPU time of `pid` and its threads, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}
-
-/// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn arg(name: &str, default: f64) -> f64 {
+fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+        .cloned()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn num(name: &str, default: f64) -> f64 {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The netstrata server with `layers` flags.
+fn netstrata(name: &'static str, loops: &str, layers: &[&str]) -> Server {
+    let mut args = vec!["echo-server", "--addr", "ADDR", "--threads", loops];
+    args.extend_from_slice(layers);
+    Server::release(name, "netstrata", &args)
+}
+
+/// A directory removed when dropped, a failed run included.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A development certificate for `localhost` in `dir`, and the client
+/// configuration that trusts it.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, StackOptions) {
+    let ca = DevCa::new().expect("CA");
+    let leaf = ca.issue(&["localhost", "127.0.0.1"]).expect("certificate");
+    std::fs::create_dir_all(dir).expect("certificate directory");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &leaf.cert_pem).expect("write certificate");
+    std::fs::write(&key, &leaf.key_pem).expect("write key");
+    let config = ClientOptions::new(ca.roots()).build().expect("client TLS");
+    let stack = StackOptions {
+        tls: Some(TlsSide::Client {
+            config,
+            server_name: "localhost".into(),
+        }),
+        ..StackOptions::default()
+    };
+    (cert, key, stack)
 }
 
 fn main() {
@@ -107,128 +101,123 @@ fn main() {
     if args.iter().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let secs = arg("--secs", 3.0);
-    let rounds = arg("--rounds", 3.0) as usize;
-    let idle = arg("--idle", 10_000.0) as usize;
-    let loops = (arg("--netstrata-threads", 2.0) as usize)
+    let only = arg("--only").unwrap_or_else(|| "plain,tls,zstd".into());
+    let selected: Vec<&str> = only.split(',').map(str::trim).collect();
+    if let Some(unknown) = selected
+        .iter()
+        .find(|s| !["plain", "tls", "zstd"].contains(s))
+    {
+        eprintln!("echo_compare: unknown comparison {unknown:?} (plain, tls, zstd)");
+        std::process::exit(2);
+    }
+    let rounds = Rounds {
+        secs: num("--secs", 3.0),
+        rounds: (num("--rounds", 3.0) as usize).max(1),
+    };
+    let idle = num("--idle", 10_000.0) as usize;
+    let zstd_idle = num("--zstd-idle", 1000.0) as usize;
+    let active = num("--active", 64.0) as usize;
+    let loops = (num("--netstrata-threads", 2.0) as usize)
         .max(1)
         .to_string();
-    build();
-    let release = target_dir().join("release");
-    let servers = [
-        Server {
-            name: "netstrata",
-            program: release.join("netstrata"),
-            args: vec![
-                "echo-server".into(),
-                "--addr".into(),
-                "ADDR".into(),
-                "--threads".into(),
-                loops.clone(),
-            ],
-        },
-        Server {
-            name: "tokio",
-            program: release.join("examples/tokio_echo"),
-            args: vec!["ADDR".into()],
-        },
-        Server {
-            name: "mio (limit)",
-            program: release.join("examples/mio_echo"),
-            args: vec!["ADDR".into()],
-        },
-    ];
-    let mut port = 7400;
-    for (size, conns, depth) in [(64, 16, 16), (16 * 1024, 4, 4)] {
-        let mut rates = vec![Vec::new(); servers.len()];
-        let mut cpu = vec![Vec::new(); servers.len()];
-        for round in 0..rounds {
-            for k in 0..servers.len() {
-                let i = (round + k) % servers.len();
-                port += 1;
-                let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-                let mut child = start(&servers[i], addr);
-                let opts = LoadOptions {
-                    addr,
-                    conns,
-                    depth,
-                    size,
-                    duration: Duration::from_secs_f64(secs),
-                    payload: Payload::Text,
-                    stack: StackOptions::default(),
-                };
-                let before = cpu_secs(child.id());
-                let report = load::run(&opts, |_| {}).expect("load");
-                let used = cpu_secs(child.id()) - before;
-                let _ = child.kill();
-                let _ = child.wait();
-                assert_eq!(
-                    report.errors, 0,
-                    "{}: {:?}",
-                    servers[i].name, report.error_samples
-                );
-                rates[i].push(report.msgs_per_sec());
-                // The drain after the window also costs CPU: count its messages too.
-                let msgs = report.messages as f64 + (conns * depth) as f64;
-                cpu[i].push(used / msgs * 1e6);
-            }
+    build(&[
+        "tokio_echo",
+        "mio_echo",
+        "tokio_tls_echo",
+        "tokio_zstd_echo",
+    ]);
+    let mut ports = Ports::new(7400);
+
+    if selected.contains(&"plain") {
+        let servers = [
+            netstrata("netstrata", &loops, &[]),
+            Server::release("tokio", "examples/tokio_echo", &["ADDR"]),
+            Server::release("mio (limit)", "examples/mio_echo", &["ADDR"]),
+        ];
+        let stack = StackOptions::default();
+        for case in [SMALL, LARGE] {
+            compare("echo", &servers, &[1, 2], &stack, case, rounds, &mut ports);
         }
-        println!(
-            "\necho {size} B, {conns} conns x depth {depth}, {secs} s x {rounds} rounds (medians)"
-        );
-        println!(
-            "  {:<12} {:>12} {:>16} {:>10} {:>10}",
-            "server", "msgs/s", "server CPU µs/msg", "vs tokio", "vs mio"
-        );
-        let cpu_m: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
-        for (i, s) in servers.iter().enumerate() {
-            println!(
-                "  {:<12} {:>12.0} {:>16.3} {:>10.2} {:>10.2}",
-                s.name,
-                median(&mut rates[i]),
-                cpu_m[i],
-                cpu_m[i] / cpu_m[1],
-                cpu_m[i] / cpu_m[2]
-            );
+        if idle > 0 {
+            println!("\nresident memory per idle connection");
+            for s in &servers {
+                memory::idle(s, &stack, idle, Some(64), &mut ports);
+            }
         }
     }
-    if idle > 0 {
-        println!(
-            "\nresident memory per idle connection ({idle} connections, after one message each)"
+
+    if selected.contains(&"tls") {
+        let dir = TempDir(
+            std::env::temp_dir().join(format!("netstrata-echo-compare-{}", std::process::id())),
         );
-        for s in &servers {
-            port += 1;
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let mut child = start(s, addr);
-            std::thread::sleep(Duration::from_millis(200));
-            let before = rss_kib(child.id());
-            let mut streams = Vec::with_capacity(idle);
-            for _ in 0..idle {
-                let Ok(mut stream) = TcpStream::connect(addr) else {
-                    break;
-                };
-                // One echoed message, so buffers were used at least once.
-                let _ = std::io::Write::write_all(&mut stream, &[0, 0, 0, 2, b'h', b'i']);
-                streams.push(stream);
+        let (cert, key, stack) = certificates(&dir.0);
+        let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+        let servers = [
+            netstrata(
+                "netstrata tls",
+                &loops,
+                &["--tls", "--cert", &cert, "--key", &key],
+            ),
+            Server::release(
+                "tokio-rustls",
+                "examples/tokio_tls_echo",
+                &["ADDR", &cert, &key],
+            ),
+        ];
+        for case in [SMALL, LARGE] {
+            compare("TLS echo", &servers, &[1], &stack, case, rounds, &mut ports);
+        }
+        if idle > 0 {
+            println!("\nresident memory per idle TLS connection (after the handshake)");
+            for s in &servers {
+                memory::idle(s, &stack, idle, Some(64), &mut ports);
             }
-            for stream in &mut streams {
-                let mut back = [0u8; 6];
-                let _ = std::io::Read::read_exact(stream, &mut back);
-            }
-            // Let a sweep release buffers of idle connections.
-            std::thread::sleep(Duration::from_millis(2500));
-            let after = rss_kib(child.id());
-            println!(
-                "  {:<12} {:>8.2} KiB per connection ({} connections, RSS {} -> {} KiB)",
-                s.name,
-                (after.saturating_sub(before)) as f64 / streams.len().max(1) as f64,
-                streams.len(),
-                before,
-                after
+        }
+        drop(dir);
+    }
+
+    if selected.contains(&"zstd") {
+        let level = LEVEL.to_string();
+        let servers = [
+            netstrata(
+                "netstrata zstd",
+                &loops,
+                &["--zstd", "--zstd-level", &level],
+            ),
+            Server::release("tokio zstd", "examples/tokio_zstd_echo", &["ADDR", &level]),
+        ];
+        let stack = StackOptions {
+            zstd: Some(ZstdConfig::new().with_level(LEVEL)),
+            ..StackOptions::default()
+        };
+        for case in [LARGE, SMALL] {
+            compare(
+                "zstd echo",
+                &servers,
+                &[1],
+                &stack,
+                case,
+                rounds,
+                &mut ports,
             );
-            drop(streams);
-            let _ = child.kill();
-            let _ = child.wait();
+        }
+        if zstd_idle > 0 {
+            println!("\nresident memory per idle zstd connection");
+            for hello in [None, Some(64)] {
+                for s in &servers {
+                    memory::idle(s, &stack, zstd_idle, hello, &mut ports);
+                }
+            }
+        }
+        if active > 0 {
+            println!("\nresident memory per active zstd connection");
+            let case = Case {
+                conns: active,
+                ..LARGE
+            };
+            for s in &servers {
+                memory::active(s, &stack, case, rounds.secs, &mut ports);
+            }
         }
     }
 }

@@ -61,6 +61,22 @@ pub struct Report {
     /// Wire bytes written by all connections within the measured window
     /// (each connection's count taken at its first event after the window).
     pub wire_out: u64,
+    /// Every connection's counters over its whole life (drain and TLS
+    /// handshake included), summed: what compression ratios are taken from.
+    pub lifetime: Totals,
+}
+
+/// Counters summed over connections' whole lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Wire bytes read (what the server wrote).
+    pub wire_in: u64,
+    /// Wire bytes written.
+    pub wire_out: u64,
+    /// Echoes received.
+    pub messages_in: u64,
+    /// Frames sent.
+    pub messages_out: u64,
 }
 
 impl Report {
@@ -118,6 +134,7 @@ struct Shared {
     errors: u64,
     error_samples: Vec<String>,
     wire_out: u64,
+    lifetime: Totals,
 }
 
 impl Shared {
@@ -213,6 +230,10 @@ impl Handler for LoadConn {
     fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
         let mut shared = self.shared.borrow_mut();
         count_window(&mut self.counted, &mut shared, stats.wire_out);
+        shared.lifetime.wire_in += stats.wire_in;
+        shared.lifetime.wire_out += stats.wire_out;
+        shared.lifetime.messages_in += stats.messages_in;
+        shared.lifetime.messages_out += stats.messages_out;
         match reason {
             CloseReason::Clean => {}
             other => shared.error(format!("connection closed: {other:?}")),
@@ -260,6 +281,7 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         errors: 0,
         error_samples: Vec::new(),
         wire_out: 0,
+        lifetime: Totals::default(),
     }));
     let payload: Rc<[u8]> = payload(opts.payload, opts.size).into();
     let mut event_loop = EventLoop::new(LoopConfig::new())?;
@@ -324,5 +346,6 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         errors: shared.errors,
         error_samples: shared.error_samples.clone(),
         wire_out: shared.wire_out,
+        lifetime: shared.lifetime,
     })
 }
