@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use netstrata_cli::demo::{self, DemoOptions};
 use netstrata_cli::load::{self, LoadOptions, Progress};
-use netstrata_cli::report::{rate, shaping_lines};
-use netstrata_cli::stack::{StackOptions, parse_bytes};
+use netstrata_cli::report::{bytes, rate, shaping_lines};
+use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
 use netstrata_cli::{echo, plot};
 use netstrata_shape::Limit;
@@ -46,10 +46,8 @@ enum Command {
         /// Event loops, one thread each, sharing the port (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// Print the shaper's global traffic counters this often, in
-        /// seconds (with --rate or --global-rate).
-        #[arg(long, value_parser = parse_secs)]
-        stats_every: Option<f64>,
+        #[command(flatten)]
+        stats: StatsArgs,
         #[command(flatten)]
         tls: TlsArgs,
         #[command(flatten)]
@@ -98,10 +96,39 @@ enum Command {
         #[arg(long)]
         quiet: bool,
         #[command(flatten)]
+        stats: StatsArgs,
+        #[command(flatten)]
         tls: TlsArgs,
         #[command(flatten)]
         layers: LayerArgs,
     },
+}
+
+/// Periodic traffic figures of a long-running subcommand.
+#[derive(clap::Args)]
+struct StatsArgs {
+    /// Print the traffic counters of all connections (total bytes each
+    /// way, current and peak throughput over --window) this often, in
+    /// seconds, while traffic flows.
+    #[arg(long, value_parser = parse_secs)]
+    stats_every: Option<f64>,
+}
+
+impl StatsArgs {
+    /// Makes sure `stack` counts, if figures are asked for.
+    fn count(&self, stack: &mut StackOptions, layers: &LayerArgs) {
+        if self.stats_every.is_some() && stack.rate.is_none() {
+            let window = Duration::from_secs_f64(layers.window);
+            stack.rate = Some(RateOptions::new(None, None, window));
+        }
+    }
+
+    /// Starts printing `stack`'s figures, if asked for.
+    fn start(&self, stack: &StackOptions) {
+        if let Some(every) = self.stats_every {
+            print_traffic_every(stack.clone(), Duration::from_secs_f64(every));
+        }
+    }
 }
 
 /// Sizes of a load run.
@@ -195,7 +222,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::EchoServer {
             addr,
             threads,
-            stats_every,
+            stats,
             tls,
             layers,
         } => {
@@ -207,6 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ..StackOptions::default()
             };
             layers.apply(&mut stack)?;
+            stats.count(&mut stack, &layers);
             let described = stack.describe();
             let server = echo::serve(addr, threads, stack.clone())
                 .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
@@ -214,9 +242,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 "netstrata echo-server listening on {} ({threads} loops, {described})",
                 server.local_addr(),
             );
-            if let Some(every) = stats_every {
-                print_traffic_every(stack, Duration::from_secs_f64(every));
-            }
+            stats.start(&stack);
             server.join().map_err(|e| format!("server failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -312,6 +338,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             connect,
             stack_side,
             quiet,
+            stats,
             tls,
             layers,
         } => {
@@ -324,6 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ..StackOptions::default()
             };
             layers.apply(&mut stack)?;
+            stats.count(&mut stack, &layers);
             let opts = TunnelOptions {
                 listen: resolve(&listen)?,
                 connect: resolve(&connect)?,
@@ -342,9 +370,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far})",
                 tunnel.local_addr()
             );
-            if opts.stack.rate.is_some() && !quiet {
-                print_traffic_every(opts.stack, Duration::from_secs(10));
-            }
+            stats.start(&opts.stack);
             tunnel.join().map_err(|e| format!("tunnel failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -406,22 +432,29 @@ fn show_progress(bar: Option<&ProgressBar>, p: &Progress) {
 }
 
 /// Prints the global traffic counters of `stack`'s connections every
-/// `every`, from a thread of its own, for as long as the process runs.
+/// `every` while they change, from a thread of its own, for as long as the
+/// process runs.
 fn print_traffic_every(stack: StackOptions, every: Duration) {
     std::thread::spawn(move || {
+        let mut last = None;
         loop {
             std::thread::sleep(every);
-            if let Some(t) = stack.traffic(std::time::Instant::now()) {
-                println!(
-                    "traffic: out {} now, peak {}, total {}; in {} now, peak {}, total {}",
-                    rate(t.outbound.throughput as f64),
-                    rate(t.outbound.peak_throughput as f64),
-                    netstrata_cli::report::bytes(t.outbound.total_bytes),
-                    rate(t.inbound.throughput as f64),
-                    rate(t.inbound.peak_throughput as f64),
-                    netstrata_cli::report::bytes(t.inbound.total_bytes),
-                );
+            let Some(t) = stack.traffic(std::time::Instant::now()) else {
+                return;
+            };
+            let totals = (t.outbound.total_bytes, t.inbound.total_bytes);
+            if last.replace(totals) == Some(totals) && t.outbound.throughput == 0 {
+                continue;
             }
+            println!(
+                "traffic: out {} now, peak {}, total {}; in {} now, peak {}, total {}",
+                rate(t.outbound.throughput as f64),
+                rate(t.outbound.peak_throughput as f64),
+                bytes(t.outbound.total_bytes),
+                rate(t.inbound.throughput as f64),
+                rate(t.inbound.peak_throughput as f64),
+                bytes(t.inbound.total_bytes),
+            );
         }
     });
 }

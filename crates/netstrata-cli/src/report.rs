@@ -67,7 +67,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// Bytes per second, as [`bytes`] with `/s`.
+/// Bytes per second, as [`bytes()`] with `/s`.
 pub fn rate(per_second: f64) -> String {
     format!("{}/s", bytes(per_second.max(0.0).round() as u64))
 }

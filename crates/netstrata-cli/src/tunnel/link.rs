@@ -251,3 +251,78 @@ impl Layer for Gate {
         self.write_closed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound(gate: &mut Gate, now: Instant, input: &mut BytesMut, up: &mut BytesMut) {
+        let mut down = BytesMut::new();
+        gate.handle_inbound(Inbound {
+            now,
+            input,
+            input_ended: false,
+            up,
+            up_room: usize::MAX,
+            down: &mut down,
+        })
+        .unwrap();
+    }
+
+    fn outbound(gate: &mut Gate, now: Instant, input: &mut BytesMut, down: &mut BytesMut) {
+        gate.handle_outbound(Outbound {
+            now,
+            input,
+            flush: Flush::Batch,
+            down,
+            down_room: usize::MAX,
+        })
+        .unwrap();
+    }
+
+    /// The reader stops at the window; bytes it holds are retried on a
+    /// timer even once credit is back, since no socket event would run
+    /// them; credit comes back as the writer passes bytes down.
+    #[test]
+    fn credit_bounds_the_reader_and_the_writer_returns_it() {
+        let link = Link::new();
+        let mut reader = Gate::new(Side::Connected, Arc::clone(&link));
+        let mut writer = Gate::new(Side::Accepted, Arc::clone(&link));
+        let now = Instant::now();
+        let mut input = BytesMut::from(&vec![7u8; WINDOW + 10][..]);
+        let mut up = BytesMut::new();
+        inbound(&mut reader, now, &mut input, &mut up);
+        assert_eq!((up.len(), input.len()), (WINDOW, 10));
+        assert!(!reader.wants_read());
+        assert_eq!(reader.poll_timeout(), Some(now + RECHECK));
+        assert_eq!(writer.poll_timeout(), None);
+
+        // The other connection passes 4 bytes on: 4 bytes of credit.
+        let (mut queued, mut wire) = (up.split_to(4), BytesMut::new());
+        outbound(&mut writer, now, &mut queued, &mut wire);
+        assert_eq!(wire.len(), 4);
+        assert!(reader.wants_read());
+        assert_eq!(reader.poll_timeout(), Some(now + RECHECK), "held bytes");
+
+        let later = now + RECHECK;
+        reader.handle_timeout(later, &mut BytesMut::new()).unwrap();
+        let mut more = BytesMut::new();
+        inbound(&mut reader, later, &mut input, &mut more);
+        assert_eq!((more.len(), input.len()), (4, 6));
+        assert_eq!(reader.poll_timeout(), Some(later + RECHECK));
+    }
+
+    /// A failure of the pair fails the other gate on its next call.
+    #[test]
+    fn a_failure_reaches_the_other_gate() {
+        let link = Link::new();
+        let mut gate = Gate::new(Side::Accepted, Arc::clone(&link));
+        link.failed.store(true, Ordering::Release);
+        link.state().failure = Some("target side reset".into());
+        assert!(!gate.wants_read());
+        let err = gate
+            .handle_timeout(Instant::now(), &mut BytesMut::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("target side reset"), "{err}");
+    }
+}

@@ -8,8 +8,10 @@
 //!                 (--stack-side connect)      (--stack-side listen)
 //! ```
 //!
-//! One event loop on one thread carries every pair. Flow control between
-//! the two connections of a pair is in [`link`].
+//! One event loop on one thread carries every pair. Between the two
+//! connections of a pair at most 256 KiB per direction are in flight: a
+//! gate layer on top of each stack stops reading its socket when that much
+//! waits for the other side (the `link` module explains how).
 
 mod link;
 
