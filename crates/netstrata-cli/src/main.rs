@@ -78,6 +78,10 @@ enum Command {
     /// Plain TCP on one side, a netstrata stack on the other: two tunnels
     /// back to back carry any TCP protocol compressed, encrypted and shaped.
     ///
+    /// With `--stack-side listen` the tunnel is the TLS server (--cert and
+    /// --key, or a development CA written to --ca-out); with `connect` it is
+    /// the client (--ca, --server-name).
+    ///
     /// Example: `netstrata tunnel --listen 127.0.0.1:9000 --connect
     /// 127.0.0.1:9001 --stack-side connect --tls --ca ca.pem --zstd` in
     /// front of `netstrata tunnel --listen 127.0.0.1:9001 --connect

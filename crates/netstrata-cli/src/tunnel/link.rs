@@ -22,9 +22,12 @@ use netstrata_reactor::{ConnId, Handle};
 /// Bytes one direction may have in flight between the two sockets.
 pub(crate) const WINDOW: usize = 256 * 1024;
 
-/// While a gate has no credit it asks to be woken this often to look again:
-/// the reactor has no call that tells one connection another freed room.
+/// While a gate has no credit it asks to be woken this soon to look again
+/// (the reactor has no call that tells one connection another freed room),
+/// doubling the wait while nothing moves, up to [`MAX_RECHECK`], so a pair
+/// whose far end reads nothing costs little.
 const RECHECK: Duration = Duration::from_millis(1);
+const MAX_RECHECK: Duration = Duration::from_millis(64);
 
 /// Which connection of a tunnelled pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +169,8 @@ pub(crate) struct Gate {
     last_now: Option<Instant>,
     /// The last inbound pass left bytes for want of credit.
     held: bool,
+    /// The wait before looking again while blocked.
+    recheck: Duration,
     read_closed: bool,
     write_closed: bool,
 }
@@ -177,6 +182,7 @@ impl Gate {
             link,
             last_now: None,
             held: false,
+            recheck: RECHECK,
             read_closed: false,
             write_closed: false,
         }
@@ -206,6 +212,9 @@ impl Layer for Gate {
         let n = transfer(io.input, io.up, io.up_room.min(credit));
         self.credit().fetch_sub(n, Ordering::AcqRel);
         self.held = !io.input.is_empty() && n == credit;
+        if n > 0 {
+            self.recheck = RECHECK;
+        }
         if io.input_ended && io.input.is_empty() {
             self.read_closed = true;
         }
@@ -229,11 +238,13 @@ impl Layer for Gate {
         // Held bytes need a pass even if credit came back meanwhile: no
         // socket event will run one. No credit: reading is paused.
         let blocked = self.held || self.credit().load(Ordering::Acquire) == 0;
-        (blocked && !self.read_closed).then(|| self.last_now.map(|t| t + RECHECK))?
+        (blocked && !self.read_closed).then(|| self.last_now.map(|t| t + self.recheck))?
     }
 
     fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
         self.last_now = Some(now);
+        // Reset by the inbound pass that follows if bytes move.
+        self.recheck = (self.recheck * 2).min(MAX_RECHECK);
         // The connection runs its inbound pass next: bytes held for want
         // of credit move up if some came back.
         self.check()
@@ -310,6 +321,16 @@ mod tests {
         inbound(&mut reader, later, &mut input, &mut more);
         assert_eq!((more.len(), input.len()), (4, 6));
         assert_eq!(reader.poll_timeout(), Some(later + RECHECK));
+
+        // Nothing moves: the wait doubles, up to its bound.
+        let mut at = later;
+        for expected in [2, 4, 8, 16, 32, 64, 64] {
+            at += Duration::from_millis(1);
+            reader.handle_timeout(at, &mut BytesMut::new()).unwrap();
+            inbound(&mut reader, at, &mut input, &mut more);
+            let wait = Duration::from_millis(expected);
+            assert_eq!(reader.poll_timeout(), Some(at + wait));
+        }
     }
 
     /// A failure of the pair fails the other gate on its next call.
