@@ -149,7 +149,7 @@ fn server_tls(
                 .unwrap_or_else(|| std::env::temp_dir().join("netstrata-dev-ca.pem"));
             std::fs::write(&path, ca.cert_pem())
                 .map_err(|e| format!("cannot write the CA to {}: {e}", path.display()))?;
-            println!(
+            say!(
                 "development CA written to {} (clients: --tls --ca {})",
                 path.display(),
                 path.display()

@@ -175,6 +175,10 @@ impl fmt::Display for DemoReport {
             l.elapsed.as_secs_f64()
         )?;
         writeln!(f, "stack, both sides: frame+{}", self.stack)?;
+        writeln!(
+            f,
+            "bytes summed over each side's connections; out: application toward wire, in: wire toward application"
+        )?;
         writeln!(f)?;
         // Payload each side sent: the client's messages, echoed by the server.
         let client_payload = l.totals.messages_out * o.size as u64;

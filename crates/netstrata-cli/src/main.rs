@@ -2,6 +2,15 @@
 //! stacks.
 #![forbid(unsafe_code)]
 
+/// `println!` that ignores a closed stdout (`netstrata demo | head`)
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 
 use std::io::IsTerminal;
@@ -242,7 +251,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let described = stack.describe();
             let server = echo::serve(addr, threads, stack.clone())
                 .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
-            println!(
+            say!(
                 "netstrata echo-server listening on {} ({threads} loops, {described})",
                 server.local_addr(),
             );
@@ -284,22 +293,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             let stack = opts.stack.describe();
             if json {
-                println!("{}", report.json(&stack));
+                say!("{}", report.json(&stack));
             } else {
                 let [p50, p99, p999, max] = report.latency_us;
-                println!(
+                say!(
                     "{} conns x depth {} x {} B ({stack}), {:.1} s",
                     opts.conns,
                     opts.depth,
                     opts.size,
                     report.elapsed.as_secs_f64()
                 );
-                println!(
+                say!(
                     "  {:.0} msgs/s, {:.2} MB/s payload each way",
                     report.msgs_per_sec(),
                     report.mb_per_sec()
                 );
-                println!("  round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs");
+                say!("  round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs");
                 if opts.stack.rate.is_some() {
                     let lines = shaping_lines(
                         layers.rate,
@@ -309,12 +318,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         report.traffic.as_ref(),
                     );
                     for line in lines {
-                        println!("  {line}");
+                        say!("  {line}");
                     }
                 }
-                println!("  errors: {}", report.errors);
+                say!("  errors: {}", report.errors);
                 for e in &report.error_samples {
-                    println!("    {e}");
+                    say!("    {e}");
                 }
             }
             if let Some(path) = &plot {
@@ -324,7 +333,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 };
                 drawn.map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
                 if !json {
-                    println!("  chart written to {}", path.display());
+                    say!("  chart written to {}", path.display());
                 }
             }
             if report.messages == 0 && report.errors > 0 {
@@ -370,7 +379,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 StackSide::Listen => (described.as_str(), "plain"),
                 StackSide::Connect => ("plain", described.as_str()),
             };
-            println!(
+            say!(
                 "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far})",
                 tunnel.local_addr()
             );
@@ -402,7 +411,7 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print!("{report}");
+    say!("{}", report.to_string().trim_end());
     Ok(match report.load.errors {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
@@ -450,7 +459,7 @@ fn print_traffic_every(stack: StackOptions, every: Duration) {
             if last.replace(totals) == Some(totals) && t.outbound.throughput == 0 {
                 continue;
             }
-            println!(
+            say!(
                 "traffic: out {} now, peak {}, total {}; in {} now, peak {}, total {}",
                 rate(t.outbound.throughput as f64),
                 rate(t.outbound.peak_throughput as f64),

@@ -259,22 +259,23 @@ impl Handler for End {
     }
 
     fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
+        let place = format!("{} ({})", self.peer, side_name(self.side));
         let how = match reason {
             CloseReason::Clean => "clean".to_string(),
+            // Our gate's error: the other side's line says why.
+            _ if self.link.failure().is_some() => "aborted: the other side failed".to_string(),
             CloseReason::Error(e) => e.to_string(),
+            CloseReason::Io(kind) => format!("i/o: {kind}"),
             other => format!("{other:?}"),
         };
-        let line = format!(
-            "{} ({}) {how}, {} B in, {} B out",
-            self.peer,
-            side_name(self.side),
-            stats.wire_in,
-            stats.wire_out
-        );
         if !matches!(reason, CloseReason::Clean) {
-            self.link
-                .fail(line.clone(), self.side.other(), &self.handle);
+            let why = format!("{place}: {how}");
+            self.link.fail(why, self.side.other(), &self.handle);
         }
+        let line = format!(
+            "{place} {how}, {} B in, {} B out",
+            stats.wire_in, stats.wire_out
+        );
         if let Some(closes) = self.link.closed(self.side, line)
             && self.log
         {
