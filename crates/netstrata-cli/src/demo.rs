@@ -188,7 +188,7 @@ impl fmt::Display for DemoReport {
             ("server", &self.server, server_payload),
         ]))?;
         writeln!(f)?;
-        let configured = o.rate.map(|r| r.rate());
+        let configured = o.rate;
         if o.rate.is_some() {
             for line in shaping_lines(configured, l.wire_out, conns, l.elapsed, l.traffic.as_ref())
             {

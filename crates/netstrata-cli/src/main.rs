@@ -310,8 +310,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 );
                 say!("  round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs");
                 if opts.stack.rate.is_some() {
+                    let configured = opts.stack.rate.as_ref().and_then(|r| r.per_connection);
                     let lines = shaping_lines(
-                        layers.rate,
+                        configured,
                         report.wire_out,
                         opts.conns,
                         report.elapsed,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use netstrata_core::{ByteCounters, ConnectionStats, LayerStats};
-use netstrata_shape::TrafficStats;
+use netstrata_shape::{Limit, TrafficStats};
 
 /// One side's connections, summed: per layer (top first) and on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub fn render<const N: usize>(rows: &[[String; N]]) -> String {
 /// (over the measured `elapsed`), and the global counters' current and
 /// peak throughput (over their window) and totals.
 pub fn shaping_lines(
-    configured: Option<u64>,
+    configured: Option<Limit>,
     wire_out: u64,
     conns: usize,
     elapsed: Duration,
@@ -203,10 +203,11 @@ pub fn shaping_lines(
     let per_conn = wire_out as f64 / elapsed.as_secs_f64().max(1e-9) / conns.max(1) as f64;
     match configured {
         Some(limit) => lines.push(format!(
-            "shaped: configured {} per connection each way, achieved {} ({:+.2}%)",
-            rate(limit as f64),
+            "shaped: configured {} per connection each way (burst {}), achieved {} ({:+.2}%, the burst included)",
+            rate(limit.rate() as f64),
+            bytes(limit.burst()),
             rate(per_conn),
-            (per_conn / limit as f64 - 1.0) * 100.0
+            (per_conn / limit.rate() as f64 - 1.0) * 100.0
         )),
         None => lines.push(format!(
             "not limited per connection: {} per connection on the wire",
