@@ -2,15 +2,21 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use netstrata_reactor::{Context, Handler, Server, ServerConfig};
+use netstrata_core::ConnectionStats;
+use netstrata_reactor::{CloseReason, Context, Handler, Server, ServerConfig};
 
+use crate::report::StackTotals;
 use crate::stack::StackOptions;
 
-/// Sends every message back.
+/// Sends every message back; adds its connection's final figures to
+/// `totals` if there are any.
 #[derive(Debug, Default)]
-pub struct Echo;
+pub struct Echo {
+    totals: Option<Arc<Mutex<StackTotals>>>,
+}
 
 impl Handler for Echo {
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
@@ -21,10 +27,29 @@ impl Handler for Echo {
             cx.abort();
         }
     }
+
+    fn on_close(&mut self, _reason: &CloseReason, stats: &ConnectionStats) {
+        if let Some(totals) = &self.totals {
+            totals
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(stats);
+        }
+    }
 }
 
 /// Starts an echo server on `addr` with `threads` loops.
 pub fn serve(addr: SocketAddr, threads: usize, stack: StackOptions) -> io::Result<Server> {
+    serve_counted(addr, threads, stack, None)
+}
+
+/// [`serve`], adding each closed connection's figures to `totals`.
+pub fn serve_counted(
+    addr: SocketAddr,
+    threads: usize,
+    stack: StackOptions,
+    totals: Option<Arc<Mutex<StackTotals>>>,
+) -> io::Result<Server> {
     // Every connection is built the same way: check the options once.
     stack
         .connection()
@@ -33,6 +58,8 @@ pub fn serve(addr: SocketAddr, threads: usize, stack: StackOptions) -> io::Resul
         addr,
         ServerConfig::new().with_threads(threads),
         move || stack.connection().expect("stack options checked at start"),
-        |_| Echo,
+        move |_| Echo {
+            totals: totals.clone(),
+        },
     )
 }

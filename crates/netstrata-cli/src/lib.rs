@@ -1,6 +1,6 @@
 //! The `netstrata` tool's library: stack assembly from flags, the echo
-//! server and the load generator, so benchmarks and tests drive exactly what
-//! the binary runs.
+//! server, the load generator, the demo, the tunnel, reports and charts, so
+//! benchmarks and tests drive exactly what the binary runs.
 //!
 //! ```text
 //!   flags ─▶ StackOptions ─▶ Connection<DynStack, LengthDelimited>   (frames, zstd, tls, shape)
@@ -33,6 +33,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod demo;
 pub mod echo;
 pub mod load;
+pub mod plot;
+pub mod report;
 pub mod stack;
+pub mod tunnel;

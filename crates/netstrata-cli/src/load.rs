@@ -12,7 +12,9 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use netstrata_core::ConnectionStats;
 use netstrata_reactor::{CloseReason, Context, EventLoop, Handler, LoopConfig};
+use netstrata_shape::TrafficStats;
 
+use crate::report::StackTotals;
 use crate::stack::StackOptions;
 
 /// What the payload of each frame looks like.
@@ -61,22 +63,14 @@ pub struct Report {
     /// Wire bytes written by all connections within the measured window
     /// (each connection's count taken at its first event after the window).
     pub wire_out: u64,
-    /// Every connection's counters over its whole life (drain and TLS
-    /// handshake included), summed: what compression ratios are taken from.
-    pub lifetime: Totals,
-}
-
-/// Counters summed over connections' whole lives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    /// Wire bytes read (what the server wrote).
-    pub wire_in: u64,
-    /// Wire bytes written.
-    pub wire_out: u64,
-    /// Echoes received.
-    pub messages_in: u64,
-    /// Frames sent.
-    pub messages_out: u64,
+    /// Every connection's final figures, summed (drain included).
+    pub totals: StackTotals,
+    /// The shaper's global counters at the end of the window, if shaping.
+    pub traffic: Option<TrafficStats>,
+    /// Round trips in microseconds, for plots.
+    pub histogram: Histogram<u64>,
+    /// (seconds since the start, echoes so far), about ten a second.
+    pub timeline: Vec<(f64, u64)>,
 }
 
 impl Report {
@@ -104,8 +98,21 @@ impl Report {
             .iter()
             .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
             .collect();
+        let traffic = self.traffic.map_or("null".to_string(), |t| {
+            let side = |d: &netstrata_shape::Traffic| {
+                format!(
+                    "{{\"total_bytes\":{},\"bytes_per_sec\":{},\"peak_bytes_per_sec\":{}}}",
+                    d.total_bytes, d.throughput, d.peak_throughput
+                )
+            };
+            format!(
+                "{{\"out\":{},\"in\":{}}}",
+                side(&t.outbound),
+                side(&t.inbound)
+            )
+        });
         format!(
-            "{{\"stack\":\"{stack}\",\"messages\":{},\"secs\":{:.3},\"size\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\"max_us\":{max},\"wire_bytes_per_sec\":{:.0},\"errors\":{},\"error_samples\":[{}]}}",
+            "{{\"stack\":\"{stack}\",\"messages\":{},\"secs\":{:.3},\"size\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\"max_us\":{max},\"wire_bytes_per_sec\":{:.0},\"traffic\":{traffic},\"errors\":{},\"error_samples\":[{}]}}",
             self.messages,
             self.elapsed.as_secs_f64(),
             self.size,
@@ -125,6 +132,8 @@ pub struct Progress {
     pub elapsed: Duration,
     /// Echoes received so far.
     pub messages: u64,
+    /// The shaper's global counters now, if shaping.
+    pub traffic: Option<TrafficStats>,
 }
 
 struct Shared {
@@ -134,7 +143,7 @@ struct Shared {
     errors: u64,
     error_samples: Vec<String>,
     wire_out: u64,
-    lifetime: Totals,
+    totals: StackTotals,
 }
 
 impl Shared {
@@ -230,10 +239,7 @@ impl Handler for LoadConn {
     fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
         let mut shared = self.shared.borrow_mut();
         count_window(&mut self.counted, &mut shared, stats.wire_out);
-        shared.lifetime.wire_in += stats.wire_in;
-        shared.lifetime.wire_out += stats.wire_out;
-        shared.lifetime.messages_in += stats.messages_in;
-        shared.lifetime.messages_out += stats.messages_out;
+        shared.totals.add(stats);
         match reason {
             CloseReason::Clean => {}
             other => shared.error(format!("connection closed: {other:?}")),
@@ -281,7 +287,7 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         errors: 0,
         error_samples: Vec::new(),
         wire_out: 0,
-        lifetime: Totals::default(),
+        totals: StackTotals::default(),
     }));
     let payload: Rc<[u8]> = payload(opts.payload, opts.size).into();
     let mut event_loop = EventLoop::new(LoopConfig::new())?;
@@ -305,19 +311,24 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
     let start = Instant::now();
     let end = start + opts.duration;
     let mut next_tick = start;
+    let mut timeline = Vec::new();
     while Instant::now() < end && event_loop.connections() > 0 {
         event_loop.turn(Some(Duration::from_millis(20)))?;
         let now = Instant::now();
         if now >= next_tick {
             next_tick = now + Duration::from_millis(100);
             let messages = shared.borrow().messages;
+            timeline.push(((now - start).as_secs_f64(), messages));
             progress(Progress {
                 elapsed: now - start,
                 messages,
+                traffic: opts.stack.traffic(now),
             });
         }
     }
     let elapsed = start.elapsed().min(opts.duration);
+    let traffic = opts.stack.traffic(Instant::now());
+    timeline.push((elapsed.as_secs_f64(), shared.borrow().messages));
     shared.borrow_mut().measuring = false;
     // Drain: frames in flight come back, then each connection closes.
     let drain_end = Instant::now() + Duration::from_secs(5);
@@ -346,6 +357,9 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         errors: shared.errors,
         error_samples: shared.error_samples.clone(),
         wire_out: shared.wire_out,
-        lifetime: shared.lifetime,
+        totals: shared.totals.clone(),
+        traffic,
+        histogram: h.clone(),
+        timeline,
     })
 }

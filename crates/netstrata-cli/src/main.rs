@@ -1,24 +1,40 @@
-//! `netstrata`: echo server and load generator over netstrata stacks.
+//! `netstrata`: demo, echo server, load generator and tunnel over netstrata
+//! stacks.
 #![forbid(unsafe_code)]
 
+/// `println!` that ignores a closed stdout (`netstrata demo | head`)
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+mod args;
+
 use std::io::IsTerminal;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use args::{LayerArgs, PayloadArg, Role, TlsArgs, parse_secs, resolve};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use netstrata_cli::echo;
-use netstrata_cli::load::{self, LoadOptions, Payload};
-use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide, parse_bytes};
-use netstrata_shape::{GlobalLimiter, Limit, ShapeConfig};
-use netstrata_tls::{ClientOptions, Identity, ServerOptions, dev_certs::DevCa, pem};
-use netstrata_zstd::ZstdConfig;
+use netstrata_cli::demo::{self, DemoOptions};
+use netstrata_cli::load::{self, LoadOptions, Progress};
+use netstrata_cli::report::{bytes, rate, shaping_lines};
+use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
+use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
+use netstrata_cli::{echo, plot};
+use netstrata_shape::Limit;
 
-/// Layered, sans-IO networking: servers and load over netstrata stacks.
+/// Layered, sans-IO networking: try `netstrata demo`.
+///
+/// Every stack is, top to bottom: length-delimited frames (4-byte
+/// big-endian length), zstd, TLS, shaping, TCP; each layer is optional.
 #[derive(Parser)]
-#[command(name = "netstrata", version, about)]
+#[command(name = "netstrata", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +42,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Server and clients in one process over loopback and the full stack
+    /// (frames, zstd, TLS with a generated certificate, shaping), a
+    /// progress bar, then a table of what each layer did.
+    Demo(DemoArgs),
     /// Echo every length-delimited frame back (4-byte big-endian length, at
     /// most 8 MiB: the default wire profile).
     EchoServer {
@@ -35,23 +55,10 @@ enum Command {
         /// Event loops, one thread each, sharing the port (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// TLS: with --cert and --key, or alone for a generated development
-        /// certificate (its CA is written to --ca-out for clients).
-        #[arg(long)]
-        tls: bool,
-        /// PEM certificate chain (with --tls).
-        #[arg(long, requires = "key")]
-        cert: Option<PathBuf>,
-        /// PEM private key (with --tls).
-        #[arg(long, requires = "cert")]
-        key: Option<PathBuf>,
-        /// Where to write the development CA (with --tls alone).
-        #[arg(long)]
-        ca_out: Option<PathBuf>,
-        /// Shape all connections together to this many bytes/s each way,
-        /// shared fairly (suffixes: 10MB, 512KiB).
-        #[arg(long, value_parser = parse_bytes)]
-        global_rate: Option<u64>,
+        #[command(flatten)]
+        stats: StatsArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[command(flatten)]
         layers: LayerArgs,
     },
@@ -61,141 +68,155 @@ enum Command {
         /// The echo server's address.
         #[arg(long, default_value = "127.0.0.1:7000")]
         addr: String,
-        /// Connections.
-        #[arg(long, default_value_t = 16)]
-        conns: usize,
-        /// Frames in flight per connection.
-        #[arg(long, default_value_t = 16)]
-        depth: usize,
-        /// Bytes per frame (at least 8).
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        /// Seconds to measure.
-        #[arg(long, default_value_t = 5.0)]
-        secs: f64,
-        /// Payload kind.
-        #[arg(long, value_enum, default_value_t = PayloadArg::Text)]
-        payload: PayloadArg,
+        #[command(flatten)]
+        load: LoadArgs,
         /// Print one JSON line instead of a report.
         #[arg(long)]
         json: bool,
-        /// TLS to the server, verified against --ca (or the webpki roots).
+        /// Also draw a chart to this file (.svg or .png).
         #[arg(long)]
-        tls: bool,
-        /// PEM file of CA certificates to trust (with --tls).
+        plot: Option<PathBuf>,
+        /// What --plot draws.
+        #[arg(long, value_enum, default_value_t = PlotArg::Latency, requires = "plot")]
+        plot_kind: PlotArg,
+        #[command(flatten)]
+        tls: TlsArgs,
+        #[command(flatten)]
+        layers: LayerArgs,
+    },
+    /// Plain TCP on one side, a netstrata stack on the other: two tunnels
+    /// back to back carry any TCP protocol compressed, encrypted and shaped.
+    ///
+    /// With `--stack-side listen` the tunnel is the TLS server (--cert and
+    /// --key, or a development CA written to --ca-out); with `connect` it is
+    /// the client (--ca, --server-name).
+    ///
+    /// Example: `netstrata tunnel --listen 127.0.0.1:9000 --connect
+    /// 127.0.0.1:9001 --stack-side connect --tls --ca ca.pem --zstd` in
+    /// front of `netstrata tunnel --listen 127.0.0.1:9001 --connect
+    /// 127.0.0.1:8080 --stack-side listen --tls --ca-out ca.pem --zstd`.
+    Tunnel {
+        /// Where to accept connections.
         #[arg(long)]
-        ca: Option<PathBuf>,
-        /// Name the server's certificate must carry (with --tls).
-        #[arg(long, default_value = "localhost")]
-        server_name: String,
+        listen: String,
+        /// Where to connect for each accepted connection.
+        #[arg(long)]
+        connect: String,
+        /// The side that speaks the netstrata stack; the other is plain TCP.
+        #[arg(long, value_enum)]
+        stack_side: StackSideArg,
+        /// Do not log each tunnelled connection as it ends.
+        #[arg(long)]
+        quiet: bool,
+        #[command(flatten)]
+        stats: StatsArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[command(flatten)]
         layers: LayerArgs,
     },
 }
 
-/// Layer flags both subcommands share.
-#[derive(Args)]
-struct LayerArgs {
-    /// zstd compression (one frame per direction, flushed per batch).
-    #[arg(long)]
-    zstd: bool,
-    /// zstd level (with --zstd).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
-    zstd_level: i32,
-    /// Shape each connection to this many bytes/s each way (suffixes: 10MB, 512KiB).
-    #[arg(long, value_parser = parse_bytes)]
-    rate: Option<u64>,
-    /// Burst of the per-connection shaper in bytes (default: 50 ms of the rate).
-    #[arg(long, value_parser = parse_bytes, requires = "rate")]
-    burst: Option<u64>,
+/// Periodic traffic figures of a long-running subcommand.
+#[derive(clap::Args)]
+struct StatsArgs {
+    /// Print the traffic counters of all connections (total bytes each
+    /// way, current and peak throughput over --window) this often, in
+    /// seconds, while traffic flows.
+    #[arg(long, value_parser = parse_secs)]
+    stats_every: Option<f64>,
 }
 
-impl LayerArgs {
-    /// zstd and shaping into `stack`.
-    fn apply(&self, stack: &mut StackOptions, global: Option<GlobalLimiter>) -> Result<(), String> {
-        if self.zstd {
-            stack.zstd = Some(ZstdConfig::new().with_level(self.zstd_level));
+impl StatsArgs {
+    /// Makes sure `stack` counts, if figures are asked for.
+    fn count(&self, stack: &mut StackOptions, layers: &LayerArgs) {
+        if self.stats_every.is_some() && stack.rate.is_none() {
+            let window = Duration::from_secs_f64(layers.window);
+            stack.rate = Some(RateOptions::new(None, None, window));
         }
-        let per_connection = self
-            .rate
-            .map(|rate| match self.burst {
-                Some(burst) => Limit::new(rate, burst),
-                None => Limit::per_second(rate),
-            })
-            .transpose()
-            .map_err(|e| format!("--rate/--burst: {e}"))?;
-        if per_connection.is_some() || global.is_some() {
-            stack.rate = Some(RateOptions {
-                per_connection,
-                global,
-            });
+    }
+
+    /// Starts printing `stack`'s figures, if asked for.
+    fn start(&self, stack: &StackOptions) {
+        if let Some(every) = self.stats_every {
+            print_traffic_every(stack.clone(), Duration::from_secs_f64(every));
         }
-        Ok(())
     }
 }
 
-/// The server's TLS configuration: from files, or a development CA.
-fn server_tls(
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    ca_out: Option<PathBuf>,
-) -> Result<TlsSide, String> {
-    let identity = match (cert, key) {
-        (Some(cert), Some(key)) => Identity::from_pem_files(&cert, &key)
-            .map_err(|e| format!("cannot load {} / {}: {e}", cert.display(), key.display()))?,
-        _ => {
-            let ca = DevCa::new().map_err(|e| format!("development CA: {e}"))?;
-            let leaf = ca
-                .issue(&["localhost", "127.0.0.1"])
-                .map_err(|e| format!("development certificate: {e}"))?;
-            let path = ca_out.unwrap_or_else(|| std::env::temp_dir().join("netstrata-dev-ca.pem"));
-            std::fs::write(&path, ca.cert_pem())
-                .map_err(|e| format!("cannot write the CA to {}: {e}", path.display()))?;
-            println!(
-                "development CA written to {} (clients: --tls --ca {})",
-                path.display(),
-                path.display()
-            );
-            leaf.identity()
-        }
-    };
-    let config = ServerOptions::new()
-        .with_identity(identity)
-        .build()
-        .map_err(|e| format!("TLS configuration: {e}"))?;
-    Ok(TlsSide::Server(config))
+/// Sizes of a load run.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Load")]
+struct LoadArgs {
+    /// Connections.
+    #[arg(long, default_value_t = 16)]
+    conns: usize,
+    /// Frames in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    depth: usize,
+    /// Bytes per frame (at least 8: a sequence number leads each frame).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
+    secs: f64,
+    /// What each frame carries.
+    #[arg(long, value_enum, default_value_t = PayloadArg::Text)]
+    payload: PayloadArg,
 }
 
-/// The client's TLS configuration.
-fn client_tls(ca: Option<PathBuf>, server_name: String) -> Result<TlsSide, String> {
-    let options = match ca {
-        Some(path) => ClientOptions::new(
-            pem::load_roots(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?,
-        ),
-        None => ClientOptions::with_webpki_roots(),
-    };
-    let config = options
-        .build()
-        .map_err(|e| format!("TLS configuration: {e}"))?;
-    Ok(TlsSide::Client {
-        config,
-        server_name,
-    })
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Client connections.
+    #[arg(long, default_value_t = 4)]
+    conns: usize,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 8)]
+    depth: usize,
+    /// Bytes per message (at least 8).
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 3.0, value_parser = parse_secs)]
+    secs: f64,
+    /// What each message carries.
+    #[arg(long, value_enum, default_value_t = PayloadArg::Text)]
+    payload: PayloadArg,
+    /// Leave TLS out.
+    #[arg(long)]
+    no_tls: bool,
+    /// Leave zstd out.
+    #[arg(long)]
+    no_zstd: bool,
+    /// zstd level, 1 to 19.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    zstd_level: i32,
+    /// Shape each connection to this many bytes per second on the wire,
+    /// each way, on both sides (suffixes: 500kB, 10MB, 512KiB).
+    #[arg(long, value_parser = parse_bytes, default_value_t = demo::DEFAULT_RATE, conflicts_with = "no_rate")]
+    rate: u64,
+    /// Leave shaping out.
+    #[arg(long)]
+    no_rate: bool,
+    /// Window of the current-throughput counters, in seconds.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
+    window: f64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum PayloadArg {
-    /// Repetitive JSON-like log lines.
-    Text,
-    /// Pseudo-random bytes.
-    Random,
+enum StackSideArg {
+    /// Clients of the tunnel speak the stack; the target is plain TCP.
+    Listen,
+    /// The target speaks the stack; clients are plain TCP.
+    Connect,
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    addr.to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr} resolves to no address"))
+#[derive(Clone, Copy, ValueEnum)]
+enum PlotArg {
+    /// Histogram of round-trip times.
+    Latency,
+    /// Echoes per second over the run.
+    Throughput,
 }
 
 fn main() -> ExitCode {
@@ -210,129 +231,115 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Demo(a) => run_demo(a),
         Command::EchoServer {
             addr,
             threads,
+            stats,
             tls,
-            cert,
-            key,
-            ca_out,
-            global_rate,
             layers,
         } => {
             let addr = resolve(&addr)?;
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            if !tls && (cert.is_some() || ca_out.is_some()) {
-                return Err("--cert, --key and --ca-out need --tls".into());
-            }
-            let mut stack = StackOptions::default();
-            if tls {
-                stack.tls = Some(server_tls(cert, key, ca_out)?);
-            }
-            let global = global_rate
-                .map(|rate| {
-                    let limit =
-                        Limit::per_second(rate).map_err(|e| format!("--global-rate: {e}"))?;
-                    let config = ShapeConfig::new().with_inbound(limit).with_outbound(limit);
-                    Ok::<_, String>(GlobalLimiter::new(config))
-                })
-                .transpose()?;
-            layers.apply(&mut stack, global)?;
+            let mut stack = StackOptions {
+                tls: tls.side(Role::Server)?,
+                ..StackOptions::default()
+            };
+            layers.apply(&mut stack)?;
+            stats.count(&mut stack, &layers);
             let described = stack.describe();
-            let server = echo::serve(addr, threads, stack)
+            let server = echo::serve(addr, threads, stack.clone())
                 .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
-            println!(
+            say!(
                 "netstrata echo-server listening on {} ({threads} loops, {described})",
                 server.local_addr(),
             );
+            stats.start(&stack);
             server.join().map_err(|e| format!("server failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             addr,
-            conns,
-            depth,
-            size,
-            secs,
-            payload,
+            load,
             json,
+            plot,
+            plot_kind,
             tls,
-            ca,
-            server_name,
             layers,
         } => {
-            if !(secs.is_finite() && secs > 0.0) {
-                return Err("--secs must be a positive number".into());
+            let mut stack = StackOptions {
+                tls: tls.side(Role::Client)?,
+                ..StackOptions::default()
+            };
+            layers.apply(&mut stack)?;
+            if let Some(path) = &plot {
+                plot::check_path(path)?;
             }
-            let mut stack = StackOptions::default();
-            if tls {
-                stack.tls = Some(client_tls(ca, server_name)?);
-            } else if ca.is_some() {
-                return Err("--ca needs --tls".into());
-            }
-            layers.apply(&mut stack, None)?;
-            let configured_rate = layers.rate;
             let opts = LoadOptions {
                 addr: resolve(&addr)?,
-                conns: conns.max(1),
-                depth,
-                size,
-                duration: Duration::from_secs_f64(secs),
-                payload: match payload {
-                    PayloadArg::Text => Payload::Text,
-                    PayloadArg::Random => Payload::Random,
-                },
+                conns: load.conns.max(1),
+                depth: load.depth,
+                size: load.size,
+                duration: Duration::from_secs_f64(load.secs),
+                payload: load.payload.into(),
                 stack,
             };
-            let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-                let bar = ProgressBar::new((secs * 10.0) as u64);
-                bar.set_style(
-                    ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                bar
-            });
-            let report = load::run(&opts, |p| {
-                if let Some(bar) = &bar {
-                    bar.set_position((p.elapsed.as_secs_f64() * 10.0) as u64);
-                    let rate = p.messages as f64 / p.elapsed.as_secs_f64().max(1e-3);
-                    bar.set_message(format!("{rate:.0} msgs/s"));
-                }
-            })
-            .map_err(|e| format!("bench against {addr} failed: {e}"))?;
+            let bar = progress_bar(load.secs, !json);
+            let report = load::run(&opts, |p| show_progress(bar.as_ref(), &p))
+                .map_err(|e| format!("bench against {addr} failed: {e}"))?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
             let stack = opts.stack.describe();
             if json {
-                println!("{}", report.json(&stack));
+                say!("{}", report.json(&stack));
             } else {
                 let [p50, p99, p999, max] = report.latency_us;
-                println!(
+                say!(
                     "{} conns x depth {} x {} B ({stack}), {:.1} s",
                     opts.conns,
-                    depth,
-                    size,
+                    opts.depth,
+                    opts.size,
                     report.elapsed.as_secs_f64()
                 );
-                println!(
+                say!(
                     "  {:.0} msgs/s, {:.2} MB/s payload each way",
                     report.msgs_per_sec(),
                     report.mb_per_sec()
                 );
-                println!("  round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs");
-                if let Some(rate) = configured_rate {
-                    let per_conn = report.wire_bytes_per_sec() / opts.conns as f64;
-                    println!(
-                        "  shaped: {per_conn:.0} B/s per connection on the wire, configured {rate} B/s ({:+.2}%)",
-                        (per_conn / rate as f64 - 1.0) * 100.0
+                say!("  round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs");
+                if opts.stack.rate.is_some() {
+                    let configured = opts.stack.rate.as_ref().and_then(|r| r.per_connection);
+                    let lines = shaping_lines(
+                        configured,
+                        report.wire_out,
+                        opts.conns,
+                        report.elapsed,
+                        report.traffic.as_ref(),
                     );
+                    for line in lines {
+                        say!("  {line}");
+                    }
                 }
-                println!("  errors: {}", report.errors);
+                say!("  errors: {}", report.errors);
                 for e in &report.error_samples {
-                    println!("    {e}");
+                    say!("    {e}");
                 }
+            }
+            if let Some(path) = &plot {
+                let drawn = match plot_kind {
+                    PlotArg::Latency => plot::latency(path, &report.histogram, &stack),
+                    PlotArg::Throughput => plot::throughput(path, &report.timeline, &stack),
+                };
+                drawn.map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+                if !json {
+                    say!("  chart written to {}", path.display());
+                }
+            }
+            if report.messages == 0 && report.errors > 0 {
+                let first = report.error_samples.first().map_or("", String::as_str);
+                eprintln!("netstrata: no echo from {addr}: {first}");
             }
             Ok(if report.errors == 0 {
                 ExitCode::SUCCESS
@@ -340,5 +347,128 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::FAILURE
             })
         }
+        Command::Tunnel {
+            listen,
+            connect,
+            stack_side,
+            quiet,
+            stats,
+            tls,
+            layers,
+        } => {
+            let (stack_side, role) = match stack_side {
+                StackSideArg::Listen => (StackSide::Listen, Role::Server),
+                StackSideArg::Connect => (StackSide::Connect, Role::Client),
+            };
+            let mut stack = StackOptions {
+                tls: tls.side(role)?,
+                ..StackOptions::default()
+            };
+            layers.apply(&mut stack)?;
+            stats.count(&mut stack, &layers);
+            let opts = TunnelOptions {
+                listen: resolve(&listen)?,
+                connect: resolve(&connect)?,
+                stack_side,
+                stack,
+                log: !quiet,
+            };
+            let (described, target) = (opts.stack.describe(), opts.connect);
+            let tunnel = Tunnel::start(opts.clone())
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let (near, far) = match stack_side {
+                StackSide::Listen => (described.as_str(), "plain"),
+                StackSide::Connect => ("plain", described.as_str()),
+            };
+            say!(
+                "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far})",
+                tunnel.local_addr()
+            );
+            stats.start(&opts.stack);
+            tunnel.join().map_err(|e| format!("tunnel failed: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
+    let rate = match a.no_rate {
+        true => None,
+        false => Some(Limit::per_second(a.rate).map_err(|e| format!("--rate: {e}"))?),
+    };
+    let opts = DemoOptions {
+        conns: a.conns.max(1),
+        depth: a.depth,
+        size: a.size,
+        duration: Duration::from_secs_f64(a.secs),
+        payload: a.payload.into(),
+        tls: !a.no_tls,
+        zstd_level: (!a.no_zstd).then_some(a.zstd_level),
+        rate,
+        window: Duration::from_secs_f64(a.window),
+    };
+    let bar = progress_bar(a.secs, true);
+    let report = demo::run(&opts, |p| show_progress(bar.as_ref(), &p))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    say!("{}", report.to_string().trim_end());
+    Ok(match report.load.errors {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// A progress bar on stderr if it is a terminal and `wanted`.
+fn progress_bar(secs: f64, wanted: bool) -> Option<ProgressBar> {
+    (wanted && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new((secs * 10.0) as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}
+
+fn show_progress(bar: Option<&ProgressBar>, p: &Progress) {
+    let Some(bar) = bar else { return };
+    bar.set_position((p.elapsed.as_secs_f64() * 10.0) as u64);
+    let msgs = p.messages as f64 / p.elapsed.as_secs_f64().max(1e-3);
+    let mut msg = format!("{msgs:.0} msgs/s");
+    if let Some(t) = p.traffic {
+        msg.push_str(&format!(
+            ", {} out on the wire",
+            rate(t.outbound.throughput as f64)
+        ));
+    }
+    bar.set_message(msg);
+}
+
+/// Prints the global traffic counters of `stack`'s connections every
+/// `every` while they change, from a thread of its own, for as long as the
+/// process runs.
+fn print_traffic_every(stack: StackOptions, every: Duration) {
+    std::thread::spawn(move || {
+        let mut last = None;
+        loop {
+            std::thread::sleep(every);
+            let Some(t) = stack.traffic(std::time::Instant::now()) else {
+                return;
+            };
+            let totals = (t.outbound.total_bytes, t.inbound.total_bytes);
+            if last.replace(totals) == Some(totals) && t.outbound.throughput == 0 {
+                continue;
+            }
+            say!(
+                "traffic: out {} now, peak {}, total {}; in {} now, peak {}, total {}",
+                rate(t.outbound.throughput as f64),
+                rate(t.outbound.peak_throughput as f64),
+                bytes(t.outbound.total_bytes),
+                rate(t.inbound.throughput as f64),
+                rate(t.inbound.peak_throughput as f64),
+                bytes(t.inbound.total_bytes),
+            );
+        }
+    });
 }

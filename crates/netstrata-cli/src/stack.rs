@@ -5,10 +5,11 @@
 //! TLS, shaping (compress before encrypting; shape what goes on the wire).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use netstrata_core::{BoxedLayer, Connection, DynStack};
+use netstrata_core::{BoxedLayer, Connection, DynStack, RawCodec};
 use netstrata_frame::LengthDelimited;
-use netstrata_shape::{GlobalLimiter, Limit, ShapeConfig, Shaper};
+use netstrata_shape::{GlobalLimiter, Limit, ShapeConfig, Shaper, TrafficStats};
 use netstrata_tls::Tls;
 use netstrata_zstd::{Zstd, ZstdConfig};
 
@@ -31,8 +32,30 @@ pub enum TlsSide {
 pub struct RateOptions {
     /// Per-connection limit, both directions.
     pub per_connection: Option<Limit>,
-    /// A limit shared by every connection of the process (fair shares).
+    /// A limiter shared by every connection of the process: fair shares of
+    /// its limit if it has one; with none it only counts, which gives the
+    /// tool its global traffic figures ([`StackOptions::traffic`]).
     pub global: Option<GlobalLimiter>,
+    /// Window of the current-throughput figures of each connection's shaper
+    /// (the global limiter has its own, set when it is made).
+    pub window: Duration,
+}
+
+impl RateOptions {
+    /// Shaping with a per-connection `limit` (or none), counted by a global
+    /// limiter that limits to `global` (or only counts), throughput measured
+    /// over `window`.
+    pub fn new(per_connection: Option<Limit>, global: Option<Limit>, window: Duration) -> Self {
+        let mut config = ShapeConfig::new().with_window(window);
+        if let Some(limit) = global {
+            config = config.with_inbound(limit).with_outbound(limit);
+        }
+        Self {
+            per_connection,
+            global: Some(GlobalLimiter::new(config)),
+            window,
+        }
+    }
 }
 
 /// The layers a subcommand's flags ask for.
@@ -53,6 +76,35 @@ impl StackOptions {
     /// # Errors
     /// A TLS client whose server name is not a valid DNS name or IP address.
     pub fn connection(&self) -> Result<Connection<DynStack, LengthDelimited>, String> {
+        Ok(Connection::new(
+            DynStack::new(self.layers()?),
+            LengthDelimited::new(),
+        ))
+    }
+
+    /// A connection with `top` above these layers and no framing: bytes in,
+    /// bytes out (the tunnel's stack side; with no layer, its plain side).
+    ///
+    /// # Errors
+    /// As [`connection`](Self::connection).
+    pub fn raw_connection(
+        &self,
+        top: BoxedLayer,
+    ) -> Result<Connection<DynStack, RawCodec>, String> {
+        let mut layers = vec![top];
+        layers.extend(self.layers()?);
+        Ok(Connection::new(DynStack::new(layers), RawCodec::new()))
+    }
+
+    /// The global traffic figures at `now` (every connection made from
+    /// these options), if shaping is on.
+    pub fn traffic(&self, now: Instant) -> Option<TrafficStats> {
+        let global = self.rate.as_ref()?.global.as_ref()?;
+        Some(global.stats(now))
+    }
+
+    /// The layers, top first.
+    fn layers(&self) -> Result<Vec<BoxedLayer>, String> {
         let mut layers: Vec<BoxedLayer> = Vec::new();
         if let Some(config) = &self.zstd {
             layers.push(Box::new(Zstd::with_config(config.clone())));
@@ -73,7 +125,7 @@ impl StackOptions {
             None => {}
         }
         if let Some(rate) = &self.rate {
-            let mut config = ShapeConfig::new();
+            let mut config = ShapeConfig::new().with_window(rate.window);
             if let Some(limit) = rate.per_connection {
                 config = config.with_inbound(limit).with_outbound(limit);
             }
@@ -83,10 +135,7 @@ impl StackOptions {
             }
             layers.push(Box::new(shaper));
         }
-        Ok(Connection::new(
-            DynStack::new(layers),
-            LengthDelimited::new(),
-        ))
+        Ok(layers)
     }
 
     /// A short description for reports ("zstd+tls+shape", or "plain").
@@ -111,6 +160,9 @@ impl StackOptions {
                     }
                     s.push_str(&format!("{} B/s global", l.rate()));
                 }
+            }
+            if s.len() == "shape(".len() {
+                s.push_str("counting only");
             }
             s.push(')');
             parts.push(s);

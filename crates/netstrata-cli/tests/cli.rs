@@ -3,6 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use netstrata_cli::demo::dev_tls;
 use netstrata_cli::echo;
 use netstrata_cli::load::{self, LoadOptions, Payload};
 use netstrata_cli::stack::StackOptions;
@@ -84,31 +85,13 @@ fn the_binary_reports_errors_with_exit_status() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 }
 
-fn tls_pair() -> (netstrata_cli::stack::TlsSide, netstrata_cli::stack::TlsSide) {
-    use netstrata_tls::{ClientOptions, ServerOptions, dev_certs::DevCa};
-    let ca = DevCa::new().unwrap();
-    let leaf = ca.issue(&["localhost"]).unwrap();
-    let server = ServerOptions::new()
-        .with_identity(leaf.identity())
-        .build()
-        .unwrap();
-    let client = ClientOptions::new(ca.roots()).build().unwrap();
-    (
-        netstrata_cli::stack::TlsSide::Server(server),
-        netstrata_cli::stack::TlsSide::Client {
-            config: client,
-            server_name: "localhost".into(),
-        },
-    )
-}
-
 /// The full default profile, as `--tls --zstd --rate` assemble it: every
 /// echo verified, and the shaped rate near the configured one.
 #[test]
 fn tls_zstd_and_shaping_through_the_tool_stack() {
     use netstrata_cli::stack::RateOptions;
     use netstrata_shape::Limit;
-    let (server_tls, client_tls) = tls_pair();
+    let (server_tls, client_tls) = dev_tls().unwrap();
     let server_stack = StackOptions {
         zstd: Some(netstrata_zstd::ZstdConfig::new()),
         tls: Some(server_tls),
@@ -119,10 +102,11 @@ fn tls_zstd_and_shaping_through_the_tool_stack() {
     let client_stack = StackOptions {
         zstd: Some(netstrata_zstd::ZstdConfig::new()),
         tls: Some(client_tls),
-        rate: Some(RateOptions {
-            per_connection: Some(Limit::per_second(rate).unwrap()),
-            global: None,
-        }),
+        rate: Some(RateOptions::new(
+            Some(Limit::per_second(rate).unwrap()),
+            None,
+            Duration::from_secs(1),
+        )),
     };
     assert_eq!(
         client_stack.describe(),
@@ -146,6 +130,15 @@ fn tls_zstd_and_shaping_through_the_tool_stack() {
         per_conn > rate as f64 * 0.5 && per_conn < rate as f64 * 1.5,
         "{per_conn} B/s against {rate}"
     );
+    // The shaper's counters, as the tool displays them.
+    let traffic = report.traffic.expect("shaping counts traffic");
+    // (Taken at the end of the window; `wire_out` a little after it.)
+    assert!(traffic.outbound.total_bytes > report.wire_out / 2);
+    assert!(traffic.outbound.peak_throughput >= traffic.outbound.throughput);
+    assert!(traffic.outbound.throughput > 0);
+    assert_eq!(report.totals.connections, 2);
+    let names: Vec<&str> = report.totals.layers.iter().map(|l| l.name).collect();
+    assert_eq!(names, ["zstd", "tls", "shape"]);
     server.stop().unwrap();
 }
 
@@ -153,8 +146,8 @@ fn tls_zstd_and_shaping_through_the_tool_stack() {
 /// error and the tool's exit status says so.
 #[test]
 fn an_untrusted_certificate_is_a_reported_error() {
-    let (server_tls, _) = tls_pair();
-    let (_, other_client) = tls_pair();
+    let (server_tls, _) = dev_tls().unwrap();
+    let (_, other_client) = dev_tls().unwrap();
     let server = echo::serve(
         "127.0.0.1:0".parse().unwrap(),
         1,

@@ -82,10 +82,10 @@ pub(crate) fn compare(
             rates[i].push(report.msgs_per_sec());
             // Every echo counts, the drain after the window's too: its CPU
             // was measured as well.
-            let echoed = report.lifetime.messages_in as f64;
+            let echoed = report.totals.messages_in as f64;
             cpu[i].push(used / echoed * 1e6);
             let framed = echoed * (case.size + 4) as f64;
-            wire[i].push(report.lifetime.wire_in as f64 / framed);
+            wire[i].push(report.totals.wire_in as f64 / framed);
         }
     }
     let outcomes: Vec<Outcome> = (0..servers.len())

@@ -1,0 +1,216 @@
+//! Flags every subcommand shares, and how they become [`StackOptions`].
+//! (A module of the binary: clap's derive lives here, not in the library.)
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use netstrata_cli::load::Payload;
+use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide, parse_bytes};
+use netstrata_shape::Limit;
+use netstrata_tls::{ClientOptions, Identity, ServerOptions, dev_certs::DevCa, pem};
+use netstrata_zstd::ZstdConfig;
+
+/// Layer flags: zstd and shaping.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Layers")]
+pub(crate) struct LayerArgs {
+    /// Compress with zstd (one zstd frame per direction, flushed after each
+    /// write batch, so every message is decodable on arrival).
+    #[arg(long)]
+    pub(crate) zstd: bool,
+    /// zstd level, 1 (fastest) to 19 (smallest); with --zstd.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub(crate) zstd_level: i32,
+    /// Shape each connection to this many bytes per second on the wire, each
+    /// way (suffixes: 500kB, 10MB, 512KiB).
+    #[arg(long, value_parser = parse_bytes)]
+    pub(crate) rate: Option<u64>,
+    /// Largest burst of the per-connection shaper, in bytes (default: 50 ms
+    /// of --rate).
+    #[arg(long, value_parser = parse_bytes, requires = "rate")]
+    pub(crate) burst: Option<u64>,
+    /// Shape all connections of this process together to this many bytes
+    /// per second each way, in fair shares.
+    #[arg(long, value_parser = parse_bytes)]
+    pub(crate) global_rate: Option<u64>,
+    /// Window of the current-throughput figures shown with shaping, in
+    /// seconds.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
+    pub(crate) window: f64,
+}
+
+impl LayerArgs {
+    /// zstd and shaping into `stack`.
+    pub(crate) fn apply(&self, stack: &mut StackOptions) -> Result<(), String> {
+        if self.zstd {
+            stack.zstd = Some(ZstdConfig::new().with_level(self.zstd_level));
+        }
+        let per_connection = self
+            .rate
+            .map(|rate| match self.burst {
+                Some(burst) => Limit::new(rate, burst),
+                None => Limit::per_second(rate),
+            })
+            .transpose()
+            .map_err(|e| format!("--rate/--burst: {e}"))?;
+        let global = self
+            .global_rate
+            .map(Limit::per_second)
+            .transpose()
+            .map_err(|e| format!("--global-rate: {e}"))?;
+        if per_connection.is_some() || global.is_some() {
+            let window = Duration::from_secs_f64(self.window);
+            stack.rate = Some(RateOptions::new(per_connection, global, window));
+        }
+        Ok(())
+    }
+}
+
+/// TLS flags; which of them apply depends on the side (server or client).
+#[derive(Args, Debug)]
+#[command(next_help_heading = "TLS")]
+pub(crate) struct TlsArgs {
+    /// Encrypt with TLS 1.3. A server uses --cert/--key, or makes a
+    /// development certificate whose CA it writes to --ca-out; a client
+    /// verifies the server against --ca (default: the webpki roots).
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// Server: PEM file of the certificate chain.
+    #[arg(long, requires = "key")]
+    pub(crate) cert: Option<PathBuf>,
+    /// Server: PEM file of the private key.
+    #[arg(long, requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+    /// Server without --cert: where to write the development CA for
+    /// clients (default: netstrata-dev-ca.pem in the temporary directory).
+    #[arg(long)]
+    pub(crate) ca_out: Option<PathBuf>,
+    /// Client: PEM file of the CA certificates to trust.
+    #[arg(long)]
+    pub(crate) ca: Option<PathBuf>,
+    /// Client: the name the server's certificate must carry (SNI).
+    #[arg(long, default_value = "localhost")]
+    pub(crate) server_name: String,
+}
+
+/// Which end of TLS a subcommand is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Server,
+    Client,
+}
+
+impl TlsArgs {
+    /// The TLS configuration of `role`, or `None` without --tls; flags of
+    /// the other role are refused.
+    pub(crate) fn side(&self, role: Role) -> Result<Option<TlsSide>, String> {
+        let server_flags = self.cert.is_some() || self.ca_out.is_some();
+        let misplaced = match role {
+            Role::Server if self.ca.is_some() => Some("--ca is for the connecting side"),
+            Role::Client if server_flags => {
+                Some("--cert, --key and --ca-out are for the accepting side")
+            }
+            _ => None,
+        };
+        if let Some(why) = misplaced {
+            return Err(why.into());
+        }
+        if !self.tls {
+            if server_flags || self.ca.is_some() {
+                return Err("--cert, --key, --ca-out and --ca need --tls".into());
+            }
+            return Ok(None);
+        }
+        match role {
+            Role::Server => server_tls(&self.cert, &self.key, &self.ca_out).map(Some),
+            Role::Client => client_tls(&self.ca, &self.server_name).map(Some),
+        }
+    }
+}
+
+/// The server's TLS configuration: from files, or a development CA.
+fn server_tls(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    ca_out: &Option<PathBuf>,
+) -> Result<TlsSide, String> {
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)
+            .map_err(|e| format!("cannot load {} / {}: {e}", cert.display(), key.display()))?,
+        _ => {
+            let ca = DevCa::new().map_err(|e| format!("development CA: {e}"))?;
+            let leaf = ca
+                .issue(&["localhost", "127.0.0.1"])
+                .map_err(|e| format!("development certificate: {e}"))?;
+            let path = ca_out
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("netstrata-dev-ca.pem"));
+            std::fs::write(&path, ca.cert_pem())
+                .map_err(|e| format!("cannot write the CA to {}: {e}", path.display()))?;
+            say!(
+                "development CA written to {} (clients: --tls --ca {})",
+                path.display(),
+                path.display()
+            );
+            leaf.identity()
+        }
+    };
+    let config = ServerOptions::new()
+        .with_identity(identity)
+        .build()
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    Ok(TlsSide::Server(config))
+}
+
+/// The client's TLS configuration.
+fn client_tls(ca: &Option<PathBuf>, server_name: &str) -> Result<TlsSide, String> {
+    let options = match ca {
+        Some(path) => ClientOptions::new(
+            pem::load_roots(path).map_err(|e| format!("cannot load {}: {e}", path.display()))?,
+        ),
+        None => ClientOptions::with_webpki_roots(),
+    };
+    let config = options
+        .build()
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    Ok(TlsSide::Client {
+        config,
+        server_name: server_name.to_string(),
+    })
+}
+
+/// What each message carries.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum PayloadArg {
+    /// Repetitive JSON-like log lines (compressible).
+    Text,
+    /// Pseudo-random bytes (incompressible).
+    Random,
+}
+
+impl From<PayloadArg> for Payload {
+    fn from(p: PayloadArg) -> Self {
+        match p {
+            PayloadArg::Text => Self::Text,
+            PayloadArg::Random => Self::Random,
+        }
+    }
+}
+
+/// A positive number of seconds.
+pub(crate) fn parse_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e6 => Ok(s),
+        _ => Err(format!("not a positive number of seconds: {text:?}")),
+    }
+}
+
+/// `host:port` to one address.
+pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to no address"))
+}

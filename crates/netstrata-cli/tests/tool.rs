@@ -1,0 +1,256 @@
+//! The binary as a user runs it: the demo's table, charts, help and errors.
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+use netstrata_cli::echo;
+use netstrata_cli::stack::StackOptions;
+
+fn netstrata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netstrata"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Rows of the demo's table whose first column is `layer`.
+fn rows<'a>(table: &'a str, layer: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(layer))
+        .collect()
+}
+
+#[test]
+fn the_demo_prints_a_row_per_layer_and_side() {
+    let out = netstrata(&["demo", "--secs", "0.5", "--conns", "2"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for layer in ["frame", "zstd", "tls", "shape", "tcp"] {
+        let found = rows(&stdout, layer);
+        assert_eq!(found.len(), 2, "{layer}:\n{stdout}");
+        assert!(found[0].contains(" client "), "{stdout}");
+        assert!(found[1].contains(" server "), "{stdout}");
+    }
+    for figure in [
+        "compressed to",
+        "TLS overhead",
+        "configured 250.0 kB/s per connection",
+        "traffic out (all connections)",
+        "peak",
+        "msgs/s",
+        "p99.9",
+        "errors: 0",
+    ] {
+        assert!(stdout.contains(figure), "{figure}:\n{stdout}");
+    }
+}
+
+#[test]
+fn demo_flags_choose_the_layers() {
+    let out = netstrata(&[
+        "demo",
+        "--secs",
+        "0.3",
+        "--no-tls",
+        "--no-rate",
+        "--size",
+        "100",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(rows(&stdout, "zstd").len(), 2, "{stdout}");
+    assert!(rows(&stdout, "tls").is_empty(), "{stdout}");
+    assert!(rows(&stdout, "shape").is_empty(), "{stdout}");
+    assert!(stdout.contains("x 100 B messages"), "{stdout}");
+}
+
+/// A run's chart, as SVG: a histogram or a line, with its labels as text.
+#[test]
+fn bench_draws_charts() {
+    let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, StackOptions::default()).unwrap();
+    let addr = server.local_addr().to_string();
+    let dir = std::env::temp_dir();
+    for (kind, label) in [("latency", "round trip (µs)"), ("throughput", "echoes/s")] {
+        let path = dir.join(format!("netstrata-{kind}-{}.svg", std::process::id()));
+        let path_text = path.to_str().unwrap();
+        let out = netstrata(&[
+            "bench",
+            "--addr",
+            &addr,
+            "--secs",
+            "0.4",
+            "--conns",
+            "2",
+            "--plot",
+            path_text,
+            "--plot-kind",
+            kind,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(svg.starts_with("<svg"), "{kind}");
+        assert!(svg.contains(label), "{kind}: no {label:?}");
+        let marks = match kind {
+            "latency" => svg.matches("<rect").count(),
+            _ => svg.matches("<polyline").count(),
+        };
+        assert!(marks > 1, "{kind}: {marks} marks");
+    }
+    server.stop().unwrap();
+}
+
+/// `--json` with shaping carries the shaper's counters.
+#[test]
+fn bench_json_carries_the_traffic_counters() {
+    let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, StackOptions::default()).unwrap();
+    let out = netstrata(&[
+        "bench",
+        "--addr",
+        &server.local_addr().to_string(),
+        "--secs",
+        "0.3",
+        "--conns",
+        "2",
+        "--rate",
+        "1MB",
+        "--json",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("\"traffic\":{\"out\":{\"total_bytes\":"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"peak_bytes_per_sec\":"), "{stdout}");
+    server.stop().unwrap();
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = netstrata(&["tunnel", "--help"]);
+    let help = text(&out.stdout);
+    assert!(out.status.success());
+    for flag in [
+        "--listen",
+        "--connect",
+        "--stack-side",
+        "--tls",
+        "--cert",
+        "--key",
+        "--ca-out",
+        "--ca",
+        "--server-name",
+        "--zstd",
+        "--zstd-level",
+        "--rate",
+        "--burst",
+        "--global-rate",
+        "--window",
+    ] {
+        // Long help: the flag on its line, its description on the next.
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.split_whitespace().next() == Some(flag))
+            .unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
+        let description = lines.get(at + 1).map_or("", |l| l.trim());
+        assert!(
+            description.len() > 10 && !description.starts_with('-'),
+            "{flag}: {description:?}"
+        );
+    }
+    for command in ["demo", "echo-server", "bench"] {
+        let out = netstrata(&[command, "--help"]);
+        assert!(out.status.success(), "{command}");
+        assert!(text(&out.stdout).contains("--rate"), "{command}");
+    }
+}
+
+/// One line on stderr, starting with `netstrata:` (or clap's `error:`),
+/// naming `expected`; no panic, no backtrace.
+fn assert_clear_error(out: &Output, code: i32, expected: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("netstrata: ") || first.starts_with("error: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    // Bad flags.
+    let out = netstrata(&["bench", "--rate", "fast"]);
+    assert_clear_error(&out, 2, "not a number of bytes");
+    let out = netstrata(&["demo", "--secs", "0"]);
+    assert_clear_error(&out, 2, "not a positive number of seconds");
+    let out = netstrata(&[
+        "tunnel",
+        "--listen",
+        "127.0.0.1:0",
+        "--connect",
+        "127.0.0.1:1",
+    ]);
+    assert_clear_error(&out, 2, "--stack-side");
+    let out = netstrata(&["bench", "--cert", "a.pem", "--key", "b.pem"]);
+    assert_clear_error(&out, 2, "for the accepting side");
+
+    // An unreachable address: a closed loopback port.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let out = netstrata(&["bench", "--addr", &dead, "--secs", "0.2", "--conns", "1"]);
+    assert_clear_error(&out, 1, &format!("no echo from {dead}"));
+    assert!(text(&out.stderr).contains("ConnectionRefused"));
+    let out = netstrata(&["bench", "--addr", "no-such-host.invalid:7000"]);
+    assert_clear_error(&out, 2, "cannot resolve no-such-host.invalid:7000");
+
+    // A port already taken.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let out = netstrata(&[
+        "tunnel",
+        "--listen",
+        &taken_addr,
+        "--connect",
+        "127.0.0.1:1",
+        "--stack-side",
+        "listen",
+    ]);
+    assert_clear_error(&out, 2, &format!("cannot listen on {taken_addr}"));
+    drop(taken);
+
+    // Unreadable certificate files.
+    let missing = std::env::temp_dir().join("netstrata-no-such-dir/cert.pem");
+    let missing = missing.to_str().unwrap();
+    let out = netstrata(&[
+        "echo-server",
+        "--addr",
+        "127.0.0.1:0",
+        "--tls",
+        "--cert",
+        missing,
+        "--key",
+        missing,
+    ]);
+    assert_clear_error(&out, 2, &format!("cannot load {missing}"));
+    let out = netstrata(&["bench", "--tls", "--ca", missing, "--secs", "0.1"]);
+    assert_clear_error(&out, 2, &format!("cannot load {missing}"));
+
+    // A chart format the tool does not draw.
+    let out = netstrata(&["bench", "--plot", "chart.png"]);
+    assert_clear_error(&out, 2, "charts are drawn as .svg");
+}

@@ -1,0 +1,230 @@
+//! `netstrata tunnel`: two tunnels back to back (plain → stack → plain)
+//! carrying real TCP traffic.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use netstrata_cli::demo::dev_tls;
+use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide};
+use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
+use netstrata_shape::Limit;
+use netstrata_zstd::ZstdConfig;
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// The far tunnel (stack → plain, in front of `target`) and the near one
+/// (plain → stack, where clients connect), with TLS, zstd and, if
+/// `rate`, shaping on both ends of the stack side.
+fn tunnel_pair(target: SocketAddr, rate: Option<u64>) -> (Tunnel, Tunnel) {
+    let (server_tls, client_tls) = dev_tls().unwrap();
+    let stack = |tls: TlsSide| StackOptions {
+        zstd: Some(ZstdConfig::new()),
+        tls: Some(tls),
+        rate: rate.map(|r| {
+            RateOptions::new(
+                Some(Limit::per_second(r).unwrap()),
+                None,
+                Duration::from_secs(1),
+            )
+        }),
+    };
+    let far = Tunnel::start(TunnelOptions {
+        listen: any_port(),
+        connect: target,
+        stack_side: StackSide::Listen,
+        stack: stack(server_tls),
+        log: true,
+    })
+    .unwrap();
+    let near = Tunnel::start(TunnelOptions {
+        listen: any_port(),
+        connect: far.local_addr(),
+        stack_side: StackSide::Connect,
+        stack: stack(client_tls),
+        log: true,
+    })
+    .unwrap();
+    (far, near)
+}
+
+/// Bytes that compress a little but not to nothing.
+fn body(len: usize) -> Vec<u8> {
+    let mut x: u32 = 12345;
+    (0..len)
+        .map(|i| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if i % 3 == 0 {
+                (x >> 24) as u8
+            } else {
+                b'a' + (i % 26) as u8
+            }
+        })
+        .collect()
+}
+
+/// Each way a different stream; each side half-closes after sending and
+/// must still receive everything the other sends after that.
+#[test]
+fn bytes_both_ways_and_half_close_through_two_tunnels() {
+    let (up, down) = (body(300_000), body(700_000));
+    let target = TcpListener::bind(any_port()).unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let (up2, down2) = (up.clone(), down.clone());
+    let server = thread::spawn(move || {
+        let (mut s, _) = target.accept().unwrap();
+        // Read the client's whole stream (it half-closes) before answering:
+        // the answer crosses the tunnels after the client's FIN did.
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert!(got == up2, "upstream differs ({} bytes)", got.len());
+        s.write_all(&down2).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+    });
+    let (far, near) = tunnel_pair(target_addr, None);
+    let mut client = TcpStream::connect(near.local_addr()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    client.write_all(&up).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert!(got == down, "downstream differs ({} bytes)", got.len());
+    server.join().unwrap();
+    near.stop().unwrap();
+    far.stop().unwrap();
+}
+
+/// A shaped stack side: more bytes than the tunnel's window cross, so
+/// backpressure held the rest in the sockets, and never faster than the
+/// shaper allows (a bucket passes at most `burst + rate × t`).
+#[test]
+fn shaped_transfer_completes_no_faster_than_the_rate() {
+    // Incompressible: the wire carries at least the body.
+    let data: Vec<u8> =
+        netstrata_cli::load::payload(netstrata_cli::load::Payload::Random, 1_000_000);
+    let target = TcpListener::bind(any_port()).unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let data2 = data.clone();
+    let server = thread::spawn(move || {
+        let (mut s, _) = target.accept().unwrap();
+        s.write_all(&data2).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let rate = 4_000_000;
+    let (far, near) = tunnel_pair(target_addr, Some(rate));
+    let start = Instant::now();
+    let mut client = TcpStream::connect(near.local_addr()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    let took = start.elapsed();
+    assert!(got == data, "body differs ({} bytes)", got.len());
+    client.shutdown(Shutdown::Write).unwrap();
+    server.join().unwrap();
+    // The default burst is 50 ms of the rate: 0.2 s at the least.
+    let burst = rate / 20;
+    let least = Duration::from_secs_f64((data.len() as u64 - burst) as f64 / rate as f64);
+    assert!(took >= least, "{took:?} < {least:?}");
+    near.stop().unwrap();
+    far.stop().unwrap();
+}
+
+/// A target that refuses: the client's connection is closed, not left
+/// hanging, and the tunnel goes on serving.
+#[test]
+fn an_unreachable_target_closes_the_client() {
+    let closed = TcpListener::bind(any_port()).unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let tunnel = Tunnel::start(TunnelOptions {
+        listen: any_port(),
+        connect: dead,
+        stack_side: StackSide::Connect,
+        stack: StackOptions::default(),
+        log: false,
+    })
+    .unwrap();
+    for _ in 0..2 {
+        let mut client = TcpStream::connect(tunnel.local_addr()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = client.write_all(b"hello");
+        let mut buf = [0; 16];
+        // End of stream or a reset: either way, no bytes and no hang.
+        match client.read(&mut buf) {
+            Ok(n) => assert_eq!(n, 0),
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ),
+                "{e}"
+            ),
+        }
+    }
+    tunnel.stop().unwrap();
+}
+
+/// A tiny HTTP/1.1 server: one response with `body`, then close.
+fn http_server(body: Vec<u8>) -> (SocketAddr, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind(any_port()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "request cut short");
+            request.extend_from_slice(&buf[..n]);
+        }
+        assert!(request.starts_with(b"GET /body HTTP/1.1\r\n"));
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let _ = s.read_to_end(&mut request);
+    });
+    (addr, handle)
+}
+
+/// `curl` through plain → tls+zstd+shape → plain, against a local HTTP
+/// server: the 1 MiB body arrives byte for byte.
+#[test]
+fn curl_through_two_tunnels() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        println!("SKIP curl_through_two_tunnels: curl is not installed");
+        return;
+    }
+    let data = body(1024 * 1024);
+    let (http, server) = http_server(data.clone());
+    let (far, near) = tunnel_pair(http, Some(4_000_000));
+    let out = std::env::temp_dir().join(format!("netstrata-curl-{}.bin", std::process::id()));
+    let status = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "30", "-o"])
+        .arg(&out)
+        .arg(format!("http://{}/body", near.local_addr()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "curl: {status}");
+    let got = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert!(got == data, "body differs ({} bytes)", got.len());
+    server.join().unwrap();
+    near.stop().unwrap();
+    far.stop().unwrap();
+}
