@@ -380,6 +380,11 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                         self.mark(id.index);
                     }
                 }
+                Command::Abort(id) => {
+                    if self.live(id).is_some() {
+                        self.remove(id.index, CloseReason::Aborted);
+                    }
+                }
                 Command::Shutdown(grace) => self.begin_drain(now + grace),
                 Command::Stop => self.state = LoopState::Stopped,
             }

@@ -21,6 +21,7 @@ pub struct ConnId {
 pub(crate) enum Command {
     Send(ConnId, Bytes),
     Close(ConnId),
+    Abort(ConnId),
     Wake(ConnId),
     Shutdown(Duration),
     Stop,
@@ -59,6 +60,12 @@ impl Handle {
     /// Begins an orderly close of connection `id`.
     pub fn close(&self, id: ConnId) -> Result<(), Stopped> {
         self.command(Command::Close(id))
+    }
+
+    /// Drops connection `id` at once, without an orderly close (what
+    /// [`Context::abort`](crate::Context::abort) does from its handler).
+    pub fn abort(&self, id: ConnId) -> Result<(), Stopped> {
+        self.command(Command::Abort(id))
     }
 
     /// Stops accepting, closes every connection in order, and stops the

@@ -361,6 +361,10 @@ fn cross_thread_send_through_the_handle() {
         .join()
         .unwrap();
     assert_eq!(&conn.recv().unwrap().unwrap()[..], b"pushed");
+    // An abort from another thread drops it: the client's read ends
+    // (without the abort it would wait for its 20 s read timeout).
+    server.handles()[0].abort(id).unwrap();
+    assert!(matches!(conn.recv(), Ok(None)));
     server.stop().unwrap();
 }
 
