@@ -3,11 +3,10 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use netstrata_core::{Codec, Connection, Layer, State};
 use slab::Slab;
@@ -18,6 +17,12 @@ use crate::handler::{CloseReason, Context, Handler, Requests};
 use crate::timers::{Timer, TimerKind, Timers};
 use crate::udp::{DatagramHandler, Udp};
 
+mod accept;
+mod timing;
+
+pub(crate) use accept::ConnLimit;
+use accept::Listener;
+
 const WAKER: Token = Token(usize::MAX);
 /// Listener tokens count down from here; connection tokens are slab keys.
 const LISTENER_BASE: usize = usize::MAX / 2;
@@ -27,44 +32,8 @@ const UDP_BASE: usize = LISTENER_BASE - 512;
 const UDP_BUDGET: usize = 256;
 /// Token of loop-wide timers (accept backoff, drain deadline, buffer sweep).
 const LOOP_TIMER: usize = usize::MAX;
-/// How long accepting pauses after an error such as EMFILE.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How often connections idle since the last sweep give back their buffers.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// Makes the connection and handler of each accepted connection.
-type MakeConn<S, C> = Arc<dyn Fn() -> Connection<S, C> + Send + Sync>;
-type MakeHandler<H> = Arc<dyn Fn(SocketAddr) -> H + Send + Sync>;
-
-/// A count of open connections shared by the loops of a server.
-#[derive(Debug)]
-pub(crate) struct ConnLimit {
-    pub(crate) open: AtomicUsize,
-    pub(crate) max: usize,
-}
-
-impl ConnLimit {
-    fn try_acquire(&self) -> bool {
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn release(&self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-struct Listener<S, C, H> {
-    socket: TcpListener,
-    make_conn: MakeConn<S, C>,
-    make_handler: MakeHandler<H>,
-    limit: Arc<ConnLimit>,
-    /// Accepting is paused after an error such as EMFILE, until a timer.
-    paused: bool,
-}
 
 /// Where a connection is in the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,44 +164,6 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
     /// How many connections the loop holds.
     pub fn connections(&self) -> usize {
         self.conns.len()
-    }
-
-    /// Accepts connections on `listener` (non-blocking): each gets a
-    /// connection from `make_conn` and a handler from `make_handler`.
-    pub fn listen(
-        &mut self,
-        listener: std::net::TcpListener,
-        make_conn: impl Fn() -> Connection<S, C> + Send + Sync + 'static,
-        make_handler: impl Fn(SocketAddr) -> H + Send + Sync + 'static,
-    ) -> io::Result<()> {
-        let limit = Arc::new(ConnLimit {
-            open: AtomicUsize::new(0),
-            max: usize::MAX,
-        });
-        self.listen_shared(listener, Arc::new(make_conn), Arc::new(make_handler), limit)
-    }
-
-    pub(crate) fn listen_shared(
-        &mut self,
-        listener: std::net::TcpListener,
-        make_conn: MakeConn<S, C>,
-        make_handler: MakeHandler<H>,
-        limit: Arc<ConnLimit>,
-    ) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
-        let mut socket = TcpListener::from_std(listener);
-        let token = Token(LISTENER_BASE - self.listeners.len());
-        self.poll
-            .registry()
-            .register(&mut socket, token, Interest::READABLE)?;
-        self.listeners.push(Listener {
-            socket,
-            make_conn,
-            make_handler,
-            limit,
-            paused: false,
-        });
-        Ok(())
     }
 
     /// Serves datagrams on `socket` (made non-blocking) with `handler`.
@@ -407,10 +338,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
     }
 
     fn begin_drain(&mut self, deadline: Instant) {
-        for listener in &mut self.listeners {
-            let _ = self.poll.registry().deregister(&mut listener.socket);
-        }
-        self.listeners.clear();
+        self.stop_listening();
         let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
         for token in tokens {
             self.conns[token].conn.close();
@@ -423,55 +351,6 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             generation: 0,
             kind: TimerKind::Drain,
         });
-    }
-
-    fn accept(&mut self, index: usize, now: Instant) {
-        loop {
-            let Some(listener) = self.listeners.get_mut(index) else {
-                return;
-            };
-            if listener.paused {
-                return;
-            }
-            match listener.socket.accept() {
-                Ok((socket, peer)) => {
-                    if !listener.limit.try_acquire() {
-                        tracing::debug!(%peer, "connection limit reached; refusing");
-                        continue;
-                    }
-                    let limit = Arc::clone(&listener.limit);
-                    let conn = (listener.make_conn)();
-                    let handler = (listener.make_handler)(peer);
-                    if let Err(e) = self.config.socket.apply_stream(&socket) {
-                        tracing::debug!(%peer, error = %e, "socket options");
-                    }
-                    let inserted =
-                        self.insert(socket, peer, conn, handler, Phase::Open, Some(limit), now);
-                    if let Ok(id) = inserted {
-                        self.open(id.index, now);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once
-                    // would fail again; pause instead of spinning.
-                    tracing::warn!(error = %e, "accept failed; pausing accepts");
-                    listener.paused = true;
-                    self.timers.push(Timer {
-                        at: now + ACCEPT_BACKOFF,
-                        token: LOOP_TIMER,
-                        generation: index as u32,
-                        kind: TimerKind::Accept,
-                    });
-                    return;
-                }
-            }
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -583,89 +462,6 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             return;
         }
         self.mark(token);
-    }
-
-    fn run_timers(&mut self, now: Instant) {
-        while let Some(timer) = self.timers.pop_due(now) {
-            if timer.token == LOOP_TIMER {
-                self.run_loop_timer(timer, now);
-                continue;
-            }
-            let Some(entry) = self.conns.get_mut(timer.token) else {
-                continue;
-            };
-            if entry.generation != timer.generation {
-                continue;
-            }
-            match timer.kind {
-                TimerKind::Layer => {
-                    if entry.layer_deadline == Some(timer.at) {
-                        entry.layer_deadline = None;
-                        let _ = entry.conn.handle_timeout(now);
-                        self.mark(timer.token);
-                    }
-                }
-                TimerKind::Idle => {
-                    let Some(idle) = self.config.idle_timeout else {
-                        continue;
-                    };
-                    let due = entry.last_activity + idle;
-                    if due <= now {
-                        self.remove(timer.token, CloseReason::IdleTimeout);
-                    } else {
-                        self.timers.push(Timer { at: due, ..timer });
-                    }
-                }
-                TimerKind::Connect => {
-                    if entry.phase == Phase::Connecting {
-                        self.remove(timer.token, CloseReason::ConnectTimeout);
-                    }
-                }
-                TimerKind::App(id) => {
-                    if let Some(reason) =
-                        self.callback(timer.token, now, |h, cx| h.on_timer(cx, id))
-                    {
-                        self.remove(timer.token, reason);
-                    } else {
-                        self.mark(timer.token);
-                    }
-                }
-                TimerKind::Accept | TimerKind::Drain | TimerKind::Sweep => {}
-            }
-        }
-    }
-
-    fn run_loop_timer(&mut self, timer: Timer, now: Instant) {
-        match timer.kind {
-            TimerKind::Accept => {
-                let index = timer.generation as usize;
-                if let Some(listener) = self.listeners.get_mut(index) {
-                    listener.paused = false;
-                    // Edge-triggered: connections waiting in the backlog raise no new event.
-                    self.accept(index, now);
-                }
-            }
-            TimerKind::Drain => {
-                if let LoopState::Draining { deadline } = self.state
-                    && deadline <= now
-                {
-                    self.state = LoopState::Stopped;
-                }
-            }
-            TimerKind::Sweep => {
-                let since = now - SWEEP_EVERY;
-                for (_, entry) in self.conns.iter_mut() {
-                    if entry.last_activity <= since {
-                        entry.conn.release_buffers();
-                    }
-                }
-                self.timers.push(Timer {
-                    at: now + SWEEP_EVERY,
-                    ..timer
-                });
-            }
-            _ => {}
-        }
     }
 
     /// Runs a handler callback with a [`Context`], then carries out its
