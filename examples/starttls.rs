@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The certificates come from a throw-away development CA
-//! (`netstrata::tls::dev_certs`, feature `dev-certs` of netstrata-tls);
+//! (`netstrata::tls::dev_certs`, the facade's `dev-certs` feature);
 //! the client verifies the server's chain for `localhost` for real. The
 //! client's transport is tapped: the run checks that its hello crossed the
 //! wire in clear and its mail did not, and prints each side's layers.

@@ -12,14 +12,12 @@
 //! code inside an `io::Error`.
 //!
 //! The codecs implement tokio-util's `Decoder` and `Encoder` behind the
-//! `tokio-util` feature of the `netstrata-frame` crate. In your own
-//! `Cargo.toml`, next to `netstrata`:
+//! facade's `tokio-util` feature. In your own `Cargo.toml` (netstrata is
+//! not on crates.io: a path to a checkout):
 //!
 //! ```toml
-//! netstrata-frame = { version = "0.1", features = ["tokio-util"] }
+//! netstrata = { path = "../netstrata", features = ["tokio-util"] }
 //! ```
-//!
-//! (`netstrata::frame` is that same crate, so its types gain the traits.)
 //!
 //! What to look at: nothing changes on the tokio side but the codec type;
 //! the same codec value frames for `Framed` and for a netstrata
