@@ -2,7 +2,7 @@
 //! connection on both sides, then the same line protocol, encrypted.
 //!
 //! ```text
-//! cargo run --example starttls --features tls
+//! cargo run --example starttls --features dev-certs
 //! ```
 //!
 //! An SMTP-like exchange between a server thread and a client over TCP

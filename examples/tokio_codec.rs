@@ -2,7 +2,7 @@
 //! as a tokio-util codec in `Framed`, talking to a netstrata peer.
 //!
 //! ```text
-//! cargo run --example tokio_codec
+//! cargo run --example tokio_codec --features tokio-util
 //! ```
 //!
 //! A tokio client (`Framed<TcpStream, LengthDelimited>`) sends 100 messages

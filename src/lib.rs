@@ -26,8 +26,11 @@
 //! | `zstd`               | `netstrata-zstd`  | `zstd`            |
 //! | `shape`              | `netstrata-shape` | `shape`           |
 //! | `reactor`            | `netstrata-reactor` | `reactor`       |
+//! | `tls::dev_certs`     | `netstrata-tls`   | `dev-certs`       |
+//! | tokio-util `Decoder`/`Encoder` on the `frame` codecs | `netstrata-frame` | `tokio-util` |
 //!
-//! `full` turns on every one of them but `testing`. A feature only adds a
+//! `full` turns on the layer crates and the reactor (not `testing`,
+//! `dev-certs` or `tokio-util`). A feature only adds a
 //! module; it never changes what the others do.
 //!
 //! It adds no code of its own: no async runtime integration, no

@@ -73,7 +73,7 @@ enum Command {
         /// Print one JSON line instead of a report.
         #[arg(long)]
         json: bool,
-        /// Also draw a chart to this file (.svg or .png).
+        /// Also draw a chart to this SVG file (convert it for a PNG).
         #[arg(long)]
         plot: Option<PathBuf>,
         /// What --plot draws.
