@@ -52,6 +52,18 @@ fn tunnel_pair(target: SocketAddr, rate: Option<u64>) -> (Tunnel, Tunnel) {
     (far, near)
 }
 
+/// A plain tunnel in front of `target`.
+fn plain_tunnel(target: SocketAddr) -> Tunnel {
+    Tunnel::start(TunnelOptions {
+        listen: any_port(),
+        connect: target,
+        stack_side: StackSide::Connect,
+        stack: StackOptions::default(),
+        log: true,
+    })
+    .unwrap()
+}
+
 /// Bytes that compress a little but not to nothing.
 fn body(len: usize) -> Vec<u8> {
     let mut x: u32 = 12345;
@@ -65,6 +77,47 @@ fn body(len: usize) -> Vec<u8> {
             }
         })
         .collect()
+}
+
+/// A target that sends `data` to its one client, then ends its stream and
+/// reads until the client's end.
+fn sending_target(data: Vec<u8>) -> (SocketAddr, thread::JoinHandle<()>) {
+    let target = TcpListener::bind(any_port()).unwrap();
+    let addr = target.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = target.accept().unwrap();
+        s.write_all(&data).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    (addr, server)
+}
+
+/// A client of `tunnel` whose reads give up after `secs`, so that a hang
+/// fails the test.
+fn client_of(tunnel: &Tunnel, secs: u64) -> TcpStream {
+    let client = TcpStream::connect(tunnel.local_addr()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(secs)))
+        .unwrap();
+    client
+}
+
+/// The tunnel ended `client`'s connection: end of stream or a reset,
+/// either way no bytes and no hang.
+fn assert_closed(client: &mut TcpStream) {
+    let mut buf = [0; 16];
+    match client.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+            "{e}"
+        ),
+    }
 }
 
 /// Each way a different stream; each side half-closes after sending and
@@ -86,10 +139,7 @@ fn bytes_both_ways_and_half_close_through_two_tunnels() {
         s.shutdown(Shutdown::Write).unwrap();
     });
     let (far, near) = tunnel_pair(target_addr, None);
-    let mut client = TcpStream::connect(near.local_addr()).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let mut client = client_of(&near, 20);
     client.write_all(&up).unwrap();
     client.shutdown(Shutdown::Write).unwrap();
     let mut got = Vec::new();
@@ -108,23 +158,11 @@ fn shaped_transfer_completes_no_faster_than_the_rate() {
     // Incompressible: the wire carries at least the body.
     let data: Vec<u8> =
         netstrata_cli::load::payload(netstrata_cli::load::Payload::Random, 1_000_000);
-    let target = TcpListener::bind(any_port()).unwrap();
-    let target_addr = target.local_addr().unwrap();
-    let data2 = data.clone();
-    let server = thread::spawn(move || {
-        let (mut s, _) = target.accept().unwrap();
-        s.write_all(&data2).unwrap();
-        s.shutdown(Shutdown::Write).unwrap();
-        let mut rest = Vec::new();
-        let _ = s.read_to_end(&mut rest);
-    });
+    let (target_addr, server) = sending_target(data.clone());
     let rate = 4_000_000;
     let (far, near) = tunnel_pair(target_addr, Some(rate));
     let start = Instant::now();
-    let mut client = TcpStream::connect(near.local_addr()).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let mut client = client_of(&near, 20);
     let mut got = Vec::new();
     client.read_to_end(&mut got).unwrap();
     let took = start.elapsed();
@@ -146,32 +184,11 @@ fn an_unreachable_target_closes_the_client() {
     let closed = TcpListener::bind(any_port()).unwrap();
     let dead = closed.local_addr().unwrap();
     drop(closed);
-    let tunnel = Tunnel::start(TunnelOptions {
-        listen: any_port(),
-        connect: dead,
-        stack_side: StackSide::Connect,
-        stack: StackOptions::default(),
-        log: false,
-    })
-    .unwrap();
+    let tunnel = plain_tunnel(dead);
     for _ in 0..2 {
-        let mut client = TcpStream::connect(tunnel.local_addr()).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let mut client = client_of(&tunnel, 10);
         let _ = client.write_all(b"hello");
-        let mut buf = [0; 16];
-        // End of stream or a reset: either way, no bytes and no hang.
-        match client.read(&mut buf) {
-            Ok(n) => assert_eq!(n, 0),
-            Err(e) => assert!(
-                matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-                ),
-                "{e}"
-            ),
-        }
+        assert_closed(&mut client);
     }
     tunnel.stop().unwrap();
 }
@@ -227,4 +244,52 @@ fn curl_through_two_tunnels() {
     server.join().unwrap();
     near.stop().unwrap();
     far.stop().unwrap();
+}
+
+/// A client that stops reading, long enough for the tunnel's window and
+/// the sockets' buffers to fill, then reads everything: the tunnel has no
+/// timer to look again, so the stream resumes only because draining the
+/// client side wakes the target side. Every byte arrives, in order.
+#[test]
+fn a_slow_reader_gets_every_byte_once_it_reads_again() {
+    // Well beyond the window plus what loopback sockets buffer.
+    let data = body(24 * 1024 * 1024);
+    let (target_addr, server) = sending_target(data.clone());
+    let tunnel = plain_tunnel(target_addr);
+    let mut client = client_of(&tunnel, 20);
+    let mut got = vec![0; 1000];
+    client.read_exact(&mut got).unwrap();
+    for _ in 0..3 {
+        // Not a timing claim: only a pause in reading, whatever its length.
+        thread::sleep(Duration::from_millis(150));
+        let mut chunk = vec![0; 4 * 1024 * 1024];
+        client.read_exact(&mut chunk).unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    client.read_to_end(&mut got).unwrap();
+    assert!(got == data, "body differs ({} bytes)", got.len());
+    client.shutdown(Shutdown::Write).unwrap();
+    server.join().unwrap();
+    tunnel.stop().unwrap();
+}
+
+/// The target resets its connection: the tunnel aborts the client's, which
+/// ends at once instead of waiting for bytes that will not come.
+#[test]
+fn a_reset_target_aborts_the_client_side() {
+    let target = TcpListener::bind(any_port()).unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (s, _) = target.accept().unwrap();
+        // Closing with received bytes unread makes the kernel send a reset.
+        let mut buf = [0; 1];
+        assert_eq!(s.peek(&mut buf).unwrap(), 1, "no bytes came through");
+        drop(s);
+    });
+    let tunnel = plain_tunnel(target_addr);
+    let mut client = client_of(&tunnel, 10);
+    client.write_all(b"hello").unwrap();
+    server.join().unwrap();
+    assert_closed(&mut client);
+    tunnel.stop().unwrap();
 }

@@ -1,5 +1,6 @@
 //! What the two connections of one tunnelled stream share: flow-control
-//! credit per direction, the connection ids, and the first failure.
+//! credit per direction, the connections' ids and wakers, and the first
+//! failure.
 //!
 //! The reactor hands each connection's messages to its own handler and
 //! offers no way to hold them back, so backpressure lives in a [`Gate`]
@@ -9,11 +10,19 @@
 //! connection's gate hands the bytes to its own stack (which is bounded and
 //! drained only as its socket takes them). At most [`WINDOW`] bytes per
 //! direction are between the two sockets, in any buffer.
+//!
+//! A blocked gate sleeps: it has no deadline. The gate that returns credit
+//! to an empty direction wakes the blocked connection through the waker the
+//! reactor gave it ([`Layer::set_waker`]); the loop then reads its socket
+//! again, and the gate asks for one inbound pass at once for bytes it had
+//! to leave below itself, which no socket event would move.
+//!
+//! A failure of either connection aborts the other ([`Handle::abort`]).
 
-use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::task::Waker;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result, transfer};
@@ -21,13 +30,6 @@ use netstrata_reactor::{ConnId, Handle};
 
 /// Bytes one direction may have in flight between the two sockets.
 pub(crate) const WINDOW: usize = 256 * 1024;
-
-/// While a gate has no credit it asks to be woken this soon to look again
-/// (the reactor has no call that tells one connection another freed room),
-/// doubling the wait while nothing moves, up to [`MAX_RECHECK`], so a pair
-/// whose far end reads nothing costs little.
-const RECHECK: Duration = Duration::from_millis(1);
-const MAX_RECHECK: Duration = Duration::from_millis(64);
 
 /// Which connection of a tunnelled pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,8 @@ impl Side {
 #[derive(Debug, Default)]
 struct State {
     ids: [Option<ConnId>; 2],
+    /// Each side's connection waker, once its driver gave one.
+    wakers: [Option<Waker>; 2],
     /// Bytes for the connected side, received before it was made.
     pending: Vec<Bytes>,
     /// The accepted side's peer ended before the connected side was made.
@@ -73,7 +77,6 @@ struct State {
 pub(crate) struct Link {
     /// Bytes each side may still pass up (index: the reading side).
     credit: [AtomicUsize; 2],
-    failed: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -81,7 +84,6 @@ impl Link {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             credit: [AtomicUsize::new(WINDOW), AtomicUsize::new(WINDOW)],
-            failed: AtomicBool::new(false),
             state: Mutex::default(),
         })
     }
@@ -125,16 +127,14 @@ impl Link {
         (std::mem::take(&mut state.pending), state.close_pending)
     }
 
-    /// Records the pair's failure and wakes `other` so its gate fails too
-    /// (the reactor has no abort of another connection).
+    /// Records the pair's failure and aborts `other`, if it was made (a
+    /// connected side not yet made never will be: see `failure`).
     pub(crate) fn fail(&self, why: String, other: Side, handle: &Handle) {
-        self.failed.store(true, Ordering::Release);
         let mut state = self.state();
         state.failure.get_or_insert(why);
         if let Some(id) = state.ids[other.index()] {
-            // An empty message sets nothing in motion but a pass of the
-            // stack, where the gate reports the failure.
-            let _ = handle.send(id, Bytes::new());
+            // Ignored by the loop if `other` has closed since.
+            let _ = handle.abort(id);
         }
     }
 
@@ -150,12 +150,19 @@ impl Link {
         both.then(|| state.closed.clone())
     }
 
-    fn error(&self) -> Error {
-        let why = self.failure().unwrap_or_else(|| "unknown".into());
-        Error::from(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            format!("the other side of the tunnel failed: {why}"),
-        ))
+    /// Gives `side` back `n` bytes of credit; wakes its connection if it
+    /// had none, since its gate then sleeps with reading paused.
+    fn return_credit(&self, side: Side, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let before = self.credit[side.index()].fetch_add(n, Ordering::AcqRel);
+        if before == 0 {
+            let waker = self.state().wakers[side.index()].clone();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
     }
 }
 
@@ -166,11 +173,10 @@ impl Link {
 pub(crate) struct Gate {
     side: Side,
     link: Arc<Link>,
+    /// The time of the last inbound pass.
     last_now: Option<Instant>,
     /// The last inbound pass left bytes for want of credit.
     held: bool,
-    /// The wait before looking again while blocked.
-    recheck: Duration,
     read_closed: bool,
     write_closed: bool,
 }
@@ -182,21 +188,13 @@ impl Gate {
             link,
             last_now: None,
             held: false,
-            recheck: RECHECK,
             read_closed: false,
             write_closed: false,
         }
     }
 
-    fn credit(&self) -> &AtomicUsize {
-        &self.link.credit[self.side.index()]
-    }
-
-    fn check(&self) -> Result<()> {
-        match self.link.failed.load(Ordering::Acquire) {
-            true => Err(self.link.error()),
-            false => Ok(()),
-        }
+    fn credit(&self) -> usize {
+        self.link.credit[self.side.index()].load(Ordering::Acquire)
     }
 }
 
@@ -206,15 +204,11 @@ impl Layer for Gate {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        self.check()?;
         self.last_now = Some(io.now);
-        let credit = self.credit().load(Ordering::Acquire);
+        let credit = self.credit();
         let n = transfer(io.input, io.up, io.up_room.min(credit));
-        self.credit().fetch_sub(n, Ordering::AcqRel);
+        self.link.credit[self.side.index()].fetch_sub(n, Ordering::AcqRel);
         self.held = !io.input.is_empty() && n == credit;
-        if n > 0 {
-            self.recheck = RECHECK;
-        }
         if io.input_ended && io.input.is_empty() {
             self.read_closed = true;
         }
@@ -222,12 +216,11 @@ impl Layer for Gate {
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
-        self.check()?;
         if self.write_closed && !io.input.is_empty() {
             return Err(Error::misuse("tunnel", "write after shutdown"));
         }
         let n = transfer(io.input, io.down, io.down_room);
-        self.link.credit[self.side.other().index()].fetch_add(n, Ordering::AcqRel);
+        self.link.return_credit(self.side.other(), n);
         if io.flush == Flush::Finish && io.input.is_empty() {
             self.write_closed = true;
         }
@@ -235,23 +228,21 @@ impl Layer for Gate {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        // Held bytes need a pass even if credit came back meanwhile: no
-        // socket event will run one. No credit: reading is paused.
-        let blocked = self.held || self.credit().load(Ordering::Acquire) == 0;
-        (blocked && !self.read_closed).then(|| self.last_now.map(|t| t + self.recheck))?
+        // Held bytes wait below the gate, where only an inbound pass moves
+        // them: once credit is back (and the other gate woke us), ask for
+        // that pass now. Without credit there is nothing to do until then.
+        let due = self.held && !self.read_closed && self.credit() > 0;
+        due.then_some(self.last_now).flatten()
     }
 
     fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
+        // The connection runs its inbound pass next, which moves held bytes.
         self.last_now = Some(now);
-        // Reset by the inbound pass that follows if bytes move.
-        self.recheck = (self.recheck * 2).min(MAX_RECHECK);
-        // The connection runs its inbound pass next: bytes held for want
-        // of credit move up if some came back.
-        self.check()
+        Ok(())
     }
 
     fn wants_read(&self) -> bool {
-        !self.link.failed.load(Ordering::Acquire) && self.credit().load(Ordering::Acquire) > 0
+        self.credit() > 0
     }
 
     fn is_read_closed(&self) -> bool {
@@ -261,11 +252,40 @@ impl Layer for Gate {
     fn is_write_closed(&self) -> bool {
         self.write_closed
     }
+
+    fn set_waker(&mut self, waker: &Waker) {
+        self.link.state().wakers[self.side.index()] = Some(waker.clone());
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::task::Wake;
+
+    use netstrata_core::{Connection, ConnectionConfig, DynStack, RawCodec};
+
     use super::*;
+
+    /// Counts wake-ups, as the reactor's per-connection waker would mark it.
+    #[derive(Debug, Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Wakes {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn waker() -> (Arc<Wakes>, Waker) {
+        let wakes = Arc::new(Wakes::default());
+        (Arc::clone(&wakes), Waker::from(wakes))
+    }
 
     fn inbound(gate: &mut Gate, now: Instant, input: &mut BytesMut, up: &mut BytesMut) {
         let mut down = BytesMut::new();
@@ -291,59 +311,136 @@ mod tests {
         .unwrap();
     }
 
-    /// The reader stops at the window; bytes it holds are retried on a
-    /// timer even once credit is back, since no socket event would run
-    /// them; credit comes back as the writer passes bytes down.
+    /// The reader stops at the window and sleeps: no deadline. The writer
+    /// returning credit wakes it once; its held bytes then ask for a pass
+    /// at once, which moves them.
     #[test]
-    fn credit_bounds_the_reader_and_the_writer_returns_it() {
+    fn credit_bounds_the_reader_and_the_writer_wakes_it() {
         let link = Link::new();
         let mut reader = Gate::new(Side::Connected, Arc::clone(&link));
         let mut writer = Gate::new(Side::Accepted, Arc::clone(&link));
+        let (wakes, w) = waker();
+        reader.set_waker(&w);
         let now = Instant::now();
         let mut input = BytesMut::from(&vec![7u8; WINDOW + 10][..]);
         let mut up = BytesMut::new();
         inbound(&mut reader, now, &mut input, &mut up);
         assert_eq!((up.len(), input.len()), (WINDOW, 10));
         assert!(!reader.wants_read());
-        assert_eq!(reader.poll_timeout(), Some(now + RECHECK));
+        assert_eq!(reader.poll_timeout(), None, "a blocked gate sleeps");
         assert_eq!(writer.poll_timeout(), None);
+        assert_eq!(wakes.count(), 0);
 
-        // The other connection passes 4 bytes on: 4 bytes of credit.
-        let (mut queued, mut wire) = (up.split_to(4), BytesMut::new());
+        // The other connection passes 4 bytes on, then 4 more: one wake-up,
+        // for the direction that had no credit.
+        let (mut queued, mut wire) = (up.split_to(8), BytesMut::new());
+        outbound(&mut writer, now, &mut queued.split_to(4), &mut wire);
         outbound(&mut writer, now, &mut queued, &mut wire);
-        assert_eq!(wire.len(), 4);
+        assert_eq!(wire.len(), 8);
+        assert_eq!(wakes.count(), 1);
         assert!(reader.wants_read());
-        assert_eq!(reader.poll_timeout(), Some(now + RECHECK), "held bytes");
+        assert_eq!(reader.poll_timeout(), Some(now), "held bytes: a pass now");
 
-        let later = now + RECHECK;
-        reader.handle_timeout(later, &mut BytesMut::new()).unwrap();
         let mut more = BytesMut::new();
-        inbound(&mut reader, later, &mut input, &mut more);
-        assert_eq!((more.len(), input.len()), (4, 6));
-        assert_eq!(reader.poll_timeout(), Some(later + RECHECK));
+        reader.handle_timeout(now, &mut BytesMut::new()).unwrap();
+        inbound(&mut reader, now, &mut input, &mut more);
+        assert_eq!((more.len(), input.len()), (8, 2));
+        assert_eq!(reader.poll_timeout(), None, "blocked again, asleep again");
+        assert_eq!(wakes.count(), 1);
+    }
 
-        // Nothing moves: the wait doubles, up to its bound.
-        let mut at = later;
-        for expected in [2, 4, 8, 16, 32, 64, 64] {
-            at += Duration::from_millis(1);
-            reader.handle_timeout(at, &mut BytesMut::new()).unwrap();
-            inbound(&mut reader, at, &mut input, &mut more);
-            let wait = Duration::from_millis(expected);
-            assert_eq!(reader.poll_timeout(), Some(at + wait));
+    fn gated(side: Side, link: &Arc<Link>, waker: Waker) -> Conn {
+        let gate: Box<dyn Layer + Send> = Box::new(Gate::new(side, Arc::clone(link)));
+        // Room above the gate for a whole window: the gate, not the
+        // message buffer, is what stops the reader.
+        let config = ConnectionConfig::new().with_message_buffer(2 * WINDOW);
+        let mut conn = Connection::with_config(DynStack::new(vec![gate]), RawCodec::new(), config);
+        conn.set_waker(waker);
+        conn
+    }
+
+    type Conn = Connection<DynStack, RawCodec>;
+
+    /// The size of the reader's socket reads; `WINDOW` is not a multiple.
+    const CHUNK: usize = 10_000;
+
+    /// What the reactor does for the reader over its turns: read the
+    /// socket while it wants to, and forward each message to the writer.
+    fn pump(reader: &mut Conn, writer: &mut Conn, data: &[u8], fed: &mut usize, now: Instant) {
+        loop {
+            while reader.wants_read() && *fed < data.len() {
+                let end = data.len().min(*fed + CHUNK);
+                *fed += reader.handle_input(now, &data[*fed..end]).unwrap();
+            }
+            while let Some(msg) = reader.poll_message(now).unwrap() {
+                writer.send(&msg).unwrap();
+            }
+            if !reader.wants_read() || *fed == data.len() {
+                return;
+            }
         }
     }
 
-    /// A failure of the pair fails the other gate on its next call.
+    /// Two connections of a pair driven as the reactor does, with a client
+    /// that reads nothing, then everything: the target side stops reading
+    /// at the window with no deadline, and resumes only when woken. Every
+    /// byte arrives, in order, and no deadline is left.
     #[test]
-    fn a_failure_reaches_the_other_gate() {
+    fn a_blocked_direction_resumes_when_woken_without_timers() {
+        // Several windows; and a last read that crosses the window, whose
+        // tail waits below the gate with nothing more on the socket, so
+        // that only the pass asked for at once after the wake-up moves it.
+        resume_after_block(3 * WINDOW + 12_345);
+        resume_after_block(WINDOW.next_multiple_of(CHUNK));
+    }
+
+    fn resume_after_block(len: usize) {
         let link = Link::new();
-        let mut gate = Gate::new(Side::Accepted, Arc::clone(&link));
-        link.failed.store(true, Ordering::Release);
-        link.state().failure = Some("target side reset".into());
-        assert!(!gate.wants_read());
-        let err = gate
-            .handle_timeout(Instant::now(), &mut BytesMut::new())
-            .unwrap_err();
-        assert!(err.to_string().contains("target side reset"), "{err}");
+        let (reader_wakes, w) = waker();
+        let mut reader = gated(Side::Connected, &link, w);
+        let (writer_wakes, w) = waker();
+        let mut writer = gated(Side::Accepted, &link, w);
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let now = Instant::now();
+        let (mut fed, mut received) = (0, Vec::new());
+
+        // The client reads nothing: the reader fills the window and sleeps.
+        pump(&mut reader, &mut writer, &data, &mut fed, now);
+        assert!(!reader.wants_read());
+        let credit = &link.credit[Side::Connected.index()];
+        assert_eq!(credit.load(Ordering::SeqCst), 0, "the window is full");
+        assert_eq!(reader.poll_timeout(), None, "no timer while blocked");
+        assert_eq!(writer.poll_timeout(), None);
+        assert_eq!(reader_wakes.count(), 0);
+
+        // The client reads everything. A deadline appears only after a
+        // wake-up, and is due at once.
+        let mut seen = 0;
+        for _ in 0..1000 {
+            while let Some(out) = writer.poll_transmit(now).unwrap() {
+                received.extend_from_slice(out);
+                let n = out.len();
+                writer.advance_transmit(n);
+            }
+            if received.len() == data.len() {
+                break;
+            }
+            assert!(reader_wakes.count() > seen, "stalled without a wake-up");
+            seen = reader_wakes.count();
+            if let Some(at) = reader.poll_timeout() {
+                assert!(at <= now, "a pass asked for later: {at:?}");
+                reader.handle_timeout(now).unwrap();
+            }
+            pump(&mut reader, &mut writer, &data, &mut fed, now);
+        }
+        assert!(
+            received == data,
+            "{} of {} bytes",
+            received.len(),
+            data.len()
+        );
+        assert_eq!(reader.poll_timeout(), None);
+        assert_eq!(writer.poll_timeout(), None);
+        assert_eq!(writer_wakes.count(), 0, "the other direction never blocked");
     }
 }

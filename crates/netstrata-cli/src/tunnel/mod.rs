@@ -11,7 +11,8 @@
 //! One event loop on one thread carries every pair. Between the two
 //! connections of a pair at most 256 KiB per direction are in flight: a
 //! gate layer on top of each stack stops reading its socket when that much
-//! waits for the other side (the `link` module explains how).
+//! waits for the other side, and the other side wakes it as it drains (the
+//! `link` module explains how).
 
 mod link;
 
@@ -175,7 +176,7 @@ fn listen(
         },
         move |peer| {
             let link = lock(&made2).take().unwrap_or_else(|| {
-                // Not made with its connection: fail this one cleanly.
+                // Not made with its connection: `on_open` aborts this one.
                 let link = Link::new();
                 link.fail("internal: no link".into(), Side::Connected, &handle);
                 link
@@ -244,6 +245,11 @@ struct End {
 impl Handler for End {
     fn on_open(&mut self, cx: &mut Context<'_>) {
         self.link.set_id(self.side, cx.id());
+        if self.link.failure().is_some() {
+            // The pair failed before this side opened: no one to pass bytes to.
+            cx.abort();
+            return;
+        }
         if let Some(queue) = &self.queue {
             lock(queue).push(Arc::clone(&self.link));
         }
@@ -262,8 +268,10 @@ impl Handler for End {
         let place = format!("{} ({})", self.peer, side_name(self.side));
         let how = match reason {
             CloseReason::Clean => "clean".to_string(),
-            // Our gate's error: the other side's line says why.
-            _ if self.link.failure().is_some() => "aborted: the other side failed".to_string(),
+            // Aborted by `Link::fail`: the other side's line says why.
+            CloseReason::Aborted if self.link.failure().is_some() => {
+                "aborted: the other side failed".to_string()
+            }
             CloseReason::Error(e) => e.to_string(),
             CloseReason::Io(kind) => format!("i/o: {kind}"),
             other => format!("{other:?}"),
