@@ -1,23 +1,21 @@
 //! The layer: a rustls connection between caller-owned buffers.
 
-use std::io::{self, BufRead, IoSlice, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result};
-use rustls::client::ClientConnection;
+use netstrata_core::{Error, Inbound, Layer, Outbound, Result};
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::server::ServerConnection;
-use rustls::{ClientConfig, HandshakeKind, ProtocolVersion, ServerConfig, SupportedCipherSuite};
+use rustls::server::UnbufferedServerConnection;
+use rustls::{
+    ClientConfig, CommonState, HandshakeKind, ProtocolVersion, ServerConfig, SupportedCipherSuite,
+};
 
+use crate::engine::{self, MAX_RECORD, Owed, Receive, Send, Step, UnbufferedConnection};
+use crate::sni::{self, Sniffed};
 use crate::{NAME, TlsError};
 
-/// Largest plaintext of one TLS record.
-const MAX_RECORD: usize = 16 * 1024;
-/// Most bytes a record adds to its plaintext (TLS 1.2 AES-GCM: 5 header,
-/// 8 explicit nonce, 16 tag; TLS 1.3 adds 22).
-const RECORD_OVERHEAD: usize = 29;
 /// How many of the peer's first bytes are kept to recognise a non-TLS peer.
 const PREFIX: usize = 8;
 
@@ -82,37 +80,54 @@ enum Timer {
 /// `handshake()` runs it alone, to check the peer before sending anything.
 ///
 /// # Memory bounds
-/// Per connection, rustls holds at most, at any time:
-/// - received ciphertext: one record buffer of 18,437 bytes (rustls' fixed
-///   limit; while a large handshake message is being reassembled, up to
-///   64 KiB);
-/// - received plaintext: what that buffer decrypts to, at most 18,437
-///   bytes: the layer hands ciphertext to rustls only once all earlier
-///   plaintext went up, and reports [`Layer::wants_read`] `false` until
-///   then, so a flooding peer meets TCP backpressure;
-/// - outgoing records: emptied into `down` on every call, so nothing is
-///   held between calls; within one call at most
-///   [`buffer_limit`](Self::buffer_limit) plaintext bytes are encrypted.
+/// The layer drives rustls' unbuffered API: records are decrypted in place
+/// in the caller's input buffer and encoded straight into `down`. Per
+/// connection it holds, at any time:
+/// - received ciphertext: none of its own; records wait in the caller's
+///   (bounded) input buffer until they are processed, and while a
+///   handshake message spanning several records is incomplete its records
+///   stay there too;
+/// - received plaintext: the part of one record (at most 16 KiB) that did
+///   not fit `up_room`; the layer processes no more input until it went
+///   up, and reports [`Layer::wants_read`] `false` until then, so a
+///   flooding peer meets TCP backpressure;
+/// - outgoing records: written into `down` as they are made, so nothing is
+///   held between calls; each step encrypts at most
+///   [`buffer_limit`](Self::buffer_limit) plaintext bytes.
 ///
-/// Plaintext goes up strictly within `up_room`. Measured after the
-/// handshake, an idle layer holds about 7 KB of heap (`benches/tls.rs`),
-/// nearly all of it rustls' own state (its record read buffer alone keeps
-/// at least 4 KiB between reads).
+/// Plaintext goes up strictly within `up_room`. After the handshake an
+/// idle layer holds no I/O buffer, only rustls' connection state
+/// (`benches/tls.rs` prints the figure); [`Layer::release_buffers`] frees
+/// held plaintext's allocation once it went up.
+///
+/// # Writes during an incomplete handshake message
+/// While rustls keeps part of a handshake message in the input buffer
+/// (the peer sent a post-handshake message, such as a session ticket, over
+/// several records), outbound calls write nothing: they cannot see that
+/// buffer. Writes go on once the rest of the message arrives.
 pub struct Tls {
-    conn: rustls::Connection,
-    /// The name a client asked for (a server reads its SNI from rustls).
+    conn: UnbufferedConnection,
+    /// On a client, the name it connects to; on a server, the SNI read
+    /// from the ClientHello.
     server_name: Option<String>,
+    /// A server that has not seen the ClientHello's first record yet.
+    sni_pending: bool,
     read: End,
     write: End,
     failed: Option<Error>,
     handshake_timeout: Duration,
     timer: Timer,
     buffer_limit: usize,
-    /// Plaintext rustls decrypted and the layer has not yet sent up.
-    plaintext: usize,
+    /// Decrypted plaintext that did not fit `up_room` (part of one record).
+    held: BytesMut,
+    /// rustls holds no part of a handshake message in the input buffer, so
+    /// it may be driven with an empty one (as outbound calls do).
+    aligned: bool,
     /// The peer's first bytes.
     prefix: [u8; PREFIX],
     prefix_len: usize,
+    /// Input was discarded: `prefix` is final.
+    prefix_kept: bool,
 }
 
 impl std::fmt::Debug for Tls {
@@ -120,9 +135,9 @@ impl std::fmt::Debug for Tls {
         f.debug_struct("Tls")
             .field(
                 "client",
-                &matches!(self.conn, rustls::Connection::Client(_)),
+                &matches!(self.conn, UnbufferedConnection::Client(_)),
             )
-            .field("handshaking", &self.conn.is_handshaking())
+            .field("handshaking", &self.is_handshaking())
             .field("read", &self.read)
             .field("write", &self.write)
             .field("failed", &self.failed)
@@ -133,11 +148,10 @@ impl std::fmt::Debug for Tls {
 impl Tls {
     /// Default handshake timeout (10 s).
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Default bound of plaintext encrypted per step and of rustls' send
-    /// buffers (32 KiB).
+    /// Default bound of plaintext encrypted per step (32 KiB).
     pub const DEFAULT_BUFFER_LIMIT: usize = 32 * 1024;
-    /// The most received plaintext rustls holds for this layer (one record
-    /// buffer's worth, 18,437 bytes; see *Memory bounds*).
+    /// The most received plaintext the layer holds (part of one record,
+    /// below this bound; see *Memory bounds*).
     pub const MAX_BUFFERED_PLAINTEXT: usize = 16 * 1024 + 2048 + 5;
 
     /// A client that will verify the server's certificate for `server_name`
@@ -148,23 +162,24 @@ impl Tls {
     pub fn client(config: Arc<ClientConfig>, server_name: &str) -> Result<Self, TlsError> {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| TlsError::InvalidServerName(server_name.to_owned()))?;
-        let conn = ClientConnection::new(config, name).map_err(TlsError::Config)?;
-        let mut tls = Self::new(conn.into());
+        let conn = UnbufferedClientConnection::new(config, name).map_err(TlsError::Config)?;
+        let mut tls = Self::new(conn);
         tls.server_name = Some(server_name.to_owned());
         Ok(tls)
     }
 
     /// A server.
     pub fn server(config: Arc<ServerConfig>) -> Result<Self, TlsError> {
-        let conn = ServerConnection::new(config).map_err(TlsError::Config)?;
-        Ok(Self::new(conn.into()))
+        let conn = UnbufferedServerConnection::new(config).map_err(TlsError::Config)?;
+        Ok(Self::new(conn))
     }
 
-    /// A layer over a rustls connection built by hand (one that was not
-    /// used yet).
-    pub fn new(mut conn: rustls::Connection) -> Self {
-        conn.set_buffer_limit(Some(Self::DEFAULT_BUFFER_LIMIT));
+    /// A layer over an unbuffered rustls connection built by hand (one
+    /// that was not used yet).
+    pub fn new(conn: impl Into<UnbufferedConnection>) -> Self {
+        let conn = conn.into();
         Self {
+            sni_pending: matches!(conn, UnbufferedConnection::Server(_)),
             conn,
             server_name: None,
             read: End::Open,
@@ -173,9 +188,11 @@ impl Tls {
             handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
             timer: Timer::Unstarted,
             buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
-            plaintext: 0,
+            held: BytesMut::new(),
+            aligned: true,
             prefix: [0; PREFIX],
             prefix_len: 0,
+            prefix_kept: false,
         }
     }
 
@@ -185,11 +202,10 @@ impl Tls {
         self
     }
 
-    /// Sets the bound of plaintext encrypted per step and of rustls' send
-    /// buffers (at least one record, 16 KiB).
+    /// Sets the bound of plaintext encrypted per step (at least one
+    /// record, 16 KiB).
     pub fn with_buffer_limit(mut self, bytes: usize) -> Self {
         self.buffer_limit = bytes.max(MAX_RECORD);
-        self.conn.set_buffer_limit(Some(self.buffer_limit));
         self
     }
 
@@ -197,42 +213,39 @@ impl Tls {
 
     /// The negotiated protocol version (`TLSv1_3`, `TLSv1_2`).
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.conn.protocol_version()
+        self.conn.common().protocol_version()
     }
 
     /// The negotiated cipher suite.
     pub fn cipher_suite(&self) -> Option<SupportedCipherSuite> {
-        self.conn.negotiated_cipher_suite()
+        self.conn.common().negotiated_cipher_suite()
     }
 
     /// The negotiated ALPN protocol, if both sides offered one in common.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.conn.alpn_protocol()
+        self.conn.common().alpn_protocol()
     }
 
     /// On a server, the name the client asked for (SNI); on a client, the
     /// name it connects to.
     pub fn server_name(&self) -> Option<&str> {
-        match &self.conn {
-            rustls::Connection::Server(s) => s.server_name(),
-            rustls::Connection::Client(_) => self.server_name.as_deref(),
-        }
+        self.server_name.as_deref()
     }
 
     /// The peer's certificate chain, end entity first: always on a client
     /// after the handshake, on a server only with client authentication.
     pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
-        self.conn.peer_certificates()
+        self.conn.common().peer_certificates()
     }
 
     /// Whether the handshake was full or resumed a session.
     pub fn handshake_kind(&self) -> Option<HandshakeKind> {
-        self.conn.handshake_kind()
+        self.conn.common().handshake_kind()
     }
 
-    /// The rustls connection, for what this layer does not expose.
-    pub fn connection(&self) -> &rustls::Connection {
-        &self.conn
+    /// The rustls connection state, for what this layer does not expose.
+    pub fn connection(&self) -> &CommonState {
+        self.conn.common()
     }
 
     /// The handshake timeout.
@@ -240,15 +253,15 @@ impl Tls {
         self.handshake_timeout
     }
 
-    /// The bound of plaintext encrypted per step and of rustls' send buffers.
+    /// The bound of plaintext encrypted per step.
     pub fn buffer_limit(&self) -> usize {
         self.buffer_limit
     }
 
-    /// Received plaintext rustls holds that has not gone up yet (at most
-    /// [`MAX_BUFFERED_PLAINTEXT`](Self::MAX_BUFFERED_PLAINTEXT)).
+    /// Received plaintext the layer holds that has not gone up yet (at
+    /// most [`MAX_BUFFERED_PLAINTEXT`](Self::MAX_BUFFERED_PLAINTEXT)).
     pub fn buffered_plaintext(&self) -> usize {
-        self.plaintext
+        self.held.len()
     }
 
     // ---- internals ----
@@ -273,90 +286,87 @@ impl Tls {
         }
     }
 
+    /// Keeps the stream's first bytes: until rustls discards any input,
+    /// they are at the front of `input`.
     fn remember_prefix(&mut self, input: &[u8]) {
-        let n = (PREFIX - self.prefix_len).min(input.len());
-        self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&input[..n]);
-        self.prefix_len += n;
+        let n = PREFIX.min(input.len());
+        self.prefix[..n].copy_from_slice(&input[..n]);
+        self.prefix_len = n;
     }
 
-    /// Moves every record rustls has to send into `down`.
-    fn drain(&mut self, down: &mut BytesMut) {
-        while self.conn.wants_write() {
-            // Appending to a `BytesMut` cannot fail.
-            let _ = self.conn.write_tls(&mut Appender(down));
+    /// Sends held plaintext up, at most `room` bytes; returns what is left
+    /// of the room.
+    fn deliver_held(&mut self, up: &mut BytesMut, room: usize) -> usize {
+        let n = self.held.len().min(room);
+        up.extend_from_slice(&self.held[..n]);
+        self.held.advance(n);
+        if self.held.is_empty() {
+            // Free the record's worth of memory: an idle layer holds none.
+            self.held = BytesMut::new();
         }
+        room - n
     }
 
-    /// Sends plaintext up, at most `room` bytes; notes a clean end.
-    fn deliver(&mut self, up: &mut BytesMut, room: usize) -> usize {
-        let mut sent = 0;
-        while sent < room {
-            let mut reader = self.conn.reader();
-            let chunk = match reader.fill_buf() {
-                Ok([]) => {
-                    // The peer's close_notify, with all plaintext before it delivered.
-                    self.read = End::Closed;
-                    break;
-                }
-                Ok(chunk) => chunk,
-                // `WouldBlock`: nothing decrypted yet.
-                Err(_) => break,
-            };
-            let n = chunk.len().min(room - sent);
-            up.extend_from_slice(&chunk[..n]);
-            reader.consume(n);
-            sent += n;
-        }
-        self.plaintext = self.plaintext.saturating_sub(sent);
-        sent
-    }
-
-    /// Hands ciphertext to rustls while it takes it, and processes it.
-    fn absorb(&mut self, input: &mut BytesMut, down: &mut BytesMut) -> Result<usize> {
-        if self.prefix_len < PREFIX {
-            self.remember_prefix(input);
-        }
-        let n = match self.conn.read_tls(&mut &input[..]) {
-            Ok(n) => n,
-            Err(e) => {
-                let e = rustls::Error::General(format!("reading records: {e}"));
-                return Err(TlsError::Protocol(e).into_core());
+    /// Sends the alert rustls queued when it failed, then names the failure.
+    fn fail(&mut self, e: rustls::Error, down: &mut BytesMut) -> Error {
+        // Queued records come out before any input is looked at, so an
+        // empty buffer serves; processing input again would fail again.
+        while self.conn.common().wants_write() {
+            let (_, step) = self.conn.process(&mut [], &mut Owed { down });
+            if !matches!(step, Step::Continue) {
+                break;
             }
-        };
-        input.advance(n);
-        let processed = self.conn.process_new_packets();
-        // An alert for the peer is queued even when processing failed.
-        self.drain(down);
-        match processed {
-            Ok(state) => {
-                self.plaintext = state.plaintext_bytes_to_read();
-                Ok(n)
-            }
-            Err(e) => Err(TlsError::from_rustls(e, &self.prefix[..self.prefix_len]).into_core()),
         }
+        TlsError::from_rustls(e, &self.prefix[..self.prefix_len]).into_core()
     }
 
     fn inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        let mut room = io.up_room;
-        loop {
-            let sent = self.deliver(io.up, room);
-            room -= sent;
-            if self.read == End::Closed {
-                // "Any data received after a closure alert ... MUST be ignored."
-                io.input.clear();
-                break;
+        let mut room = self.deliver_held(io.up, io.up_room);
+        let mut needs_input = false;
+        while self.held.is_empty() && self.read == End::Open {
+            if !self.prefix_kept {
+                self.remember_prefix(io.input);
             }
-            let took = match !io.input.is_empty() && self.conn.wants_read() {
-                true => self.absorb(io.input, io.down)?,
-                false => 0,
+            if self.sni_pending
+                && let Sniffed::Done(name) = sni::sniff(io.input)
+            {
+                self.server_name = name;
+                self.sni_pending = false;
+            }
+            let mut receive = Receive {
+                up: io.up,
+                room,
+                held: &mut self.held,
+                down: io.down,
+                extra_discard: 0,
             };
-            if sent == 0 && took == 0 {
-                break;
+            let (discard, step) = self.conn.process(&mut io.input[..], &mut receive);
+            room = receive.room;
+            let discard = discard + receive.extra_discard;
+            io.input.advance(discard.min(io.input.len()));
+            self.prefix_kept |= discard > 0;
+            match step {
+                Step::Continue => {}
+                // Application data cannot interleave with a handshake
+                // message, so rustls holds no part of one in the input.
+                Step::Delivered => self.aligned = true,
+                Step::Idle => {
+                    self.aligned = engine::at_most_partial_record(io.input);
+                    needs_input = true;
+                    break;
+                }
+                Step::PeerClosed => self.read = End::Closed,
+                Step::Failed(e) => return Err(self.fail(e, io.down)),
             }
         }
-        self.drain(io.down);
-        if self.read == End::Open && io.input_ended && io.input.is_empty() && self.plaintext == 0 {
-            let detail = match self.conn.is_handshaking() {
+        if self.read == End::Closed {
+            // "Any data received after a closure alert ... MUST be ignored."
+            io.input.clear();
+            self.aligned = true;
+            return Ok(());
+        }
+        if io.input_ended && needs_input && self.held.is_empty() {
+            let detail = match self.is_handshaking() {
                 true => "transport ended during the handshake",
                 false => "transport ended without close_notify",
             };
@@ -375,50 +385,39 @@ impl Tls {
                 false => Err(TlsError::WriteAfterClose.into_core()),
             };
         }
-        if !self.conn.is_handshaking() {
-            let start = io.down.len();
-            while !io.input.is_empty() {
-                let room = io.down_room.saturating_sub(io.down.len() - start);
-                let mut n = io.input.len().min(self.buffer_limit).min(plain_fits(room));
-                if n == 0 && room > 0 && io.down.len() == start {
-                    // A room too small for any record: one small record, so
-                    // the stream still moves.
-                    n = 1;
-                }
-                if io.flush == Flush::Hold {
-                    // Only whole records; small writes wait for the batch's end.
-                    n -= n % MAX_RECORD;
-                }
-                if n == 0 {
-                    break;
-                }
-                let took = match self.conn.writer().write(&io.input[..n]) {
-                    Ok(took) => took,
-                    Err(e) => {
-                        let e = rustls::Error::General(format!("encrypting: {e}"));
-                        return Err(TlsError::Protocol(e).into_core());
-                    }
-                };
-                io.input.advance(took);
-                self.drain(io.down);
-                if took == 0 {
-                    break;
-                }
-            }
-            if io.flush == Flush::Finish && io.input.is_empty() {
-                self.conn.send_close_notify();
-                self.write = End::Closed;
+        if !self.aligned {
+            // rustls holds part of a handshake message in the input buffer,
+            // which this call does not see: writes wait for the message's
+            // rest (the peer is sending it).
+            return Ok(());
+        }
+        let mut send = Send {
+            start: io.down.len(),
+            input: io.input,
+            flush: io.flush,
+            down: io.down,
+            down_room: io.down_room,
+            buffer_limit: self.buffer_limit,
+            may_write: !self.conn.common().is_handshaking(),
+            closed: false,
+        };
+        loop {
+            // Nothing is deframed from an empty buffer, so nothing to discard.
+            let (_, step) = self.conn.process(&mut [], &mut send);
+            match step {
+                Step::Continue | Step::Delivered => {}
+                Step::Idle => break,
+                // Edge-triggered: sending may go on after it.
+                Step::PeerClosed if self.read == End::Open => self.read = End::Closed,
+                Step::PeerClosed => break,
+                Step::Failed(e) => return Err(self.fail(e, send.down)),
             }
         }
-        self.drain(io.down);
+        if send.closed {
+            self.write = End::Closed;
+        }
         Ok(())
     }
-}
-
-/// The most plaintext whose records fit `room` bytes.
-fn plain_fits(room: usize) -> usize {
-    let records = room.div_ceil(MAX_RECORD + RECORD_OVERHEAD);
-    room.saturating_sub(records * RECORD_OVERHEAD)
 }
 
 impl Layer for Tls {
@@ -442,7 +441,7 @@ impl Layer for Tls {
 
     fn poll_timeout(&self) -> Option<Instant> {
         match self.timer {
-            Timer::At(at) if self.failed.is_none() && self.conn.is_handshaking() => Some(at),
+            Timer::At(at) if self.failed.is_none() && self.is_handshaking() => Some(at),
             _ => None,
         }
     }
@@ -460,11 +459,11 @@ impl Layer for Tls {
     }
 
     fn wants_read(&self) -> bool {
-        self.failed.is_none() && (self.read == End::Closed || self.conn.wants_read())
+        self.failed.is_none() && (self.read == End::Closed || self.held.is_empty())
     }
 
     fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        self.conn.common().is_handshaking()
     }
 
     fn is_read_closed(&self) -> bool {
@@ -474,43 +473,10 @@ impl Layer for Tls {
     fn is_write_closed(&self) -> bool {
         self.write == End::Closed
     }
-}
 
-/// `io::Write` into a `BytesMut`, taking every slice of a vectored write at
-/// once (rustls writes queued records that way).
-struct Appender<'a>(&'a mut BytesMut);
-
-impl Write for Appender<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let total = bufs.iter().map(|b| b.len()).sum();
-        self.0.reserve(total);
-        for b in bufs {
-            self.0.extend_from_slice(b);
+    fn release_buffers(&mut self) {
+        if self.held.is_empty() {
+            self.held = BytesMut::new();
         }
-        Ok(total)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plaintext_fits_the_room_with_record_overhead() {
-        assert_eq!(plain_fits(0), 0);
-        assert_eq!(plain_fits(10), 0);
-        assert_eq!(plain_fits(100), 71);
-        let room = 64 * 1024;
-        let n = plain_fits(room);
-        assert!(n + n.div_ceil(MAX_RECORD) * RECORD_OVERHEAD <= room);
     }
 }

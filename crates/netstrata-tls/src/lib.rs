@@ -80,11 +80,14 @@
 mod config;
 #[cfg(feature = "dev-certs")]
 pub mod dev_certs;
+mod engine;
 mod error;
 mod layer;
 pub mod pem;
+mod sni;
 
 pub use config::{ClientOptions, Identity, ServerOptions};
+pub use engine::UnbufferedConnection;
 pub use error::TlsError;
 pub use layer::Tls;
 pub use rustls;
