@@ -9,13 +9,12 @@
 //!
 //! ```text
 //!   upper side   plaintext: app bytes (frames, zstd output)
-//!                   │ handle_outbound            ▲ handle_inbound (≤ up_room)
-//!                   ▼                            │
-//!              ┌─────────────── Tls ─────────────────┐
-//!              │ writer() → records    reader() ─────┘ plaintext ≤ 18 KiB
-//!              │ write_tls ┐           read_tls ◀──┐ │ (wants_read false
-//!              └───────────┼───────────────────────┼─┘  while it waits)
-//!                          ▼ down (+ handshake,    │ input (ciphertext)
+//!                   │ handle_outbound            ▲ handle_inbound (≤ up_room;
+//!                   ▼                            │  a record's rest held)
+//!              ┌─────────────── Tls ─────────────┴───┐
+//!              │ encrypt ─┐    rustls unbuffered   ▲ │ decrypt in place,
+//!              └──────────┼────────────────────────┼─┘ in the caller's input
+//!                         ▼ down (+ handshake,     │ input (ciphertext)
 //!   lower side   ciphertext  alerts from inbound)  │
 //! ```
 //!
