@@ -65,13 +65,15 @@ enum Timer {
 ///   not done by then, [`Layer::handle_timeout`] fails with
 ///   [`Error::TimedOut`].
 /// - **Writes.** All input of a call is encrypted at once, so a batch of
-///   small messages becomes records of up to 16 KiB. With [`Flush::Hold`]
-///   only whole 16 KiB records are written. Output honours `down_room`
-///   except for at most one record's overhead (29 bytes) and the handshake
-///   messages and alerts the layer owes the peer.
-/// - **Shutdown.** [`Flush::Finish`] (once the handshake is done and all
-///   input is written) sends `close_notify`. The peer's `close_notify` is a
-///   clean end ([`Layer::is_read_closed`]); a transport end without it is
+///   small messages becomes records of up to 16 KiB. With
+///   [`Flush::Hold`](netstrata_core::Flush::Hold) only whole 16 KiB records
+///   are written. Output honours `down_room` except for at most one
+///   record's overhead (29 bytes) and the handshake messages and alerts the
+///   layer owes the peer.
+/// - **Shutdown.** [`Flush::Finish`](netstrata_core::Flush::Finish) (once
+///   the handshake is done and all input is written) sends `close_notify`.
+///   The peer's `close_notify` is a clean end ([`Layer::is_read_closed`]);
+///   a transport end without it is
 ///   [`Error::Truncated`].
 ///
 /// # Drivers
@@ -86,7 +88,9 @@ enum Timer {
 /// - received ciphertext: none of its own; records wait in the caller's
 ///   (bounded) input buffer until they are processed, and while a
 ///   handshake message spanning several records is incomplete its records
-///   stay there too;
+///   stay there too, so that buffer's limit must exceed the largest
+///   handshake message expected (a certificate chain; rustls refuses
+///   messages over 64 KiB), or the handshake stalls until its timeout;
 /// - received plaintext: the part of one record (at most 16 KiB) that did
 ///   not fit `up_room`; the layer processes no more input until it went
 ///   up, and reports [`Layer::wants_read`] `false` until then, so a
