@@ -21,6 +21,10 @@ use netstrata_tls::dev_certs::DevCa;
 use netstrata_tls::rustls::{ClientConfig, ServerConfig};
 use netstrata_tls::{ClientOptions, ServerOptions, Tls};
 
+#[path = "sticky.rs"]
+mod sticky;
+use sticky::Sticky;
+
 struct Configs {
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
@@ -37,7 +41,10 @@ fn configs() -> &'static Configs {
                 .with_tls12(true)
                 .build()
                 .unwrap(),
-            client: ClientOptions::new(ca.roots()).with_tls12(true).build().unwrap(),
+            client: ClientOptions::new(ca.roots())
+                .with_tls12(true)
+                .build()
+                .unwrap(),
         }
     })
 }
@@ -51,7 +58,7 @@ struct End {
     plain: BytesMut,
     /// Bytes for the peer.
     down: BytesMut,
-    failed: Option<String>,
+    errors: Sticky,
     /// Plaintext received.
     got: usize,
 }
@@ -63,17 +70,8 @@ impl End {
             input: BytesMut::new(),
             plain: BytesMut::new(),
             down: BytesMut::new(),
-            failed: None,
+            errors: Sticky::default(),
             got: 0,
-        }
-    }
-
-    fn check(&mut self, result: netstrata_core::Result<()>) {
-        match (&self.failed, result) {
-            (None, Err(e)) => self.failed = Some(e.to_string()),
-            (Some(first), Err(e)) => assert_eq!(first, &e.to_string()),
-            (Some(_), Ok(())) => panic!("an error did not stick"),
-            (None, Ok(())) => {}
         }
     }
 
@@ -89,7 +87,7 @@ impl End {
         });
         assert!(up.len() <= room);
         self.got += up.len();
-        self.check(result);
+        self.errors.check(result);
     }
 
     fn write(&mut self, now: Instant, flush: Flush) {
@@ -101,7 +99,7 @@ impl End {
             down: &mut self.down,
             down_room: 1 << 16,
         });
-        self.check(result);
+        self.errors.check(result);
     }
 }
 
@@ -145,14 +143,14 @@ fuzz_target!(|data: &[u8]| {
             client.input.extend_from_slice(piece);
             client.read(now, (step * 131) % 5000 + 1, false);
         }
-        if client.failed.is_some() && server.failed.is_some() {
+        if client.errors.failed() && server.errors.failed() {
             break;
         }
     }
     if !flips {
         // Untouched records: the handshake completes and the held writes
         // arrive both ways.
-        assert_eq!((&client.failed, &server.failed), (&None, &None));
+        assert!(!client.errors.failed() && !server.errors.failed());
         assert!(client.got > 0 && server.got > 0);
     }
 });

@@ -10,6 +10,10 @@ use libfuzzer_sys::fuzz_target;
 use netstrata_core::{Inbound, Layer, Stack};
 use netstrata_zstd::Zstd;
 
+#[path = "sticky.rs"]
+mod sticky;
+use sticky::Sticky;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&control, data)) = data.split_first() else {
         return;
@@ -19,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
     let (mut input, mut up, mut down) = (BytesMut::new(), BytesMut::new(), BytesMut::new());
     let chunk = usize::from(control % 31) + 1;
-    let mut failed = None;
+    let mut sticky = Sticky::default();
     for (i, piece) in data.chunks(chunk).enumerate() {
         input.extend_from_slice(piece);
         let room = (i * 131 + usize::from(control) * 7) % 4099 + 1;
@@ -34,12 +38,7 @@ fuzz_target!(|data: &[u8]| {
         });
         assert!(up.len() - before <= room);
         assert!(stack.layers().0.decoder_memory() <= 1 << 20);
-        match (&failed, result) {
-            (None, Err(e)) => failed = Some(e.to_string()),
-            (Some(first), Err(e)) => assert_eq!(first, &e.to_string()),
-            (Some(_), Ok(())) => panic!("an error did not stick"),
-            (None, Ok(())) => {}
-        }
+        sticky.check(result);
         up.clear();
     }
 });
