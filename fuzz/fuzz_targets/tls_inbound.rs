@@ -21,9 +21,9 @@ use netstrata_tls::dev_certs::DevCa;
 use netstrata_tls::rustls::{ClientConfig, ServerConfig};
 use netstrata_tls::{ClientOptions, ServerOptions, Tls};
 
-#[path = "sticky.rs"]
-mod sticky;
-use sticky::Sticky;
+#[path = "common.rs"]
+mod common;
+use common::Sticky;
 
 struct Configs {
     server: Arc<ServerConfig>,
