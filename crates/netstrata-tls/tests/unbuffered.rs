@@ -91,23 +91,20 @@ fn handshake_messages_over_many_records() {
             };
             let mut pair = common::pair_with(client, server.clone(), link);
             let messages = common::messages(20, 3);
-            for m in &messages {
-                pair.client.conn.send(m).unwrap();
-                pair.server.conn.send(m).unwrap();
-            }
-            pair.drive();
-            assert_eq!(pair.server.take_inbox(), messages, "{link:?}");
-            assert_eq!(pair.client.take_inbox(), messages, "{link:?}");
+            let exchange = |pair: &mut common::TlsPair| {
+                for m in &messages {
+                    pair.client.conn.send(m).unwrap();
+                    pair.server.conn.send(m).unwrap();
+                }
+                pair.drive();
+                assert_eq!(pair.server.take_inbox(), messages, "{link:?}");
+                assert_eq!(pair.client.take_inbox(), messages, "{link:?}");
+            };
+            exchange(&mut pair);
             let version = pair.client.conn.stack().protocol_version();
             assert_eq!(version == Some(ProtocolVersion::TLSv1_2), tls12);
             // Again, with the server's session tickets (TLS 1.3) out of the way.
-            for m in &messages {
-                pair.client.conn.send(m).unwrap();
-                pair.server.conn.send(m).unwrap();
-            }
-            pair.drive();
-            assert_eq!(pair.server.take_inbox(), messages, "{link:?}");
-            assert_eq!(pair.client.take_inbox(), messages, "{link:?}");
+            exchange(&mut pair);
             assert!(matches!(pair.errors(), (None, None)), "{:?}", pair.errors());
         }
     }
