@@ -60,8 +60,11 @@ impl Room {
         let members = self.members.lock().expect("room lock");
         let mut sent = 0;
         for &id in members.keys().filter(|&&id| Some(id) != except) {
-            // The loop queues it and sends it on its next turn. `Err` only
-            // if the loop has stopped, when no one can be reached anyway.
+            // The loop hands it to the member's handler on its next turn,
+            // which sends it; a member too slow to take it (send buffer
+            // full) is disconnected rather than shown a chat with gaps.
+            // `Err` only if the loop has stopped, when no one can be
+            // reached anyway.
             if self.event_loop.send(id, line.clone()).is_ok() {
                 sent += 1;
             }

@@ -289,6 +289,12 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         self.read == ReadSide::Ended
     }
 
+    /// Whether [`send`](Self::send) can still queue messages: [`close`](Self::close)
+    /// has not been called and no error has ended the connection.
+    pub fn is_write_open(&self) -> bool {
+        self.write == WriteSide::Open && self.error.is_none()
+    }
+
     /// Whether our stream has ended and all of it was transmitted: time to
     /// shut down the transport's write side.
     pub fn is_write_closed(&self) -> bool {

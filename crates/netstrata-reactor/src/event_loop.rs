@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use netstrata_core::{Codec, Connection, Layer, State};
@@ -14,6 +15,7 @@ use slab::Slab;
 use crate::LoopConfig;
 use crate::handle::{Command, ConnId, ConnWaker, Handle};
 use crate::handler::{CloseReason, Context, Handler, Requests};
+use crate::socket;
 use crate::timers::{Timer, TimerKind, Timers};
 use crate::udp::{DatagramHandler, Udp};
 
@@ -293,11 +295,10 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         while let Ok(command) = self.rx.try_recv() {
             match command {
                 Command::Send(id, msg) => {
-                    if let Some(entry) = self.live(id) {
-                        // A message for a closing or full connection is dropped,
-                        // as for a closed one: the sender's `send` cannot wait.
-                        let _ = entry.conn.send(&msg);
-                        self.mark(id.index);
+                    // Like a closed connection, one the application has begun
+                    // to close takes no more: its stream ends where it closed.
+                    if self.live(id).is_some_and(|e| e.conn.is_write_open()) {
+                        self.handle_send(id.index, now, msg);
                     }
                 }
                 Command::Wake(id) => {
@@ -498,6 +499,27 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         requests.abort.then_some(CloseReason::Aborted)
     }
 
+    /// Gives a message from a [`crate::Handle`] to the connection's handler;
+    /// an error it returns (by default: the send buffer is full) ends the
+    /// connection, so no message goes missing from a stream that goes on.
+    fn handle_send(&mut self, token: usize, now: Instant, msg: Bytes) {
+        let mut failed = None;
+        let reason = self.callback(token, now, |h, cx| {
+            failed = h.on_handle_send(cx, msg).err();
+        });
+        match (reason, failed) {
+            (Some(reason), _) => self.remove(token, reason),
+            (None, Some(e)) => {
+                tracing::debug!(error = %e, "a message from a handle could not be sent");
+                // Queued messages would arrive, then an end: a reset
+                // tells the peer its stream is not whole.
+                socket::reset_on_close(&self.conns[token].socket);
+                self.remove(token, CloseReason::Error(e));
+            }
+            (None, None) => self.mark(token),
+        }
+    }
+
     /// Reads, delivers messages, writes, and closes what has ended.
     fn process(&mut self, token: usize, now: Instant) {
         let Some(entry) = self.conns.get_mut(token) else {
@@ -643,6 +665,9 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             return;
         };
         let _ = self.poll.registry().deregister(&mut entry.socket);
+        if matches!(reason, CloseReason::Aborted) {
+            socket::reset_on_close(&entry.socket);
+        }
         if let Some(limit) = &entry.limit {
             limit.release();
         }

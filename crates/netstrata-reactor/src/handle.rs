@@ -45,7 +45,14 @@ impl Handle {
         self.waker.wake().map_err(|_| Stopped)
     }
 
-    /// Sends `msg` on connection `id` (ignored if it has closed since).
+    /// Sends `msg` on connection `id`: the loop hands it to the connection's
+    /// [`Handler::on_handle_send`](crate::Handler::on_handle_send), which by
+    /// default sends it, or ends the connection with an error if its send
+    /// buffer is full — a message is never dropped from a stream that goes
+    /// on. Ignored if the connection has closed since (its
+    /// [`Handler::on_close`](crate::Handler::on_close) has run) or has
+    /// begun its orderly close ([`Context::close`](crate::Context::close),
+    /// [`Handle::close`]): its stream ends where it was closed.
     pub fn send(&self, id: ConnId, msg: Bytes) -> Result<(), Stopped> {
         self.command(Command::Send(id, msg))
     }
@@ -62,7 +69,7 @@ impl Handle {
         self.command(Command::Close(id))
     }
 
-    /// Drops connection `id` at once, without an orderly close (what
+    /// Drops connection `id` at once with a reset, without an orderly close (what
     /// [`Context::abort`](crate::Context::abort) does from its handler).
     pub fn abort(&self, id: ConnId) -> Result<(), Stopped> {
         self.command(Command::Abort(id))

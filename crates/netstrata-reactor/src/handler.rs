@@ -24,7 +24,8 @@ pub enum CloseReason {
     IdleTimeout,
     /// A connect did not complete within its timeout.
     ConnectTimeout,
-    /// The application aborted it ([`Context::abort`]).
+    /// The application aborted it ([`Context::abort`], [`crate::Handle::abort`]);
+    /// the peer got a reset.
     Aborted,
     /// The event loop stopped, or a graceful shutdown passed its deadline.
     Shutdown,
@@ -47,6 +48,21 @@ pub trait Handler: 'static {
     /// [`Context::send`] had reported the high watermark reached.
     fn on_writable(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
+    }
+
+    /// A message another thread sent to this connection with
+    /// [`Handle::send`](crate::Handle::send), on this connection's loop
+    /// thread, in the order the loop received them.
+    ///
+    /// By default it is sent ([`Context::send`]); if the connection cannot
+    /// take it (its send buffer is full: the peer does not read), the
+    /// returned error ends the connection at once with
+    /// [`CloseReason::Error`] — a reset, not a clean end, so the peer cannot
+    /// mistake a stream with a message missing for a whole one. Override it
+    /// to apply another policy, such as queueing in the handler and sending
+    /// the rest from [`on_writable`](Handler::on_writable).
+    fn on_handle_send(&mut self, cx: &mut Context<'_>, msg: Bytes) -> Result<(), Error> {
+        cx.send(&msg).map(drop)
     }
 
     /// A timer set with [`Context::set_timer`] fired.
@@ -155,8 +171,8 @@ impl Context<'_> {
         self.conn.close();
     }
 
-    /// Drops the connection now, without an orderly close (the kernel
-    /// sends a reset if data is unread).
+    /// Drops the connection now, without an orderly close: what is still
+    /// queued is discarded and the peer gets a reset, not a FIN.
     pub fn abort(&mut self) {
         self.requests.abort = true;
     }

@@ -129,3 +129,12 @@ impl Default for SocketOptions {
         Self::new()
     }
 }
+
+/// Makes closing `stream` an abortive close: the kernel discards what is
+/// queued and sends a reset instead of a FIN, so the peer cannot take the
+/// end for a clean one.
+pub(crate) fn reset_on_close(stream: &impl std::os::fd::AsFd) {
+    if let Err(e) = SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+        tracing::debug!(error = %e, "SO_LINGER for a reset");
+    }
+}

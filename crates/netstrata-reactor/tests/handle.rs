@@ -1,0 +1,211 @@
+//! Messages sent to a connection from other threads through a `Handle`:
+//! none goes missing from a stream that goes on.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use netstrata_core::{Blocking, Connection, ConnectionConfig, ConnectionStats, Error, Stack};
+use netstrata_frame::LengthDelimited;
+use netstrata_reactor::{
+    CloseReason, ConnId, Context, Handler, LoopConfig, Server, ServerConfig, SocketOptions,
+};
+
+type Plain = Stack<()>;
+
+const MESSAGE: usize = 16 * 1024;
+const SEND_BUFFER: usize = 256 * 1024;
+
+fn connection() -> Connection<Plain, LengthDelimited> {
+    Connection::with_config(
+        Stack::new(()),
+        LengthDelimited::new(),
+        ConnectionConfig::new().with_send_buffer(SEND_BUFFER),
+    )
+}
+
+/// Reports its connection's id and how it ended; with `queue`, keeps what
+/// the connection cannot take and sends it from `on_writable` instead of
+/// letting the default end the connection.
+struct Pushed {
+    ids: mpsc::Sender<ConnId>,
+    closed: mpsc::Sender<Closed>,
+    queue: Option<VecDeque<Bytes>>,
+    /// How many messages had to wait in `queue`.
+    waited: usize,
+}
+
+impl Pushed {
+    fn drain(&mut self, cx: &mut Context<'_>) {
+        let Some(queue) = &mut self.queue else {
+            return;
+        };
+        while let Some(msg) = queue.front() {
+            match cx.send(msg) {
+                Ok(below) => {
+                    queue.pop_front();
+                    if !below {
+                        return;
+                    }
+                }
+                Err(Error::SendBufferFull { .. }) => return,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+impl Handler for Pushed {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        let _ = self.ids.send(cx.id());
+    }
+
+    fn on_message(&mut self, _: &mut Context<'_>, _: Bytes) {}
+
+    fn on_handle_send(&mut self, cx: &mut Context<'_>, msg: Bytes) -> Result<(), Error> {
+        let Some(queue) = &mut self.queue else {
+            return cx.send(&msg).map(drop);
+        };
+        queue.push_back(msg);
+        if queue.len() > 1 {
+            self.waited += 1;
+        }
+        self.drain(cx);
+        Ok(())
+    }
+
+    fn on_writable(&mut self, cx: &mut Context<'_>) {
+        self.drain(cx);
+    }
+
+    fn on_close(&mut self, reason: &CloseReason, _: &ConnectionStats) {
+        let _ = self.closed.send(Closed {
+            reason: reason.clone(),
+            waited: self.waited,
+            unsent: self.queue.as_ref().map_or(0, VecDeque::len),
+        });
+    }
+}
+
+/// How a connection ended, and what its handler's queue saw.
+#[derive(Debug)]
+struct Closed {
+    reason: CloseReason,
+    waited: usize,
+    unsent: usize,
+}
+
+/// A one-loop server with small socket buffers, so a peer that does not
+/// read fills the connection's send buffer after a few hundred KiB.
+fn server(queue: bool) -> (Server, mpsc::Receiver<ConnId>, mpsc::Receiver<Closed>) {
+    let (ids_tx, ids) = mpsc::channel();
+    let (closed_tx, closed) = mpsc::channel();
+    let senders = Mutex::new((ids_tx, closed_tx));
+    let config = LoopConfig::new()
+        .with_watermarks(64 * 1024, 128 * 1024)
+        .with_socket(SocketOptions::new().with_send_buffer(64 * 1024));
+    let server = Server::bind(
+        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        ServerConfig::new().with_threads(1).with_loop(config),
+        connection,
+        move |_| {
+            let senders = senders.lock().unwrap();
+            Pushed {
+                ids: senders.0.clone(),
+                closed: senders.1.clone(),
+                queue: queue.then(VecDeque::new),
+                waited: 0,
+            }
+        },
+    )
+    .unwrap();
+    (server, ids, closed)
+}
+
+fn numbered(i: u32) -> Bytes {
+    let mut msg = vec![0; MESSAGE];
+    msg[..4].copy_from_slice(&i.to_be_bytes());
+    msg.into()
+}
+
+#[test]
+fn a_peer_that_does_not_read_gets_a_reset_not_a_stream_with_a_gap() {
+    let (server, ids, closed) = server(false);
+    let mut peer = TcpStream::connect(server.local_addr()).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
+    let handle = server.handles()[0].clone();
+    // Push until the connection ends; the peer reads nothing meanwhile.
+    let msg = numbered(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reason = loop {
+        handle.send(id, msg.clone()).unwrap();
+        if let Ok(closed) = closed.try_recv() {
+            break closed.reason;
+        }
+        assert!(Instant::now() < deadline, "the connection never ended");
+        thread::sleep(Duration::from_micros(200));
+    };
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Error(Error::SendBufferFull {
+                limit: SEND_BUFFER,
+                ..
+            })
+        ),
+        "{reason:?}"
+    );
+    // What reached the peer's socket before the reset may be read; the
+    // stream then ends with a reset, never with a clean end.
+    let mut buf = vec![0; 64 * 1024];
+    let end = loop {
+        match peer.read(&mut buf) {
+            Ok(0) => panic!("a clean end after a message was dropped"),
+            Ok(_) => {}
+            Err(e) => break e.kind(),
+        }
+    };
+    assert_eq!(end, ErrorKind::ConnectionReset);
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_handler_can_queue_what_the_connection_cannot_take() {
+    let (server, ids, closed) = server(true);
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut peer = Blocking::new(stream, connection());
+    let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
+    let handle = server.handles()[0].clone();
+    // 8 MiB pushed at once while the peer does not read: far past the
+    // connection's send buffer and the sockets'.
+    let total = 512u32;
+    for i in 0..total {
+        handle.send(id, numbered(i)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(200));
+    for i in 0..total {
+        let msg = peer.recv().unwrap().expect("a message");
+        assert_eq!(msg.len(), MESSAGE);
+        assert_eq!(msg[..4], i.to_be_bytes(), "message {i}");
+    }
+    handle.close(id).unwrap();
+    assert!(
+        peer.recv().unwrap().is_none(),
+        "clean end after all of them"
+    );
+    peer.shutdown().unwrap();
+    let closed = closed.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(closed.reason, CloseReason::Clean), "{closed:?}");
+    assert_eq!(closed.unsent, 0, "{closed:?}");
+    assert!(closed.waited > 0, "the handler's queue was never used");
+    server.stop().unwrap();
+}
