@@ -7,7 +7,9 @@ use crate::stack::transfer;
 ///
 /// Its byte counters (kept, like every layer's, by the stack around it) show
 /// what crossed its position in the stack; it also is the smallest complete
-/// example of the contract: it honours the upward room, ends its read side
+/// example of the contract: it honours the upward room (outbound, it moves
+/// all its input at once when the layer below has taken everything before),
+/// ends its read side
 /// when its input ends, and refuses writes after shutdown.
 #[derive(Debug, Clone, Default)]
 pub struct PassThrough {
@@ -46,7 +48,15 @@ impl Layer for PassThrough {
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
         self.ends
             .before_outbound(self.name(), io.input.is_empty())?;
-        transfer(io.input, io.down, io.down_room);
+        if io.down.is_empty() {
+            // Moving all of it is a buffer swap: no copy, no memory added.
+            // The room is soft; keeping to it here would split one batch
+            // into a full write and a remainder (two system calls and two
+            // segments where one does).
+            std::mem::swap(io.input, io.down);
+        } else {
+            transfer(io.input, io.down, io.down_room);
+        }
         self.ends.after_outbound(io.flush, io.input.is_empty());
         Ok(())
     }
