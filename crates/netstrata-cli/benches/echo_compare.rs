@@ -1,12 +1,15 @@
 //! Echo servers side by side, same client, same run. Each server runs in
 //! its own process; the load client (the one behind `netstrata bench`) runs
 //! here. Reported per server: msgs/s, the server's CPU time per message
-//! (user + system, from `/proc/PID/stat`), wire bytes per payload byte it
-//! sent, and ratios to the baselines; then resident memory per connection.
+//! (user + system, from `/proc/PID/stat`, and each part alone: how much is
+//! the server's own code and how much the kernel's), wire bytes per payload
+//! byte it sent, and ratios to the baselines; then resident memory per
+//! connection.
 //!
 //! Comparisons (`--only plain,tls,zstd`, all by default):
 //! - `plain`: `netstrata echo-server` vs a tokio + tokio-util server
-//!   (2 workers) and a minimal hand-written mio echo (the limit);
+//!   (2 workers) and a minimal hand-written mio echo (the limit), with as
+//!   many threads as netstrata has loops (`--netstrata-threads`);
 //! - `tls`: `netstrata echo-server --tls` vs tokio + tokio-rustls, with the
 //!   same certificate files (generated for the run, deleted after);
 //! - `zstd`: `netstrata echo-server --zstd` vs tokio + async-compression,
@@ -132,7 +135,7 @@ fn main() {
         let servers = [
             netstrata("netstrata", &loops, &[]),
             Server::release("tokio", "examples/tokio_echo", &["ADDR"]),
-            Server::release("mio (limit)", "examples/mio_echo", &["ADDR"]),
+            Server::release("mio (limit)", "examples/mio_echo", &["ADDR", &loops]),
         ];
         let stack = StackOptions::default();
         for case in [SMALL, LARGE] {

@@ -1,15 +1,20 @@
-//! The limit for the echo comparison: a minimal hand-written mio echo, one
-//! thread, that writes back every byte it reads (for length-delimited
-//! frames, echoing the bytes verbatim is echoing the frames), one read and
-//! one write per ready socket.
+//! The limit for the echo comparison: a minimal hand-written mio echo that
+//! writes back every byte it reads (for length-delimited frames, echoing the
+//! bytes verbatim is echoing the frames), one read and one write per ready
+//! socket. One thread by default; with a thread count, that many threads,
+//! each with its own `SO_REUSEPORT` listener on the address, as the
+//! netstrata server's loops have (the limit for that many event loops).
 //!
-//! `cargo run --release -p netstrata-cli --example mio_echo -- 127.0.0.1:7002`
+//! `cargo run --release -p netstrata-cli --example mio_echo -- 127.0.0.1:7002 [THREADS]`
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::thread;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Socket, Type};
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -19,11 +24,42 @@ struct Conn {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7002".into());
-    let mut listener = TcpListener::bind(addr.parse().map_err(io::Error::other)?)?;
-    println!("mio echo listening on {}", listener.local_addr()?);
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:7002".into());
+    let threads: usize = match args.next() {
+        Some(n) => n.parse().map_err(io::Error::other)?,
+        None => 1,
+    };
+    let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+    let listeners = (0..threads.max(1))
+        .map(|_| reuse_port_listener(addr))
+        .collect::<io::Result<Vec<_>>>()?;
+    println!("mio echo listening on {}", listeners[0].local_addr()?);
+    let mut listeners = listeners.into_iter();
+    let first = listeners.next().expect("one listener at least");
+    let workers: Vec<_> = listeners
+        .map(|listener| thread::spawn(move || serve(listener)))
+        .collect();
+    serve(first)?;
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| io::Error::other("worker panicked"))??;
+    }
+    Ok(())
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// One event loop: accepts from `listener` and echoes what it accepted.
+fn serve(mut listener: TcpListener) -> io::Result<()> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;

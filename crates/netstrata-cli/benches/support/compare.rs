@@ -37,6 +37,10 @@ struct Outcome {
     msgs_per_sec: f64,
     /// Server CPU time per echoed message, µs.
     cpu_us_per_msg: f64,
+    /// Of which in user space (the server's code and libraries), µs.
+    user_us_per_msg: f64,
+    /// Of which in the kernel, µs.
+    system_us_per_msg: f64,
     /// Wire bytes the server sent per framed payload byte it echoed.
     wire_per_payload: f64,
 }
@@ -56,6 +60,8 @@ pub(crate) fn compare(
 ) {
     let mut rates = vec![Vec::new(); servers.len()];
     let mut cpu = vec![Vec::new(); servers.len()];
+    let mut user = vec![Vec::new(); servers.len()];
+    let mut system = vec![Vec::new(); servers.len()];
     let mut wire = vec![Vec::new(); servers.len()];
     for round in 0..rounds.rounds {
         for k in 0..servers.len() {
@@ -70,9 +76,9 @@ pub(crate) fn compare(
                 payload: Payload::Text,
                 stack: stack.clone(),
             };
-            let before = server.cpu_secs();
+            let before = server.cpu();
             let report = load::run(&opts, |_| {}).expect("load");
-            let used = server.cpu_secs() - before;
+            let used = server.cpu() - before;
             drop(server);
             assert_eq!(
                 report.errors, 0,
@@ -83,7 +89,9 @@ pub(crate) fn compare(
             // Every echo counts, the drain after the window's too: its CPU
             // was measured as well.
             let echoed = report.totals.messages_in as f64;
-            cpu[i].push(used / echoed * 1e6);
+            cpu[i].push((used.user + used.system) / echoed * 1e6);
+            user[i].push(used.user / echoed * 1e6);
+            system[i].push(used.system / echoed * 1e6);
             let framed = echoed * (case.size + 4) as f64;
             wire[i].push(report.totals.wire_in as f64 / framed);
         }
@@ -92,6 +100,8 @@ pub(crate) fn compare(
         .map(|i| Outcome {
             msgs_per_sec: median(&mut rates[i]),
             cpu_us_per_msg: median(&mut cpu[i]),
+            user_us_per_msg: median(&mut user[i]),
+            system_us_per_msg: median(&mut system[i]),
             wire_per_payload: median(&mut wire[i]),
         })
         .collect();
@@ -101,28 +111,35 @@ pub(crate) fn compare(
         rounds.secs, rounds.rounds
     );
     print!(
-        "  {:<14} {:>10} {:>12} {:>14}",
-        "server", "msgs/s", "CPU µs/msg", "wire/payload"
+        "  {:<14} {:>10} {:>12} {:>9} {:>9} {:>14}",
+        "server", "msgs/s", "CPU µs/msg", "user", "system", "wire/payload"
     );
     for &b in baselines {
         let name = servers[b].name;
         print!(
-            " {:>20} {:>20}",
+            " {:>20} {:>20} {:>20}",
             format!("CPU vs {name}"),
+            format!("user vs {name}"),
             format!("wire vs {name}")
         );
     }
     println!();
     for (server, o) in servers.iter().zip(&outcomes) {
         print!(
-            "  {:<14} {:>10.0} {:>12.3} {:>14.4}",
-            server.name, o.msgs_per_sec, o.cpu_us_per_msg, o.wire_per_payload
+            "  {:<14} {:>10.0} {:>12.3} {:>9.3} {:>9.3} {:>14.4}",
+            server.name,
+            o.msgs_per_sec,
+            o.cpu_us_per_msg,
+            o.user_us_per_msg,
+            o.system_us_per_msg,
+            o.wire_per_payload
         );
         for &b in baselines {
             let base = &outcomes[b];
             print!(
-                " {:>20.3} {:>20.3}",
+                " {:>20.3} {:>20.3} {:>20.3}",
                 o.cpu_us_per_msg / base.cpu_us_per_msg,
+                o.user_us_per_msg / base.user_us_per_msg,
                 o.wire_per_payload / base.wire_per_payload
             );
         }

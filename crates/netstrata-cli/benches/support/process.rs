@@ -53,6 +53,27 @@ pub(crate) fn build(examples: &[&str]) {
     assert!(status.success(), "building the servers failed");
 }
 
+/// A process's CPU time, in seconds (`/proc/PID/stat`, 10 ms ticks).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cpu {
+    /// In the process's own code and its libraries.
+    pub(crate) user: f64,
+    /// In the kernel on its behalf: system calls, and the TCP work they do
+    /// (on loopback, a send also runs the receiving side's protocol work).
+    pub(crate) system: f64,
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Self;
+
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
+}
+
 /// Hands out loopback addresses on fresh ports, one per server start.
 pub(crate) struct Ports(u16);
 
@@ -101,15 +122,17 @@ impl Running {
         Self { child, addr }
     }
 
-    /// User + system CPU time of the server and its threads, in seconds.
-    pub(crate) fn cpu_secs(&self) -> f64 {
+    /// CPU time of the server and its threads so far.
+    pub(crate) fn cpu(&self) -> Cpu {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
             .expect("server alive");
         let rest = &stat[stat.rfind(')').expect("comm") + 2..];
         let f: Vec<&str> = rest.split(' ').collect();
-        let ticks: u64 =
-            f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
-        ticks as f64 / 100.0
+        let secs = |ticks: &str| ticks.parse::<u64>().expect("CPU ticks") as f64 / 100.0;
+        Cpu {
+            user: secs(f[11]),
+            system: secs(f[12]),
+        }
     }
 
     /// Resident memory of the server in KiB.
