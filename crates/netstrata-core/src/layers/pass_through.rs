@@ -7,10 +7,10 @@ use crate::stack::transfer;
 ///
 /// Its byte counters (kept, like every layer's, by the stack around it) show
 /// what crossed its position in the stack; it also is the smallest complete
-/// example of the contract: it honours the upward room (outbound, it moves
-/// all its input at once when the layer below has taken everything before),
-/// ends its read side
-/// when its input ends, and refuses writes after shutdown.
+/// example of the contract: it honours the upward room, ends its read side
+/// when its input ends, and refuses writes after shutdown. Outbound, when
+/// everything it gave before has been taken, it moves all its input at once
+/// (a buffer swap), the downward room being soft.
 #[derive(Debug, Clone, Default)]
 pub struct PassThrough {
     name: Option<&'static str>,
