@@ -115,3 +115,46 @@ fn an_oversized_frame_closes_only_its_connection() {
     assert_eq!(other.server.take_inbox(), [b"hello".to_vec()]);
     assert!(matches!(other.errors(), (None, None)));
 }
+
+#[test]
+fn a_driver_reads_straight_into_the_connection_buffer() {
+    use std::time::Instant;
+
+    use netstrata::ConnectionConfig;
+
+    let now = Instant::now();
+    let config = ConnectionConfig::new().with_read_buffer(64);
+    let stack = netstrata::layers::PassThrough::new();
+    let mut conn = Connection::with_config(stack, LengthDelimited::new(), config);
+    let wire = [&5u32.to_be_bytes()[..], b"hello"].concat();
+
+    // The room offered is the read buffer's; what `read` appends is taken.
+    let taken = conn.read_with(now, |buf, room| {
+        assert_eq!(room, 64);
+        buf.extend_from_slice(&wire[..3]);
+        Ok::<_, std::io::Error>(())
+    });
+    assert_eq!(taken.unwrap().unwrap(), 3);
+    // A transport error comes back as the inner error, nothing taken.
+    let failed = conn.read_with(now, |_, _| Err(std::io::ErrorKind::WouldBlock));
+    assert_eq!(failed.unwrap().unwrap_err(), std::io::ErrorKind::WouldBlock);
+    assert_eq!(conn.stats().wire_in, 3);
+    let taken = conn.read_with(now, |buf, _| {
+        buf.extend_from_slice(&wire[3..]);
+        Ok::<_, std::io::Error>(())
+    });
+    assert_eq!(taken.unwrap().unwrap(), wire.len() - 3);
+    assert_eq!(
+        conn.poll_message(now).unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(conn.stats().wire_in, wire.len() as u64);
+
+    // After end of stream, no more input: the connection's error, and
+    // `read` is not called.
+    conn.handle_input_eof(now).unwrap();
+    let late = conn.read_with(now, |_, _| -> Result<(), ()> {
+        panic!("read after the end")
+    });
+    assert!(late.is_err());
+}

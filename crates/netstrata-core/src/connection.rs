@@ -1,5 +1,6 @@
 //! `Connection`: a stack plus a codec, still sans-IO.
 
+use std::convert::Infallible;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -399,15 +400,42 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// [`read_room`](Self::read_room) of them, and runs them up the stack.
     /// Returns how many were taken.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize> {
+        let copied = self.read_with(now, |buf, room| {
+            buf.extend_from_slice(&data[..data.len().min(room)]);
+            Ok::<_, Infallible>(())
+        })?;
+        Ok(copied.unwrap_or_else(|never| match never {}))
+    }
+
+    /// Like [`handle_input`](Self::handle_input), but the transport writes
+    /// straight into the connection's input buffer, with no copy through a
+    /// buffer of the driver's. `read` is given that buffer and how many
+    /// bytes it may append ([`read_room`](Self::read_room)); it appends what
+    /// the transport has, or fails having appended nothing. What it appended
+    /// runs up the stack.
+    ///
+    /// Returns how many bytes `read` appended (0: the transport gave none,
+    /// e.g. at end of stream), or `read`'s error; the outer error is the
+    /// connection's, as from [`handle_input`](Self::handle_input).
+    pub fn read_with<E>(
+        &mut self,
+        now: Instant,
+        read: impl FnOnce(&mut BytesMut, usize) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<usize, E>> {
         self.check()?;
         if self.read != ReadSide::Open {
             return Err(Error::misuse(NAME, "input after end of stream"));
         }
-        let n = data.len().min(self.read_room());
-        self.wire_in.extend_from_slice(&data[..n]);
-        self.stats.wire_in += n as u64;
-        self.run_inbound(now)?;
-        Ok(n)
+        let (before, room) = (self.wire_in.len(), self.read_room());
+        if let Err(e) = read(&mut self.wire_in, room) {
+            return Ok(Err(e));
+        }
+        let n = self.wire_in.len().saturating_sub(before);
+        if n > 0 {
+            self.stats.wire_in += n as u64;
+            self.run_inbound(now)?;
+        }
+        Ok(Ok(n))
     }
 
     /// Tells the connection that the transport reached end of stream. The

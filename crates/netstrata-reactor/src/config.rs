@@ -27,7 +27,7 @@ impl LoopConfig {
     /// Default bytes read from one connection per loop turn before the loop
     /// serves others (256 KiB).
     pub const DEFAULT_READ_BUDGET: usize = 256 * 1024;
-    /// Default size of one `read` call (64 KiB, one buffer per loop).
+    /// Default largest `read` call (64 KiB).
     pub const DEFAULT_READ_CHUNK: usize = 64 * 1024;
 
     /// The defaults; no idle timeout.
@@ -76,7 +76,11 @@ impl LoopConfig {
         self
     }
 
-    /// Size of one `read` call (the loop's one read buffer).
+    /// The largest `read` call, and the size of the loop's buffer for UDP
+    /// datagrams. A connection's reads start at 512 bytes and double while
+    /// they come back full, up to this: messages are slices of the buffer
+    /// they were read into and keep its memory until dropped, so a
+    /// connection of small messages reserves little.
     pub fn with_read_chunk(mut self, bytes: usize) -> Self {
         self.read_chunk = bytes.max(1);
         self

@@ -1,6 +1,6 @@
 //! One event loop: a `mio::Poll`, a slab of connections, timers and a waker.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -36,6 +36,10 @@ const UDP_BUDGET: usize = 256;
 const LOOP_TIMER: usize = usize::MAX;
 /// How often connections idle since the last sweep give back their buffers.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// A connection's first read, and the smallest: what a read reserves stays
+/// allocated until the messages cut from it are dropped, so reads start
+/// small and grow only as the peer sends more.
+const MIN_READ: usize = 512;
 
 /// Where a connection is in the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,8 @@ struct Entry<S, C, H> {
     /// The peer's FIN (or an error) was seen: read until the end, even
     /// after a short read.
     read_ended: bool,
+    /// Bytes the next read asks for (see [`next_read_size`]).
+    read_size: usize,
     /// The write side was shut down (FIN sent).
     fin_sent: bool,
     /// `send` reported the high watermark; `on_writable` is owed.
@@ -397,6 +403,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             phase,
             readable: false,
             read_ended: false,
+            read_size: MIN_READ,
             fin_sent: false,
             above_high: false,
             peer_close_told: false,
@@ -584,30 +591,37 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         let entry = &mut self.conns[token];
         let mut budget = self.config.read_budget;
         while entry.readable && budget > 0 && entry.conn.wants_read() {
-            let room = entry.conn.read_room().min(self.scratch.len());
-            match entry.socket.read(&mut self.scratch[..room]) {
-                Ok(0) => {
+            let room = entry.conn.read_room().min(entry.read_size);
+            let socket = &entry.socket;
+            let read = entry
+                .conn
+                .read_with(now, |buf, _| socket::recv_into(socket, buf, room));
+            match read {
+                // Errors of the stack are kept by the connection and
+                // reported after the messages that came before them are
+                // delivered.
+                Err(_) => break,
+                Ok(Ok(0)) => {
                     entry.readable = false;
                     entry.last_activity = now;
                     let _ = entry.conn.handle_input_eof(now);
                 }
-                Ok(n) => {
+                Ok(Ok(n)) => {
                     budget = budget.saturating_sub(n);
+                    entry.read_size =
+                        next_read_size(entry.read_size, room, n, self.config.read_chunk);
                     entry.last_activity = now;
                     // A stream socket returns less than asked only when its
                     // queue is empty: skip the `read` that would say
                     // WouldBlock. Bytes arriving later raise a new edge; a
                     // FIN already seen raises none, so read on to the end.
                     entry.readable = n == room || entry.read_ended;
-                    let _ = entry.conn.handle_input(now, &self.scratch[..n]);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.readable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(CloseReason::Io(e.kind())),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => entry.readable = false,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(CloseReason::Io(e.kind())),
             }
         }
-        // Errors of the stack are kept by the connection and reported after
-        // the messages that came before them are delivered.
         Ok(())
     }
 
@@ -680,5 +694,61 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         for token in tokens {
             self.remove(token, reason.clone());
         }
+    }
+}
+
+/// The size of a connection's next read, after a read of `asked` bytes
+/// returned `n` with `size` the current one: doubled after a full read (the
+/// peer sends more than that per turn), else twice the last read but at
+/// least half the current size (shrinking over a few small reads), within
+/// [`MIN_READ`]..=`max`.
+fn next_read_size(size: usize, asked: usize, n: usize, max: usize) -> usize {
+    let next = if n >= asked {
+        size.max(asked.saturating_mul(2))
+    } else {
+        n.saturating_mul(2).max(size / 2)
+    };
+    next.clamp(MIN_READ, max.max(MIN_READ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MIN_READ, next_read_size};
+
+    const MAX: usize = 64 * 1024;
+
+    #[test]
+    fn reads_double_while_they_come_back_full() {
+        let mut size = MIN_READ;
+        let mut sizes = Vec::new();
+        for _ in 0..9 {
+            size = next_read_size(size, size, size, MAX);
+            sizes.push(size);
+        }
+        let expected = [1, 2, 4, 8, 16, 32, 64, 64, 64].map(|k| k * 1024);
+        assert_eq!(sizes, expected);
+    }
+
+    #[test]
+    fn reads_shrink_over_a_few_short_ones_and_follow_the_traffic() {
+        let mut size = MAX;
+        let mut sizes = Vec::new();
+        for _ in 0..8 {
+            size = next_read_size(size, size, 100, MAX);
+            sizes.push(size);
+        }
+        let expected = [32 * 1024, 16 * 1024, 8192, 4096, 2048, 1024, 512, 512];
+        assert_eq!(sizes, expected);
+        // 1 088 bytes a turn (16 small frames): twice that, no more.
+        assert_eq!(next_read_size(512, 512, 512, MAX), 1024);
+        assert_eq!(next_read_size(1024, 1024, 1024, MAX), 2048);
+        assert_eq!(next_read_size(2048, 2048, 1088, MAX), 2176);
+        assert_eq!(next_read_size(2176, 2176, 1088, MAX), 2176);
+    }
+
+    #[test]
+    fn a_read_cut_short_by_the_buffer_room_does_not_shrink_the_next() {
+        // The connection had room for 10 000 bytes only, and got them all.
+        assert_eq!(next_read_size(MAX, 10_000, 10_000, MAX), MAX);
     }
 }

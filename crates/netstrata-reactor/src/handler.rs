@@ -41,7 +41,9 @@ pub trait Handler: 'static {
         let _ = cx;
     }
 
-    /// A message arrived: a zero-copy slice of what was read.
+    /// A message arrived: a zero-copy slice of what was read. It keeps the
+    /// memory of that read (up to 64 KiB, see `LoopConfig::with_read_chunk`)
+    /// until dropped; copy it (`Bytes::copy_from_slice`) to keep it long.
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes);
 
     /// The queued bytes fell below the low watermark after

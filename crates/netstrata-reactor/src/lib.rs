@@ -70,7 +70,8 @@
 //! server.shutdown(Duration::from_secs(1))?;
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
+// One helper (`socket::recv_into`) reads into uninitialised memory.
+#![deny(unsafe_code)]
 
 mod config;
 mod event_loop;

@@ -4,6 +4,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::BytesMut;
+
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 /// Options for listening and connected TCP sockets. Each has a default and a
@@ -137,4 +139,24 @@ pub(crate) fn reset_on_close(stream: &impl std::os::fd::AsFd) {
     if let Err(e) = SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
         tracing::debug!(error = %e, "SO_LINGER for a reset");
     }
+}
+
+/// Receives what `stream` has, at most `max` bytes, straight into the spare
+/// capacity of `buf` (no zero-filling, no copy through another buffer), and
+/// appends it to `buf`. Returns `Ok` with nothing appended at end of stream.
+#[allow(unsafe_code)]
+pub(crate) fn recv_into(
+    stream: &impl std::os::fd::AsFd,
+    buf: &mut BytesMut,
+    max: usize,
+) -> io::Result<()> {
+    buf.reserve(max);
+    let spare = &mut buf.spare_capacity_mut()[..max];
+    let n = SockRef::from(stream).recv(spare)?;
+    // SAFETY: `recv` returned `n`: the kernel wrote the first `n` bytes of
+    // `spare` (socket2's `recv` writes only through recv(2), never
+    // uninitialised bytes), so `len + n` bytes of `buf` are initialised, and
+    // `n <= max <= ` the spare capacity reserved above.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(())
 }
