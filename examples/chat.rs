@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use netstrata::frame::Lines;
-use netstrata::reactor::{CloseReason, ConnId, Context, EventLoop, Handle, Handler, LoopConfig};
+use netstrata::reactor::{
+    CloseReason, ConnId, Context, EventLoop, Handle, HandleError, Handler, LoopConfig,
+};
 use netstrata::{Blocking, Connection, ConnectionStats, Stack};
 
 type Plain = Stack<()>;
@@ -63,10 +65,16 @@ impl Room {
             // The loop hands it to the member's handler on its next turn,
             // which sends it; a member too slow to take it (send buffer
             // full) is disconnected rather than shown a chat with gaps.
-            // `Err` only if the loop has stopped, when no one can be
-            // reached anyway.
-            if self.event_loop.send(id, line.clone()).is_ok() {
-                sent += 1;
+            match self.event_loop.send(id, line.clone()) {
+                Ok(()) => sent += 1,
+                // The loop has more queued than it may hold (16 MiB by
+                // default; the room outpaces it): this member would miss
+                // the line, so it is dropped too (abort is never refused).
+                Err(HandleError::Full { .. }) => {
+                    let _ = self.event_loop.abort(id);
+                }
+                // The loop has stopped: no one can be reached anyway.
+                Err(_) => {}
             }
         }
         sent

@@ -15,6 +15,7 @@ pub struct LoopConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) read_budget: usize,
     pub(crate) read_chunk: usize,
+    pub(crate) command_queue: usize,
 }
 
 impl LoopConfig {
@@ -27,6 +28,9 @@ impl LoopConfig {
     /// Default bytes read from one connection per loop turn before the loop
     /// serves others (256 KiB).
     pub const DEFAULT_READ_BUDGET: usize = 256 * 1024;
+    /// Default bound of commands queued by [`crate::Handle`]s and not yet
+    /// run by the loop (16 MiB: messages plus 64 bytes per command).
+    pub const DEFAULT_COMMAND_QUEUE: usize = 16 * 1024 * 1024;
     /// Default largest `read` call (64 KiB).
     pub const DEFAULT_READ_CHUNK: usize = 64 * 1024;
 
@@ -40,6 +44,7 @@ impl LoopConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             read_budget: Self::DEFAULT_READ_BUDGET,
             read_chunk: Self::DEFAULT_READ_CHUNK,
+            command_queue: Self::DEFAULT_COMMAND_QUEUE,
         }
     }
 
@@ -83,6 +88,17 @@ impl LoopConfig {
     /// connection of small messages reserves little.
     pub fn with_read_chunk(mut self, bytes: usize) -> Self {
         self.read_chunk = bytes.max(1);
+        self
+    }
+
+    /// Sets the bound of commands [`crate::Handle`]s have queued and the
+    /// loop has not yet run, in bytes: each message sent counts its length
+    /// plus 64, a close or wake 64. Past it, the handle's call returns
+    /// [`crate::HandleError::Full`] and queues nothing; one command of any
+    /// size always fits an empty queue. Aborts, shutdown, stop and the
+    /// wakes of connections' layers are never refused.
+    pub fn with_command_queue(mut self, bytes: usize) -> Self {
+        self.command_queue = bytes.max(1);
         self
     }
 

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use netstrata_core::{Codec, Connection, Layer, State};
 use slab::Slab;
 
 use crate::LoopConfig;
-use crate::handle::{Command, ConnId, ConnWaker, Handle};
+use crate::handle::{Command, ConnId, ConnWaker, Handle, Queue};
 use crate::handler::{CloseReason, Context, Handler, Requests};
 use crate::socket;
 use crate::timers::{Timer, TimerKind, Timers};
@@ -36,6 +37,9 @@ const UDP_BUDGET: usize = 256;
 const LOOP_TIMER: usize = usize::MAX;
 /// How often connections idle since the last sweep give back their buffers.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Commands run per turn before sockets are served again; the rest wait
+/// for the next turn.
+const COMMAND_BUDGET: usize = 1024;
 /// A connection's first read, and the smallest: what a read reserves stays
 /// allocated until the messages cut from it are dropped, so reads start
 /// small and grow only as the peer sends more.
@@ -119,6 +123,7 @@ pub struct EventLoop<S, C, H> {
     waker: Arc<Waker>,
     tx: Sender<Command>,
     rx: Receiver<Command>,
+    queue: Arc<Queue>,
     config: LoopConfig,
     scratch: Box<[u8]>,
     /// Connections to process this turn.
@@ -153,6 +158,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             waker,
             tx,
             rx,
+            queue: Arc::new(Queue::new(config.command_queue)),
             scratch: vec![0; config.read_chunk].into_boxed_slice(),
             config,
             ready: Vec::new(),
@@ -166,6 +172,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         Handle {
             tx: self.tx.clone(),
             waker: Arc::clone(&self.waker),
+            queue: Arc::clone(&self.queue),
         }
     }
 
@@ -298,7 +305,15 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
     }
 
     fn run_commands(&mut self, now: Instant) {
-        while let Ok(command) = self.rx.try_recv() {
+        // Commands sent from here on wake the loop again.
+        self.queue.woken.store(false, Ordering::Release);
+        for _ in 0..COMMAND_BUDGET {
+            let Ok(command) = self.rx.try_recv() else {
+                return;
+            };
+            self.queue
+                .queued
+                .fetch_sub(command.cost(), Ordering::AcqRel);
             match command {
                 Command::Send(id, msg) => {
                     // Like a closed connection, one the application has begun
@@ -310,6 +325,12 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                 Command::Wake(id) => {
                     if self.live(id).is_some() {
                         self.mark(id.index);
+                    }
+                }
+                Command::LayerWake(waker) => {
+                    waker.pending.store(false, Ordering::Release);
+                    if self.live(waker.id).is_some() {
+                        self.mark(waker.id.index);
                     }
                 }
                 Command::Close(id) => {
@@ -326,6 +347,10 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                 Command::Shutdown(grace) => self.begin_drain(now + grace),
                 Command::Stop => self.state = LoopState::Stopped,
             }
+        }
+        // Budget used up: come back next turn without waiting.
+        if !self.queue.woken.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
         }
     }
 
@@ -393,7 +418,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             index: token,
             generation,
         };
-        conn.set_waker(Arc::new(ConnWaker { handle, id }).into());
+        conn.set_waker(Arc::new(ConnWaker::new(handle, id)).into());
         slot.insert(Entry {
             socket,
             conn,

@@ -1,12 +1,16 @@
 //! Reaching an event loop from other threads.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::task::Wake;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mio::Waker;
+
+/// What a command counts against the queue's limit besides its message.
+pub(crate) const COMMAND_COST: usize = 64;
 
 /// A connection of an event loop: stable for its life, never reused for
 /// another (the generation changes).
@@ -23,26 +27,99 @@ pub(crate) enum Command {
     Close(ConnId),
     Abort(ConnId),
     Wake(ConnId),
+    /// From a connection's layer waker: at most one queued per connection.
+    LayerWake(Arc<ConnWaker>),
     Shutdown(Duration),
     Stop,
 }
 
+impl Command {
+    /// Bytes the command counts against the queue's limit. Commands that
+    /// end something count nothing and are never refused (a connection can
+    /// always be dropped, a loop stopped), nor is a layer's wake, which
+    /// must not be lost and is queued at most once per connection.
+    pub(crate) fn cost(&self) -> usize {
+        match self {
+            Self::Send(_, msg) => COMMAND_COST + msg.len(),
+            Self::Close(_) | Self::Wake(_) => COMMAND_COST,
+            Self::Abort(_) | Self::LayerWake(_) | Self::Shutdown(_) | Self::Stop => 0,
+        }
+    }
+}
+
+/// What a loop and its handles share besides the channel.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    /// Bytes of commands sent and not yet taken by the loop.
+    pub(crate) queued: AtomicUsize,
+    /// The most `queued` may reach (one command of any size always fits
+    /// an empty queue).
+    pub(crate) limit: usize,
+    /// The loop's waker was woken and the loop has not yet drained the
+    /// channel since: later commands need no wake of their own.
+    pub(crate) woken: AtomicBool,
+}
+
+impl Queue {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            limit,
+            woken: AtomicBool::new(false),
+        }
+    }
+}
+
 /// Sends work to an event loop from any thread. Cloneable.
+///
+/// Commands wait in a queue the loop drains each turn. The queue is bounded
+/// ([`LoopConfig::with_command_queue`](crate::LoopConfig::with_command_queue),
+/// 16 MiB of messages by default, each command counting its message's
+/// length plus 64 bytes): a thread that sends faster than the loop runs
+/// gets [`HandleError::Full`] instead of growing the queue without bound.
+/// One wake-up of the loop serves every command sent before it runs.
 #[derive(Debug, Clone)]
 pub struct Handle {
     pub(crate) tx: Sender<Command>,
     pub(crate) waker: Arc<Waker>,
+    pub(crate) queue: Arc<Queue>,
 }
 
-/// The loop a [`Handle`] points to has ended.
+/// Why a [`Handle`] could not pass a command to its loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the event loop has stopped")]
-pub struct Stopped;
+#[non_exhaustive]
+pub enum HandleError {
+    /// The loop has ended.
+    #[error("the event loop has stopped")]
+    Stopped,
+    /// The loop's command queue holds `limit` bytes of commands it has not
+    /// run yet: the sending threads are faster than the loop. Nothing was
+    /// queued; try again once the loop has caught up (the connection's
+    /// handler can say when, e.g. from `on_writable`), or give up.
+    #[error("the event loop's command queue is full ({limit} bytes)")]
+    Full {
+        /// The queue's limit in bytes.
+        limit: usize,
+    },
+}
 
 impl Handle {
-    fn command(&self, command: Command) -> Result<(), Stopped> {
-        self.tx.send(command).map_err(|_| Stopped)?;
-        self.waker.wake().map_err(|_| Stopped)
+    fn command(&self, command: Command) -> Result<(), HandleError> {
+        let cost = command.cost();
+        if cost > 0 {
+            let before = self.queue.queued.fetch_add(cost, Ordering::AcqRel);
+            if before > 0 && before.saturating_add(cost) > self.queue.limit {
+                self.queue.queued.fetch_sub(cost, Ordering::AcqRel);
+                return Err(HandleError::Full {
+                    limit: self.queue.limit,
+                });
+            }
+        }
+        self.tx.send(command).map_err(|_| HandleError::Stopped)?;
+        if !self.queue.woken.swap(true, Ordering::AcqRel) {
+            self.waker.wake().map_err(|_| HandleError::Stopped)?;
+        }
+        Ok(())
     }
 
     /// Sends `msg` on connection `id`: the loop hands it to the connection's
@@ -53,37 +130,45 @@ impl Handle {
     /// [`Handler::on_close`](crate::Handler::on_close) has run) or has
     /// begun its orderly close ([`Context::close`](crate::Context::close),
     /// [`Handle::close`]): its stream ends where it was closed.
-    pub fn send(&self, id: ConnId, msg: Bytes) -> Result<(), Stopped> {
+    ///
+    /// [`HandleError::Full`] if the loop's command queue is full: `msg` was
+    /// not queued.
+    pub fn send(&self, id: ConnId, msg: Bytes) -> Result<(), HandleError> {
         self.command(Command::Send(id, msg))
     }
 
     /// Makes the loop look at connection `id` again at once: its layers'
     /// deadlines, reading and writing. Layers do this through the waker the
-    /// loop gives each connection (a shaper whose limit was raised).
-    pub fn wake(&self, id: ConnId) -> Result<(), Stopped> {
+    /// loop gives each connection (a shaper whose limit was raised), which
+    /// is never refused.
+    pub fn wake(&self, id: ConnId) -> Result<(), HandleError> {
         self.command(Command::Wake(id))
     }
 
     /// Begins an orderly close of connection `id`.
-    pub fn close(&self, id: ConnId) -> Result<(), Stopped> {
+    pub fn close(&self, id: ConnId) -> Result<(), HandleError> {
         self.command(Command::Close(id))
     }
 
     /// Drops connection `id` at once with a reset, without an orderly close (what
     /// [`Context::abort`](crate::Context::abort) does from its handler).
-    pub fn abort(&self, id: ConnId) -> Result<(), Stopped> {
+    /// Never refused for a full queue: what to do with a connection a
+    /// message could not be queued for.
+    pub fn abort(&self, id: ConnId) -> Result<(), HandleError> {
         self.command(Command::Abort(id))
     }
 
     /// Stops accepting, closes every connection in order, and stops the
     /// loop once all are closed or `grace` has passed (the rest are
     /// dropped with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown)).
-    pub fn shutdown(&self, grace: Duration) -> Result<(), Stopped> {
+    /// Never refused for a full queue.
+    pub fn shutdown(&self, grace: Duration) -> Result<(), HandleError> {
         self.command(Command::Shutdown(grace))
     }
 
-    /// Stops the loop at once; connections are dropped.
-    pub fn stop(&self) -> Result<(), Stopped> {
+    /// Stops the loop at once; connections are dropped. Never refused for
+    /// a full queue.
+    pub fn stop(&self) -> Result<(), HandleError> {
         self.command(Command::Stop)
     }
 }
@@ -94,6 +179,19 @@ impl Handle {
 pub(crate) struct ConnWaker {
     pub(crate) handle: Handle,
     pub(crate) id: ConnId,
+    /// A wake of this connection is queued and not yet run: more wakes
+    /// add nothing, so a layer waking in a loop queues one command.
+    pub(crate) pending: AtomicBool,
+}
+
+impl ConnWaker {
+    pub(crate) fn new(handle: Handle, id: ConnId) -> Self {
+        Self {
+            handle,
+            id,
+            pending: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Wake for ConnWaker {
@@ -102,7 +200,9 @@ impl Wake for ConnWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // A stopped loop has nothing left to wake.
-        let _ = self.handle.wake(self.id);
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            // A stopped loop has nothing left to wake.
+            let _ = self.handle.command(Command::LayerWake(Arc::clone(self)));
+        }
     }
 }

@@ -84,7 +84,7 @@ mod udp;
 
 pub use config::LoopConfig;
 pub use event_loop::EventLoop;
-pub use handle::{ConnId, Handle, Stopped};
+pub use handle::{ConnId, Handle, HandleError};
 pub use handler::{CloseReason, Context, Handler};
 pub use server::{Server, ServerConfig};
 pub use socket::SocketOptions;

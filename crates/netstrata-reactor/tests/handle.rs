@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,8 @@ use bytes::Bytes;
 use netstrata_core::{Blocking, Connection, ConnectionConfig, ConnectionStats, Error, Stack};
 use netstrata_frame::LengthDelimited;
 use netstrata_reactor::{
-    CloseReason, ConnId, Context, Handler, LoopConfig, Server, ServerConfig, SocketOptions,
+    CloseReason, ConnId, Context, HandleError, Handler, LoopConfig, Server, ServerConfig,
+    SocketOptions,
 };
 
 type Plain = Stack<()>;
@@ -207,5 +208,103 @@ fn a_handler_can_queue_what_the_connection_cannot_take() {
     assert!(matches!(closed.reason, CloseReason::Clean), "{closed:?}");
     assert_eq!(closed.unsent, 0, "{closed:?}");
     assert!(closed.waited > 0, "the handler's queue was never used");
+    server.stop().unwrap();
+}
+
+/// Blocks its loop in `on_message` until released: a loop that cannot keep
+/// up with the threads sending to it.
+struct Stalling {
+    ids: mpsc::Sender<ConnId>,
+    stalled: mpsc::Sender<()>,
+    release: Arc<Mutex<mpsc::Receiver<()>>>,
+}
+
+impl Handler for Stalling {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        let _ = self.ids.send(cx.id());
+    }
+
+    fn on_message(&mut self, _: &mut Context<'_>, _: Bytes) {
+        let _ = self.stalled.send(());
+        let release = self.release.lock().unwrap();
+        let _ = release.recv_timeout(Duration::from_secs(20));
+    }
+}
+
+/// Retries `command` while the loop's queue is full.
+fn until_queued(command: impl Fn() -> Result<(), HandleError>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match command() {
+            Ok(()) => return,
+            Err(HandleError::Full { .. }) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_loop_that_cannot_keep_up_refuses_commands_and_loses_none_it_took() {
+    const LIMIT: usize = 256 * 1024;
+    let (ids_tx, ids) = mpsc::channel();
+    let (stalled_tx, stalled) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let shared = Mutex::new((ids_tx, stalled_tx, Arc::new(Mutex::new(release_rx))));
+    let server = Server::bind(
+        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        ServerConfig::new()
+            .with_threads(1)
+            .with_loop(LoopConfig::new().with_command_queue(LIMIT)),
+        connection,
+        move |_| {
+            let shared = shared.lock().unwrap();
+            Stalling {
+                ids: shared.0.clone(),
+                stalled: shared.1.clone(),
+                release: Arc::clone(&shared.2),
+            }
+        },
+    )
+    .unwrap();
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut peer = Blocking::new(stream, connection());
+    let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
+    peer.send(b"stall").unwrap();
+    peer.flush().unwrap();
+    stalled.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    // The loop is stuck in a handler: the queue fills, then refuses.
+    let handle = server.handles()[0].clone();
+    let mut taken = 0u32;
+    let refused = loop {
+        match handle.send(id, numbered(taken)) {
+            Ok(()) => taken += 1,
+            Err(e) => break e,
+        }
+        assert!(taken < 1000, "the queue took 1000 messages of 16 KiB");
+    };
+    assert_eq!(refused, HandleError::Full { limit: LIMIT });
+    let cost = MESSAGE + 64;
+    assert!(taken as usize * cost <= LIMIT + cost, "{taken} taken");
+    assert!(taken as usize * cost > LIMIT - cost, "{taken} taken");
+
+    // Once the loop runs again, the queue drains and takes commands again.
+    release.send(()).unwrap();
+    until_queued(|| handle.send(id, numbered(taken)));
+    until_queued(|| handle.close(id));
+    for i in 0..=taken {
+        let msg = peer.recv().unwrap().expect("a message");
+        assert_eq!(msg[..4], i.to_be_bytes(), "message {i}");
+    }
+    assert!(
+        peer.recv().unwrap().is_none(),
+        "clean end after all of them"
+    );
+    peer.shutdown().unwrap();
     server.stop().unwrap();
 }

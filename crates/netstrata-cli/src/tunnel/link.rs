@@ -101,7 +101,8 @@ impl Link {
     pub(crate) fn forward(&self, to: Side, msg: Bytes, handle: &Handle) {
         let mut state = self.state();
         match state.ids[to.index()] {
-            // A stopped loop is ending every connection anyway.
+            // A stopped loop is ending every connection anyway; the
+            // tunnel's loop has no command limit (the windows bound it).
             Some(id) => {
                 let _ = handle.send(id, msg);
             }

@@ -87,7 +87,12 @@ impl Tunnel {
             .name("netstrata-tunnel".into())
             .spawn(move || {
                 let queue = ConnectQueue::default();
-                let mut event_loop = Loop::new(LoopConfig::new())?;
+                // Each stream's windows bound what its handlers queue
+                // through the handle (`link::WINDOW` per direction), so the
+                // loop's own command limit is lifted: a full queue would
+                // have to fail a stream that is within its window.
+                let config = LoopConfig::new().with_command_queue(usize::MAX);
+                let mut event_loop = Loop::new(config)?;
                 let handle = event_loop.handle();
                 listen(&mut event_loop, listener, &opts, &queue)?;
                 let _ = tx.send(handle.clone());
