@@ -100,30 +100,40 @@ struct Closed {
     unsent: usize,
 }
 
+/// A one-loop server on loopback with `config`, each connection's handler
+/// made by `handler`.
+fn one_loop<H: Handler>(
+    config: LoopConfig,
+    handler: impl Fn() -> H + Send + Sync + 'static,
+) -> Server {
+    let one = ServerConfig::new().with_threads(1).with_loop(config);
+    let addr = "127.0.0.1:0".parse::<SocketAddr>().unwrap();
+    Server::bind(addr, one, connection, move |_| handler()).unwrap()
+}
+
+/// A framed peer of `server` whose reads give up after 20 s.
+fn peer(server: &Server) -> Blocking<TcpStream, Plain, LengthDelimited> {
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    Blocking::new(stream, connection())
+}
+
 /// A one-loop server with small socket buffers, so a peer that does not
 /// read fills the connection's send buffer after a few hundred KiB.
 fn server(queue: bool) -> (Server, mpsc::Receiver<ConnId>, mpsc::Receiver<Closed>) {
     let (ids_tx, ids) = mpsc::channel();
     let (closed_tx, closed) = mpsc::channel();
-    let senders = Mutex::new((ids_tx, closed_tx));
     let config = LoopConfig::new()
         .with_watermarks(64 * 1024, 128 * 1024)
         .with_socket(SocketOptions::new().with_send_buffer(64 * 1024));
-    let server = Server::bind(
-        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        ServerConfig::new().with_threads(1).with_loop(config),
-        connection,
-        move |_| {
-            let senders = senders.lock().unwrap();
-            Pushed {
-                ids: senders.0.clone(),
-                closed: senders.1.clone(),
-                queue: queue.then(VecDeque::new),
-                waited: 0,
-            }
-        },
-    )
-    .unwrap();
+    let server = one_loop(config, move || Pushed {
+        ids: ids_tx.clone(),
+        closed: closed_tx.clone(),
+        queue: queue.then(VecDeque::new),
+        waited: 0,
+    });
     (server, ids, closed)
 }
 
@@ -179,11 +189,7 @@ fn a_peer_that_does_not_read_gets_a_reset_not_a_stream_with_a_gap() {
 #[test]
 fn a_handler_can_queue_what_the_connection_cannot_take() {
     let (server, ids, closed) = server(true);
-    let stream = TcpStream::connect(server.local_addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut peer = Blocking::new(stream, connection());
+    let mut peer = peer(&server);
     let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
     let handle = server.handles()[0].clone();
     // 8 MiB pushed at once while the peer does not read: far past the
@@ -251,28 +257,14 @@ fn a_loop_that_cannot_keep_up_refuses_commands_and_loses_none_it_took() {
     let (ids_tx, ids) = mpsc::channel();
     let (stalled_tx, stalled) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
-    let shared = Mutex::new((ids_tx, stalled_tx, Arc::new(Mutex::new(release_rx))));
-    let server = Server::bind(
-        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        ServerConfig::new()
-            .with_threads(1)
-            .with_loop(LoopConfig::new().with_command_queue(LIMIT)),
-        connection,
-        move |_| {
-            let shared = shared.lock().unwrap();
-            Stalling {
-                ids: shared.0.clone(),
-                stalled: shared.1.clone(),
-                release: Arc::clone(&shared.2),
-            }
-        },
-    )
-    .unwrap();
-    let stream = TcpStream::connect(server.local_addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut peer = Blocking::new(stream, connection());
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let config = LoopConfig::new().with_command_queue(LIMIT);
+    let server = one_loop(config, move || Stalling {
+        ids: ids_tx.clone(),
+        stalled: stalled_tx.clone(),
+        release: Arc::clone(&release_rx),
+    });
+    let mut peer = peer(&server);
     let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
     peer.send(b"stall").unwrap();
     peer.flush().unwrap();
