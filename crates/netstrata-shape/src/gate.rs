@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::bucket::Bucket;
 use crate::epoch::Epoch;
-use crate::global::{Pool, Ticket};
+use crate::global::{Pool, Status, Ticket};
 use crate::limit::{Limit, LimitCell};
 use crate::meter::Cursor;
 
@@ -152,7 +152,7 @@ impl Gate {
                 self.refill(now, b);
             }
             if let (Some(ticket), Some((pool, limit))) = (self.ticket, b.global_limited())
-                && (!pool.is_current(&ticket) || pool.is_covered(&ticket))
+                && pool.status(&ticket) != Status::Waiting
             {
                 self.ticket = None;
                 pool.abandon(ticket, Some(limit));
@@ -165,22 +165,17 @@ impl Gate {
         self.refill(now, b);
         let local = b.local.map_or(u64::MAX, |_| self.bucket.level());
         let global = b.global_limited();
-        if let (Some((pool, _)), Some(ticket)) = (global, self.ticket)
-            && !pool.is_current(&ticket)
-        {
-            // The limit changed: take a grant sized for the new one.
-            self.ticket = None;
-            pool.done(ticket);
-        }
         if let (Some((pool, limit)), Some(ticket)) = (global, self.ticket) {
-            if !pool.is_covered(&ticket) {
-                return self.block(now, Wait::Global);
+            match pool.status(&ticket) {
+                Status::Waiting => return self.block(now, Wait::Global),
+                // The limit changed: take a grant sized for the new one.
+                Status::Void => {}
+                // Never more than the burst at once. (A ticket is sized
+                // under the limit in force: a limit change voids older ones.)
+                Status::Covered => self.credit += ticket.len().min(limit.burst()),
             }
             self.ticket = None;
             pool.done(ticket);
-            // Never more than the burst at once. (A ticket is sized under
-            // the limit in force: a limit change voids older ones.)
-            self.credit += ticket.len().min(limit.burst());
         }
         if self.credit == 0 {
             let need = b.local.map_or(1, |l| max.min(l.grant()));
@@ -198,12 +193,16 @@ impl Gate {
             }
             let want = max.min(local).min(grant);
             let mut ticket = pool.reserve(want);
-            if !pool.is_covered(&ticket) {
-                pool.queue(&mut ticket);
-                self.ticket = Some(ticket);
-                return self.block(now, Wait::Global);
+            match pool.status(&ticket) {
+                Status::Covered => self.credit = want,
+                Status::Waiting => {
+                    pool.queue(&mut ticket);
+                    self.ticket = Some(ticket);
+                    return self.block(now, Wait::Global);
+                }
+                // A limit change meanwhile: look again at once.
+                Status::Void => return self.block(now, Wait::Global),
             }
-            self.credit = want;
         }
         self.wait = Wait::Idle;
         match global {
@@ -332,8 +331,14 @@ impl Gate {
         if let Some((pool, limit)) = b.global_limited() {
             let epoch = b.global.map(|g| g.epoch);
             let at_ns = |ns| epoch.and_then(|e| e.at(ns));
-            match self.ticket {
-                Some(ticket) if !pool.is_covered(&ticket) => {
+            match self.ticket.map(|t| (t, pool.status(&t))) {
+                Some((ticket, Status::Void)) => {
+                    // A limit change since the check above: look again.
+                    self.ticket = None;
+                    pool.done(ticket);
+                    return Fate::WaitUntil(now);
+                }
+                Some((ticket, Status::Waiting)) => {
                     return match at_ns(pool.covered_at(&ticket, limit)) {
                         Some(at) if within(at) => Fate::WaitUntil(at.max(now)),
                         _ => {
@@ -342,7 +347,7 @@ impl Gate {
                         }
                     };
                 }
-                Some(ticket) => {
+                Some((ticket, Status::Covered)) => {
                     self.ticket = None;
                     pool.done(ticket);
                 }
@@ -356,11 +361,16 @@ impl Gate {
                         return Fate::Drop;
                     }
                     let mut ticket = pool.reserve(len);
-                    if !pool.is_covered(&ticket) {
-                        pool.queue(&mut ticket);
-                        self.ticket = Some(ticket);
-                        let at = at_ns(pool.covered_at(&ticket, limit));
-                        return Fate::WaitUntil(at.unwrap_or(now).max(now));
+                    match pool.status(&ticket) {
+                        Status::Covered => {}
+                        Status::Waiting => {
+                            pool.queue(&mut ticket);
+                            self.ticket = Some(ticket);
+                            let at = at_ns(pool.covered_at(&ticket, limit));
+                            return Fate::WaitUntil(at.unwrap_or(now).max(now));
+                        }
+                        // A limit change meanwhile: look again at once.
+                        Status::Void => return Fate::WaitUntil(now),
                     }
                 }
             }

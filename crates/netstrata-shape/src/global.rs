@@ -78,6 +78,17 @@ impl Ticket {
     }
 }
 
+/// Where a [`Ticket`] stands ([`Pool::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// A limit change since it was taken: take a new one.
+    Void,
+    /// Its bytes may pass.
+    Covered,
+    /// Queued until the bucket's supply reaches it.
+    Waiting,
+}
+
 /// One direction of a global limiter.
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -87,8 +98,11 @@ pub(crate) struct Pool {
     tail: AtomicU64,
     /// Tickets taken and not yet seen covered: the connections in the queue.
     waiting: AtomicU64,
-    /// Bumped by every limit change: tickets of an older era are void.
+    /// Bumped twice by every limit change (odd during it): tickets of an
+    /// older era are void.
     era: AtomicU64,
+    /// Held by a limit change.
+    changing: Mutex<()>,
     pub(crate) meter: Meter,
 }
 
@@ -102,6 +116,7 @@ impl Pool {
             tail: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
             era: AtomicU64::new(0),
+            changing: Mutex::new(()),
             meter: Meter::new(config.window()),
         }
     }
@@ -224,9 +239,24 @@ impl Pool {
     }
 
     /// Whether the ticket was taken under the limit now in force. A ticket
-    /// from before a limit change is void: its holder takes a new one.
+    /// from before a limit change, or taken during one (odd era), is void:
+    /// its holder takes a new one.
     pub(crate) fn is_current(&self, ticket: &Ticket) -> bool {
-        ticket.era == self.era.load(Ordering::Acquire)
+        let era = self.era.load(Ordering::Acquire);
+        ticket.era == era && era.is_multiple_of(2)
+    }
+
+    /// Where `ticket` stands. Coverage is read before the era: a limit
+    /// change marks its era (odd) before it forgives debt, so supply that
+    /// covers a ticket only thanks to that forgiveness is always seen with
+    /// the ticket void — its bytes are never passed twice.
+    pub(crate) fn status(&self, ticket: &Ticket) -> Status {
+        let covered = self.is_covered(ticket);
+        match (self.is_current(ticket), covered) {
+            (false, _) => Status::Void,
+            (true, true) => Status::Covered,
+            (true, false) => Status::Waiting,
+        }
     }
 
     /// Starts a new era after a limit change: the queued tickets, sized
@@ -235,7 +265,11 @@ impl Pool {
     /// waiting connection takes a grant sized for the new limit at once,
     /// instead of draining old grants at a new, maybe far lower, rate.
     fn new_era(&self) {
-        // Forgive first: a ticket taken in between belongs to the old era.
+        // One change at a time, so the era is odd exactly while one runs.
+        let _one = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        // Odd while the debt is forgiven: tickets taken meanwhile are void,
+        // and a reader that sees the forgiven supply sees the era changed.
+        self.era.fetch_add(1, Ordering::AcqRel);
         let mut supply = self.supply.load(Ordering::Acquire);
         loop {
             let tail = self.tail.load(Ordering::Acquire);
@@ -330,17 +364,18 @@ impl Pool {
     /// leaves the queue; one in the middle keeps its place and its bytes go
     /// unused (at most one grant, once).
     pub(crate) fn abandon(&self, ticket: Ticket, limit: Option<Limit>) {
-        if !self.is_current(&ticket) {
-            // Void: its debt was forgiven.
-        } else if self.is_covered(&ticket) {
-            self.give_back(ticket.len, limit);
-        } else {
-            let _ = self.tail.compare_exchange(
-                ticket.end,
-                ticket.end.wrapping_sub(ticket.len),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+        match self.status(&ticket) {
+            // Its debt was forgiven.
+            Status::Void => {}
+            Status::Covered => self.give_back(ticket.len, limit),
+            Status::Waiting => {
+                let _ = self.tail.compare_exchange(
+                    ticket.end,
+                    ticket.end.wrapping_sub(ticket.len),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
         }
         self.done(ticket);
     }
