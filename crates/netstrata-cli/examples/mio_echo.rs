@@ -14,7 +14,7 @@ use std::thread;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Socket, Type};
+use netstrata_reactor::SocketOptions;
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -49,13 +49,10 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
+/// A non-blocking listener with `SO_REUSEPORT`, bound as netstrata's loops
+/// bind theirs (the listener setup only; the echo itself is mio alone).
 fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(TcpListener::from_std(SocketOptions::new().listener(addr)?))
 }
 
 /// One event loop: accepts from `listener` and echoes what it accepted.
