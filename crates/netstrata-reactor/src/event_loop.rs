@@ -125,6 +125,9 @@ pub struct EventLoop<S, C, H> {
     rx: Receiver<Command>,
     queue: Arc<Queue>,
     config: LoopConfig,
+    /// Where UDP datagrams are received (`read_chunk` bytes), made when
+    /// the first UDP socket is bound: connections read into their own
+    /// buffers.
     scratch: Box<[u8]>,
     /// Connections to process this turn.
     ready: Vec<usize>,
@@ -159,7 +162,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             tx,
             rx,
             queue: Arc::new(Queue::new(config.command_queue)),
-            scratch: vec![0; config.read_chunk].into_boxed_slice(),
+            scratch: Box::default(),
             config,
             ready: Vec::new(),
             event_tokens: Vec::new(),
@@ -204,6 +207,9 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             handler: Box::new(handler),
             queue: Default::default(),
         });
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; self.config.read_chunk].into_boxed_slice();
+        }
         Ok(addr)
     }
 
