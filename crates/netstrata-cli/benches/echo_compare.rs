@@ -10,10 +10,15 @@
 //! - `plain`: `netstrata echo-server` vs a tokio + tokio-util server
 //!   (2 workers) and a minimal hand-written mio echo (the limit), with as
 //!   many threads as netstrata has loops (`--netstrata-threads`);
-//! - `tls`: `netstrata echo-server --tls` vs tokio + tokio-rustls, with the
-//!   same certificate files (generated for the run, deleted after);
-//! - `zstd`: `netstrata echo-server --zstd` vs tokio + async-compression,
-//!   both at level 3 with a 2^15 window.
+//! - `tls`: `netstrata echo-server --tls` vs tokio + tokio-rustls and the
+//!   mio echo through rustls alone (the limit), with the same certificate
+//!   files (generated for the run, deleted after);
+//! - `zstd`: `netstrata echo-server --zstd` vs tokio + async-compression
+//!   and the mio echo through zstd alone (the limit), all at level 3 with a
+//!   2^15 window.
+//!
+//! Memory is measured for netstrata and tokio; the limits take part in the
+//! CPU comparisons only.
 //!
 //! `cargo bench -p netstrata-cli --bench echo_compare [-- --only tls --secs 3 --rounds 3 --idle 10000 --zstd-idle 1000 --active 64 --netstrata-threads 2]`
 //!
@@ -166,13 +171,26 @@ fn main() {
                 "examples/tokio_tls_echo",
                 &["ADDR", &cert, &key],
             ),
+            Server::release(
+                "mio tls (limit)",
+                "examples/mio_echo",
+                &["ADDR", &loops, "--tls", &cert, &key],
+            ),
         ];
         for case in [SMALL, LARGE] {
-            compare("TLS echo", &servers, &[1], &stack, case, rounds, &mut ports);
+            compare(
+                "TLS echo",
+                &servers,
+                &[1, 2],
+                &stack,
+                case,
+                rounds,
+                &mut ports,
+            );
         }
         if idle > 0 {
             println!("\nresident memory per idle TLS connection (after the handshake)");
-            for s in &servers {
+            for s in &servers[..2] {
                 memory::idle(s, &stack, idle, Some(64), &mut ports);
             }
         }
@@ -188,6 +206,11 @@ fn main() {
                 &["--zstd", "--zstd-level", &level],
             ),
             Server::release("tokio zstd", "examples/tokio_zstd_echo", &["ADDR", &level]),
+            Server::release(
+                "mio zstd (limit)",
+                "examples/mio_echo",
+                &["ADDR", &loops, "--zstd", &level],
+            ),
         ];
         let stack = StackOptions {
             zstd: Some(ZstdConfig::new().with_level(LEVEL)),
@@ -197,7 +220,7 @@ fn main() {
             compare(
                 "zstd echo",
                 &servers,
-                &[1],
+                &[1, 2],
                 &stack,
                 case,
                 rounds,
@@ -207,7 +230,7 @@ fn main() {
         if zstd_idle > 0 {
             println!("\nresident memory per idle zstd connection");
             for hello in [None, Some(64)] {
-                for s in &servers {
+                for s in &servers[..2] {
                     memory::idle(s, &stack, zstd_idle, hello, &mut ports);
                 }
             }
@@ -218,7 +241,7 @@ fn main() {
                 conns: active,
                 ..LARGE
             };
-            for s in &servers {
+            for s in &servers[..2] {
                 memory::active(s, &stack, case, rounds.secs, &mut ports);
             }
         }

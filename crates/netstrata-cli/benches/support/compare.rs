@@ -111,13 +111,13 @@ pub(crate) fn compare(
         rounds.secs, rounds.rounds
     );
     print!(
-        "  {:<14} {:>10} {:>12} {:>9} {:>9} {:>14}",
+        "  {:<16} {:>10} {:>12} {:>9} {:>9} {:>14}",
         "server", "msgs/s", "CPU µs/msg", "user", "system", "wire/payload"
     );
     for &b in baselines {
         let name = servers[b].name;
         print!(
-            " {:>20} {:>20} {:>20}",
+            " {:>24} {:>24} {:>24}",
             format!("CPU vs {name}"),
             format!("user vs {name}"),
             format!("wire vs {name}")
@@ -126,7 +126,7 @@ pub(crate) fn compare(
     println!();
     for (server, o) in servers.iter().zip(&outcomes) {
         print!(
-            "  {:<14} {:>10.0} {:>12.3} {:>9.3} {:>9.3} {:>14.4}",
+            "  {:<16} {:>10.0} {:>12.3} {:>9.3} {:>9.3} {:>14.4}",
             server.name,
             o.msgs_per_sec,
             o.cpu_us_per_msg,
@@ -137,7 +137,7 @@ pub(crate) fn compare(
         for &b in baselines {
             let base = &outcomes[b];
             print!(
-                " {:>20.3} {:>20.3} {:>20.3}",
+                " {:>24.3} {:>24.3} {:>24.3}",
                 o.cpu_us_per_msg / base.cpu_us_per_msg,
                 o.user_us_per_msg / base.user_us_per_msg,
                 o.wire_per_payload / base.wire_per_payload
