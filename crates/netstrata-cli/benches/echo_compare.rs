@@ -75,6 +75,21 @@ fn netstrata(name: &'static str, loops: &str, layers: &[&str]) -> Server {
     Server::release(name, "netstrata", &args)
 }
 
+/// Runs each of `cases` against `servers`: netstrata first, then the tokio
+/// baseline and the hand-written limit, the two its ratios are taken to.
+fn compare_cases(
+    title: &str,
+    servers: &[Server; 3],
+    stack: &StackOptions,
+    cases: &[Case],
+    rounds: Rounds,
+    ports: &mut Ports,
+) {
+    for &case in cases {
+        compare(title, servers, &[1, 2], stack, case, rounds, ports);
+    }
+}
+
 /// A directory removed when dropped, a failed run included.
 struct TempDir(PathBuf);
 
@@ -143,9 +158,14 @@ fn main() {
             Server::release("mio (limit)", "examples/mio_echo", &["ADDR", &loops]),
         ];
         let stack = StackOptions::default();
-        for case in [SMALL, LARGE] {
-            compare("echo", &servers, &[1, 2], &stack, case, rounds, &mut ports);
-        }
+        compare_cases(
+            "echo",
+            &servers,
+            &stack,
+            &[SMALL, LARGE],
+            rounds,
+            &mut ports,
+        );
         if idle > 0 {
             println!("\nresident memory per idle connection");
             for s in &servers {
@@ -177,17 +197,14 @@ fn main() {
                 &["ADDR", &loops, "--tls", &cert, &key],
             ),
         ];
-        for case in [SMALL, LARGE] {
-            compare(
-                "TLS echo",
-                &servers,
-                &[1, 2],
-                &stack,
-                case,
-                rounds,
-                &mut ports,
-            );
-        }
+        compare_cases(
+            "TLS echo",
+            &servers,
+            &stack,
+            &[SMALL, LARGE],
+            rounds,
+            &mut ports,
+        );
         if idle > 0 {
             println!("\nresident memory per idle TLS connection (after the handshake)");
             for s in &servers[..2] {
@@ -216,17 +233,14 @@ fn main() {
             zstd: Some(ZstdConfig::new().with_level(LEVEL)),
             ..StackOptions::default()
         };
-        for case in [LARGE, SMALL] {
-            compare(
-                "zstd echo",
-                &servers,
-                &[1, 2],
-                &stack,
-                case,
-                rounds,
-                &mut ports,
-            );
-        }
+        compare_cases(
+            "zstd echo",
+            &servers,
+            &stack,
+            &[LARGE, SMALL],
+            rounds,
+            &mut ports,
+        );
         if zstd_idle > 0 {
             println!("\nresident memory per idle zstd connection");
             for hello in [None, Some(64)] {
