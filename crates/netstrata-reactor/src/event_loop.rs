@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -120,10 +120,10 @@ pub struct EventLoop<S, C, H> {
     /// UDP sockets whose receive budget ran out with datagrams left.
     udp_ready: Vec<usize>,
     timers: Timers,
-    waker: Arc<Waker>,
-    tx: Sender<Command>,
+    /// The loop's own handle: what [`Self::handle`] clones and handler
+    /// contexts lend.
+    handle: Handle,
     rx: Receiver<Command>,
-    queue: Arc<Queue>,
     config: LoopConfig,
     /// Where UDP datagrams are received (`read_chunk` bytes), made when
     /// the first UDP socket is bound: connections read into their own
@@ -158,10 +158,12 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             udp: Vec::new(),
             udp_ready: Vec::new(),
             timers,
-            waker,
-            tx,
+            handle: Handle {
+                tx,
+                waker,
+                queue: Arc::new(Queue::new(config.command_queue)),
+            },
             rx,
-            queue: Arc::new(Queue::new(config.command_queue)),
             scratch: Box::default(),
             config,
             ready: Vec::new(),
@@ -172,11 +174,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
 
     /// A handle to send work to this loop from other threads.
     pub fn handle(&self) -> Handle {
-        Handle {
-            tx: self.tx.clone(),
-            waker: Arc::clone(&self.waker),
-            queue: Arc::clone(&self.queue),
-        }
+        self.handle.clone()
     }
 
     /// How many connections the loop holds.
@@ -312,12 +310,13 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
 
     fn run_commands(&mut self, now: Instant) {
         // Commands sent from here on wake the loop again.
-        self.queue.woken.store(false, Ordering::Release);
+        self.handle.queue.woken.store(false, Ordering::Release);
         for _ in 0..COMMAND_BUDGET {
             let Ok(command) = self.rx.try_recv() else {
                 return;
             };
-            self.queue
+            self.handle
+                .queue
                 .queued
                 .fetch_sub(command.cost(), Ordering::AcqRel);
             match command {
@@ -355,8 +354,8 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             }
         }
         // Budget used up: come back next turn without waiting.
-        if !self.queue.woken.swap(true, Ordering::AcqRel) {
-            let _ = self.waker.wake();
+        if !self.handle.queue.woken.swap(true, Ordering::AcqRel) {
+            let _ = self.handle.waker.wake();
         }
     }
 
@@ -523,6 +522,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             conn: &mut entry.conn,
             high_watermark: self.config.high_watermark,
             requests: &mut requests,
+            handle: &self.handle,
         };
         f(&mut entry.handler, &mut cx);
         entry.above_high |= requests.above_high;

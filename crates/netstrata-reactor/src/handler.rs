@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use netstrata_core::{Codec, Connection, ConnectionStats, Error, Layer};
 
-use crate::ConnId;
+use crate::{ConnId, Handle};
 
 /// Why a connection ended, as told to [`Handler::on_close`].
 #[derive(Debug, Clone)]
@@ -127,6 +127,7 @@ pub struct Context<'a> {
     pub(crate) conn: &'a mut dyn Conn,
     pub(crate) high_watermark: usize,
     pub(crate) requests: &'a mut Requests,
+    pub(crate) handle: &'a Handle,
 }
 
 impl Context<'_> {
@@ -134,6 +135,15 @@ impl Context<'_> {
     /// [`crate::Handle`].
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// A handle to this connection's event loop, for other threads to send
+    /// to it later — work handed to a thread pool answers through it with
+    /// [`Handle::send`] and [`Self::id`]. With a multi-loop
+    /// [`crate::Server`], this is the handle of the loop the connection
+    /// lives on (a [`ConnId`] means nothing to another loop).
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 
     /// The peer's address.

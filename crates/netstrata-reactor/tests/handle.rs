@@ -300,3 +300,37 @@ fn a_loop_that_cannot_keep_up_refuses_commands_and_loses_none_it_took() {
     peer.shutdown().unwrap();
     server.stop().unwrap();
 }
+
+/// Answers each message from a thread of its own, through the handle its
+/// context lends: the reply names the message it answers.
+struct Deferred;
+
+impl Handler for Deferred {
+    fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
+        let (handle, id) = (cx.handle(), cx.id());
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(5));
+            let reply = [b"done: ".as_slice(), &msg].concat();
+            handle.send(id, reply.into()).unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_handler_answers_from_another_thread_through_its_loops_handle() {
+    // Two loops: each connection's ids mean something to its own loop only.
+    let two = ServerConfig::new().with_threads(2);
+    let addr = "127.0.0.1:0".parse::<SocketAddr>().unwrap();
+    let server = Server::bind(addr, two, connection, |_| Deferred).unwrap();
+    let mut peers: Vec<_> = (0..8).map(|_| peer(&server)).collect();
+    for round in 0..3 {
+        for (i, peer) in peers.iter_mut().enumerate() {
+            peer.send(format!("job {i}.{round}").as_bytes()).unwrap();
+        }
+        for (i, peer) in peers.iter_mut().enumerate() {
+            let reply = peer.recv().unwrap().expect("a reply");
+            assert_eq!(reply, format!("done: job {i}.{round}").as_bytes());
+        }
+    }
+    server.stop().unwrap();
+}
