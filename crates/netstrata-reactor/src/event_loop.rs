@@ -204,6 +204,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             socket,
             handler: Box::new(handler),
             queue: Default::default(),
+            timers: Vec::new(),
         });
         if self.scratch.is_empty() {
             self.scratch = vec![0; self.config.read_chunk].into_boxed_slice();
@@ -288,7 +289,9 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         udp_ready.sort_unstable();
         udp_ready.dedup();
         for index in udp_ready {
-            if self.udp[index].ready(&mut self.scratch, UDP_BUDGET) {
+            let more = self.udp[index].ready(&mut self.scratch, UDP_BUDGET, now);
+            self.take_udp_timers(index);
+            if more {
                 self.udp_ready.push(index);
             }
         }
@@ -306,6 +309,18 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             self.state = LoopState::Stopped;
         }
         Ok(())
+    }
+
+    /// Moves the timers UDP socket `index`'s handler set into the loop's.
+    fn take_udp_timers(&mut self, index: usize) {
+        for (at, id) in self.udp[index].timers.drain(..) {
+            self.timers.push(Timer {
+                at,
+                token: LOOP_TIMER,
+                generation: index as u32,
+                kind: TimerKind::Datagram(id),
+            });
+        }
     }
 
     fn run_commands(&mut self, now: Instant) {

@@ -15,6 +15,9 @@ pub(crate) enum TimerKind {
     Connect,
     /// An application timer set through `Context::set_timer`.
     App(u64),
+    /// A datagram handler's timer (`DatagramContext::set_timer`); the
+    /// loop's timer, with the UDP socket's index as its generation.
+    Datagram(u64),
     /// Accepting again after an accept error such as EMFILE.
     Accept,
     /// The end of a graceful shutdown.

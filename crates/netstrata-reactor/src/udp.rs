@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::net::UdpSocket;
@@ -11,6 +12,13 @@ use mio::net::UdpSocket;
 pub trait DatagramHandler: 'static {
     /// A datagram arrived from `from`.
     fn on_datagram(&mut self, cx: &mut DatagramContext<'_>, data: &[u8], from: SocketAddr);
+
+    /// A timer set with [`DatagramContext::set_timer`] is due
+    /// (retransmissions, keepalives, expiring per-peer state). Default:
+    /// nothing.
+    fn on_timer(&mut self, cx: &mut DatagramContext<'_>, id: u64) {
+        let _ = (cx, id);
+    }
 }
 
 /// A datagram handler's view of its socket during a callback.
@@ -18,6 +26,8 @@ pub struct DatagramContext<'a> {
     pub(crate) socket: &'a UdpSocket,
     pub(crate) queue: &'a mut VecDeque<(Bytes, SocketAddr)>,
     pub(crate) queue_limit: usize,
+    pub(crate) now: Instant,
+    pub(crate) timers: &'a mut Vec<(Instant, u64)>,
 }
 
 impl DatagramContext<'_> {
@@ -44,6 +54,17 @@ impl DatagramContext<'_> {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
+
+    /// The loop's time at the start of this turn.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Calls [`DatagramHandler::on_timer`] with `id` after `after`. Timers
+    /// cannot be cancelled: ignore ids you no longer expect.
+    pub fn set_timer(&mut self, after: Duration, id: u64) {
+        self.timers.push((self.now + after, id));
+    }
 }
 
 /// A UDP socket registered with a loop.
@@ -51,6 +72,8 @@ pub(crate) struct Udp {
     pub(crate) socket: UdpSocket,
     pub(crate) handler: Box<dyn DatagramHandler>,
     pub(crate) queue: VecDeque<(Bytes, SocketAddr)>,
+    /// Timers the handler set and the loop has not taken yet.
+    pub(crate) timers: Vec<(Instant, u64)>,
 }
 
 impl Udp {
@@ -60,18 +83,13 @@ impl Udp {
     /// Receives waiting datagrams (at most `budget`), calling the handler
     /// for each, then sends what is queued. Returns whether datagrams may be
     /// left (the budget ran out first).
-    pub(crate) fn ready(&mut self, buf: &mut [u8], budget: usize) -> bool {
+    pub(crate) fn ready(&mut self, buf: &mut [u8], budget: usize, now: Instant) -> bool {
         self.flush();
         let mut more = true;
         for _ in 0..budget {
             match self.socket.recv_from(buf) {
                 Ok((n, from)) => {
-                    let mut cx = DatagramContext {
-                        socket: &self.socket,
-                        queue: &mut self.queue,
-                        queue_limit: Self::QUEUE_LIMIT,
-                    };
-                    self.handler.on_datagram(&mut cx, &buf[..n], from);
+                    self.call(now, |h, cx| h.on_datagram(cx, &buf[..n], from));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     more = false;
@@ -85,6 +103,27 @@ impl Udp {
         }
         self.flush();
         more
+    }
+
+    /// Runs the handler's timer `id`, then sends what it queued.
+    pub(crate) fn timer(&mut self, id: u64, now: Instant) {
+        self.call(now, |h, cx| h.on_timer(cx, id));
+        self.flush();
+    }
+
+    fn call(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut dyn DatagramHandler, &mut DatagramContext<'_>),
+    ) {
+        let mut cx = DatagramContext {
+            socket: &self.socket,
+            queue: &mut self.queue,
+            queue_limit: Self::QUEUE_LIMIT,
+            now,
+            timers: &mut self.timers,
+        };
+        f(self.handler.as_mut(), &mut cx);
     }
 
     fn flush(&mut self) {

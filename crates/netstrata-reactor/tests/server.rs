@@ -514,6 +514,63 @@ fn udp_echo() {
     server.join().unwrap().unwrap();
 }
 
+/// Answers each datagram later, from timers: a datagram of delays (one
+/// byte each, in milliseconds) sets one timer per byte, and each timer
+/// sends its index back to the sender.
+#[derive(Default)]
+struct DatagramLater {
+    peer: Option<SocketAddr>,
+}
+
+impl netstrata_reactor::DatagramHandler for DatagramLater {
+    fn on_datagram(
+        &mut self,
+        cx: &mut netstrata_reactor::DatagramContext<'_>,
+        data: &[u8],
+        from: SocketAddr,
+    ) {
+        self.peer = Some(from);
+        for (i, &ms) in data.iter().enumerate() {
+            cx.set_timer(Duration::from_millis(u64::from(ms)), i as u64);
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut netstrata_reactor::DatagramContext<'_>, id: u64) {
+        let peer = self.peer.expect("a timer set by a datagram");
+        cx.send_to(&id.to_be_bytes(), peer).unwrap();
+    }
+}
+
+#[test]
+fn udp_handlers_have_timers() {
+    let (tx, rx) = mpsc::channel();
+    let server = thread::spawn(move || {
+        let mut event_loop: EventLoop<Plain, LengthDelimited, Echo> =
+            EventLoop::new(LoopConfig::new())?;
+        let socket = std::net::UdpSocket::bind(localhost())?;
+        let addr = event_loop.bind_udp(socket, DatagramLater::default())?;
+        tx.send((addr, event_loop.handle())).unwrap();
+        event_loop.run()
+    });
+    let (addr, handle) = rx.recv().unwrap();
+    let client = std::net::UdpSocket::bind(localhost()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Timers 0..4 due after 120, 20, 200, 60 ms: they fire by deadline.
+    client.send_to(&[120, 20, 200, 60], addr).unwrap();
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let mut buf = [0u8; 8];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from), (8, addr));
+        order.push(u64::from_be_bytes(buf));
+    }
+    assert_eq!(order, [1, 3, 0, 2]);
+    handle.stop().unwrap();
+    server.join().unwrap().unwrap();
+}
+
 #[test]
 fn data_and_fin_read_in_one_turn_are_both_seen() {
     // Driven turn by turn, so that the frame and the FIN are both queued

@@ -56,7 +56,10 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                         self.mark(timer.token);
                     }
                 }
-                TimerKind::Accept | TimerKind::Drain | TimerKind::Sweep => {}
+                TimerKind::Accept
+                | TimerKind::Drain
+                | TimerKind::Sweep
+                | TimerKind::Datagram(_) => {}
             }
         }
     }
@@ -64,6 +67,11 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
     fn run_loop_timer(&mut self, timer: Timer, now: Instant) {
         match timer.kind {
             TimerKind::Accept => self.resume_accepting(timer.generation as usize, now),
+            TimerKind::Datagram(id) => {
+                let index = timer.generation as usize;
+                self.udp[index].timer(id, now);
+                self.take_udp_timers(index);
+            }
             TimerKind::Drain => {
                 if let LoopState::Draining { deadline } = self.state
                     && deadline <= now
