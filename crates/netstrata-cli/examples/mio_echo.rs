@@ -8,9 +8,10 @@
 //!
 //! With `--tls CERT KEY` the bytes pass through rustls (its buffered
 //! `ServerConnection`, configured as `tokio_tls_echo` configures it), and
-//! with `--zstd LEVEL` through the zstd crate's raw streaming encoder and
-//! decoder (netstrata's default window, table and block sizes; one zstd
-//! frame each way, flushed after each batch of reads). Either way it is the
+//! with `--zstd LEVEL` through zstd's streaming API (the zstd crate's raw
+//! decoder and a `CCtx`, with netstrata's default window, table and block
+//! sizes; one zstd frame each way, each batch of reads compressed and
+//! flushed in one call). Either way it is the
 //! library alone with nothing between it and mio: no framing, no layers.
 //!
 //! `cargo run --release -p netstrata-cli --example mio_echo -- 127.0.0.1:7002 [THREADS] [--tls CERT.pem KEY.pem | --zstd LEVEL]`
@@ -28,7 +29,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use netstrata_reactor::SocketOptions;
 use netstrata_zstd::ZstdConfig;
-use zstd::stream::raw::{CParameter, DParameter, Decoder, Encoder, InBuffer, Operation, OutBuffer};
+use zstd::stream::raw::{CParameter, DParameter, Decoder, InBuffer, Operation, OutBuffer};
+use zstd::zstd_safe::CCtx;
+use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -195,10 +198,11 @@ impl Echo for Tls {
 }
 
 /// Decompressed bytes back, compressed again: one zstd frame each way,
-/// flushed (end of block) after each batch of reads.
+/// flushed (end of block) after each batch of reads, the batch handed to
+/// zstd in one `ZSTD_compressStream2` call as netstrata's layer does.
 struct Zstd {
     decoder: Decoder<'static>,
-    encoder: Encoder<'static>,
+    encoder: CCtx<'static>,
     plain: Vec<u8>,
     pending: Vec<u8>,
     ending: bool,
@@ -207,15 +211,16 @@ struct Zstd {
 impl Zstd {
     fn new(level: i32) -> io::Result<Self> {
         let config = ZstdConfig::new().with_level(level);
-        let mut encoder = Encoder::new(level)?;
+        let mut encoder = CCtx::create();
         for param in [
+            CParameter::CompressionLevel(level),
             CParameter::WindowLog(config.window_log()),
             CParameter::HashLog(config.hash_log()),
             CParameter::ChainLog(config.chain_log()),
             CParameter::MaxBlockSize(config.block_size()),
             CParameter::ChecksumFlag(config.checksum()),
         ] {
-            encoder.set_parameter(param)?;
+            encoder.set_parameter(param).map_err(zstd_error)?;
         }
         let mut decoder = Decoder::new()?;
         decoder.set_parameter(DParameter::WindowLogMax(config.max_window_log()))?;
@@ -227,6 +232,31 @@ impl Zstd {
             ending: false,
         })
     }
+}
+
+impl Zstd {
+    /// Compresses `data` into `pending`, then flushes or ends the frame
+    /// (`op`) completely.
+    fn compress(&mut self, data: &[u8], op: ZSTD_EndDirective) -> io::Result<()> {
+        let mut input = InBuffer::around(data);
+        loop {
+            self.pending
+                .reserve(zstd::zstd_safe::compress_bound(data.len() - input.pos) + 64);
+            let len = self.pending.len();
+            let mut output = OutBuffer::around_pos(&mut self.pending, len);
+            let left = self
+                .encoder
+                .compress_stream2(&mut output, &mut input, op)
+                .map_err(zstd_error)?;
+            if left == 0 && input.pos == data.len() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(zstd::zstd_safe::get_error_name(code))
 }
 
 impl Echo for Zstd {
@@ -248,32 +278,14 @@ impl Echo for Zstd {
 
     fn write(&mut self, stream: &mut TcpStream) -> io::Result<()> {
         if !self.plain.is_empty() {
-            let mut input = InBuffer::around(&self.plain);
-            loop {
-                self.pending
-                    .reserve(zstd::zstd_safe::compress_bound(self.plain.len()));
-                let len = self.pending.len();
-                let mut output = OutBuffer::around_pos(&mut self.pending, len);
-                self.encoder.run(&mut input, &mut output)?;
-                if input.pos == self.plain.len() {
-                    break;
-                }
-            }
-            loop {
-                self.pending.reserve(1024);
-                let len = self.pending.len();
-                let mut output = OutBuffer::around_pos(&mut self.pending, len);
-                if self.encoder.flush(&mut output)? == 0 {
-                    break;
-                }
-            }
+            let plain = std::mem::take(&mut self.plain);
+            self.compress(&plain, ZSTD_EndDirective::ZSTD_e_flush)?;
+            self.plain = plain;
             self.plain.clear();
         }
-        while self.ending {
-            self.pending.reserve(1024);
-            let len = self.pending.len();
-            let mut output = OutBuffer::around_pos(&mut self.pending, len);
-            self.ending = self.encoder.finish(&mut output, false)? > 0;
+        if self.ending {
+            self.compress(&[], ZSTD_EndDirective::ZSTD_e_end)?;
+            self.ending = false;
         }
         write_out(stream, &mut self.pending)
     }
