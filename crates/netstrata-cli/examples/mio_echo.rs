@@ -234,23 +234,24 @@ impl Zstd {
     }
 }
 
-impl Zstd {
-    /// Compresses `data` into `pending`, then flushes or ends the frame
-    /// (`op`) completely.
-    fn compress(&mut self, data: &[u8], op: ZSTD_EndDirective) -> io::Result<()> {
-        let mut input = InBuffer::around(data);
-        loop {
-            self.pending
-                .reserve(zstd::zstd_safe::compress_bound(data.len() - input.pos) + 64);
-            let len = self.pending.len();
-            let mut output = OutBuffer::around_pos(&mut self.pending, len);
-            let left = self
-                .encoder
-                .compress_stream2(&mut output, &mut input, op)
-                .map_err(zstd_error)?;
-            if left == 0 && input.pos == data.len() {
-                return Ok(());
-            }
+/// Compresses `data` into `pending`, then flushes or ends the frame (`op`)
+/// completely.
+fn compress(
+    encoder: &mut CCtx<'_>,
+    pending: &mut Vec<u8>,
+    data: &[u8],
+    op: ZSTD_EndDirective,
+) -> io::Result<()> {
+    let mut input = InBuffer::around(data);
+    loop {
+        pending.reserve(zstd::zstd_safe::compress_bound(data.len() - input.pos) + 64);
+        let len = pending.len();
+        let mut output = OutBuffer::around_pos(pending, len);
+        let left = encoder
+            .compress_stream2(&mut output, &mut input, op)
+            .map_err(zstd_error)?;
+        if left == 0 && input.pos == data.len() {
+            return Ok(());
         }
     }
 }
@@ -278,13 +279,13 @@ impl Echo for Zstd {
 
     fn write(&mut self, stream: &mut TcpStream) -> io::Result<()> {
         if !self.plain.is_empty() {
-            let plain = std::mem::take(&mut self.plain);
-            self.compress(&plain, ZSTD_EndDirective::ZSTD_e_flush)?;
-            self.plain = plain;
+            let op = ZSTD_EndDirective::ZSTD_e_flush;
+            compress(&mut self.encoder, &mut self.pending, &self.plain, op)?;
             self.plain.clear();
         }
         if self.ending {
-            self.compress(&[], ZSTD_EndDirective::ZSTD_e_end)?;
+            let op = ZSTD_EndDirective::ZSTD_e_end;
+            compress(&mut self.encoder, &mut self.pending, &[], op)?;
             self.ending = false;
         }
         write_out(stream, &mut self.pending)
