@@ -483,15 +483,18 @@ impl netstrata_reactor::DatagramHandler for DatagramEcho {
     }
 }
 
-#[test]
-fn udp_echo() {
+/// A loop serving UDP on loopback with the handler `make` builds, and a
+/// client socket whose reads give up after 5 s.
+fn udp_server<D: netstrata_reactor::DatagramHandler>(
+    make: impl FnOnce() -> D + Send + 'static,
+) -> (UdpLoop, SocketAddr, std::net::UdpSocket) {
     // Handlers need not be Send: the loop is built on its own thread.
     let (tx, rx) = mpsc::channel();
-    let server = thread::spawn(move || {
+    let thread = thread::spawn(move || {
         let mut event_loop: EventLoop<Plain, LengthDelimited, Echo> =
             EventLoop::new(LoopConfig::new())?;
         let socket = std::net::UdpSocket::bind(localhost())?;
-        let addr = event_loop.bind_udp(socket, DatagramEcho)?;
+        let addr = event_loop.bind_udp(socket, make())?;
         tx.send((addr, event_loop.handle())).unwrap();
         event_loop.run()
     });
@@ -500,6 +503,25 @@ fn udp_echo() {
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
+    (UdpLoop { handle, thread }, addr, client)
+}
+
+/// The loop of [`udp_server`].
+struct UdpLoop {
+    handle: netstrata_reactor::Handle,
+    thread: thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl UdpLoop {
+    fn stop(self) {
+        self.handle.stop().unwrap();
+        self.thread.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn udp_echo() {
+    let (server, addr, client) = udp_server(|| DatagramEcho);
     // One at a time (loopback UDP may drop a burst): every datagram comes
     // back whole, boundaries kept.
     for i in 0..500u32 {
@@ -510,8 +532,7 @@ fn udp_echo() {
         assert_eq!(from, addr);
         assert_eq!(&buf[..n], &msg[..]);
     }
-    handle.stop().unwrap();
-    server.join().unwrap().unwrap();
+    server.stop();
 }
 
 /// Answers each datagram later, from timers: a datagram of delays (one
@@ -543,20 +564,7 @@ impl netstrata_reactor::DatagramHandler for DatagramLater {
 
 #[test]
 fn udp_handlers_have_timers() {
-    let (tx, rx) = mpsc::channel();
-    let server = thread::spawn(move || {
-        let mut event_loop: EventLoop<Plain, LengthDelimited, Echo> =
-            EventLoop::new(LoopConfig::new())?;
-        let socket = std::net::UdpSocket::bind(localhost())?;
-        let addr = event_loop.bind_udp(socket, DatagramLater::default())?;
-        tx.send((addr, event_loop.handle())).unwrap();
-        event_loop.run()
-    });
-    let (addr, handle) = rx.recv().unwrap();
-    let client = std::net::UdpSocket::bind(localhost()).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let (server, addr, client) = udp_server(DatagramLater::default);
     // Timers 0..4 due after 120, 20, 200, 60 ms: they fire by deadline.
     client.send_to(&[120, 20, 200, 60], addr).unwrap();
     let mut order = Vec::new();
@@ -567,8 +575,7 @@ fn udp_handlers_have_timers() {
         order.push(u64::from_be_bytes(buf));
     }
     assert_eq!(order, [1, 3, 0, 2]);
-    handle.stop().unwrap();
-    server.join().unwrap().unwrap();
+    server.stop();
 }
 
 #[test]
