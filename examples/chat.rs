@@ -69,7 +69,8 @@ impl Room {
                 Ok(()) => sent += 1,
                 // The loop has more queued than it may hold (16 MiB by
                 // default; the room outpaces it): this member would miss
-                // the line, so it is dropped too (abort is never refused).
+                // the line, so it is dropped too (aborts have a budget of
+                // their own, which the lines cannot use up).
                 Err(HandleError::Full { .. }) => {
                     let _ = self.event_loop.abort(id);
                 }

@@ -95,8 +95,10 @@ impl LoopConfig {
     /// loop has not yet run, in bytes: each message sent counts its length
     /// plus 64, a close or wake 64. Past it, the handle's call returns
     /// [`crate::HandleError::Full`] and queues nothing; one command of any
-    /// size always fits an empty queue. Aborts, shutdown, stop and the
-    /// wakes of connections' layers are never refused.
+    /// size always fits an empty queue. Aborts, shutdowns and stops count
+    /// 64 each against a budget of their own (65 536 of them), which sends
+    /// cannot use up; the wakes of connections' layers are never refused
+    /// (at most one is queued per connection).
     pub fn with_command_queue(mut self, bytes: usize) -> Self {
         self.command_queue = bytes.max(1);
         self

@@ -330,10 +330,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             let Ok(command) = self.rx.try_recv() else {
                 return;
             };
-            self.handle
-                .queue
-                .queued
-                .fetch_sub(command.cost(), Ordering::AcqRel);
+            self.handle.queue.taken(&command);
             match command {
                 Command::Send(id, msg) => {
                     // Like a closed connection, one the application has begun

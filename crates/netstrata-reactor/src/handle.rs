@@ -33,16 +33,33 @@ pub(crate) enum Command {
     Stop,
 }
 
+/// What the commands that end something (abort, shutdown, stop) may hold
+/// of the queue, at [`COMMAND_COST`] each: 65 536 of them (4 MiB). A
+/// budget of their own, which sends, closes and wakes cannot use up: a
+/// connection can always be dropped, or a loop stopped, after
+/// [`HandleError::Full`]; only a thread flooding such commands is refused.
+pub(crate) const ENDING_QUEUE: usize = 65_536 * COMMAND_COST;
+
+/// Which of a loop's two queue budgets a command counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// Sends, closes and wakes: `LoopConfig::with_command_queue`.
+    Work,
+    /// Aborts, shutdown and stop: [`ENDING_QUEUE`].
+    Ending,
+    /// A layer's wake: never refused (it must not be lost), and queued at
+    /// most once per connection.
+    Free,
+}
+
 impl Command {
-    /// Bytes the command counts against the queue's limit. Commands that
-    /// end something count nothing and are never refused (a connection can
-    /// always be dropped, a loop stopped), nor is a layer's wake, which
-    /// must not be lost and is queued at most once per connection.
-    pub(crate) fn cost(&self) -> usize {
+    /// The budget the command counts against, and the bytes it counts.
+    pub(crate) fn cost(&self) -> (Budget, usize) {
         match self {
-            Self::Send(_, msg) => COMMAND_COST + msg.len(),
-            Self::Close(_) | Self::Wake(_) => COMMAND_COST,
-            Self::Abort(_) | Self::LayerWake(_) | Self::Shutdown(_) | Self::Stop => 0,
+            Self::Send(_, msg) => (Budget::Work, COMMAND_COST + msg.len()),
+            Self::Close(_) | Self::Wake(_) => (Budget::Work, COMMAND_COST),
+            Self::Abort(_) | Self::Shutdown(_) | Self::Stop => (Budget::Ending, COMMAND_COST),
+            Self::LayerWake(_) => (Budget::Free, 0),
         }
     }
 }
@@ -50,11 +67,14 @@ impl Command {
 /// What a loop and its handles share besides the channel.
 #[derive(Debug)]
 pub(crate) struct Queue {
-    /// Bytes of commands sent and not yet taken by the loop.
+    /// Bytes of sends, closes and wakes sent and not yet taken by the loop.
     pub(crate) queued: AtomicUsize,
     /// The most `queued` may reach (one command of any size always fits
     /// an empty queue).
     pub(crate) limit: usize,
+    /// Bytes of aborts, shutdowns and stops sent and not yet taken, at
+    /// most [`ENDING_QUEUE`].
+    pub(crate) ending: AtomicUsize,
     /// The loop's waker was woken and the loop has not yet drained the
     /// channel since: later commands need no wake of their own.
     pub(crate) woken: AtomicBool,
@@ -65,7 +85,39 @@ impl Queue {
         Self {
             queued: AtomicUsize::new(0),
             limit,
+            ending: AtomicUsize::new(0),
             woken: AtomicBool::new(false),
+        }
+    }
+
+    /// The count and limit of `budget`; `None` for a free command.
+    fn budget(&self, budget: Budget) -> Option<(&AtomicUsize, usize)> {
+        match budget {
+            Budget::Work => Some((&self.queued, self.limit)),
+            Budget::Ending => Some((&self.ending, ENDING_QUEUE)),
+            Budget::Free => None,
+        }
+    }
+
+    /// Counts `command` in, unless its budget is used up.
+    fn charge(&self, command: &Command) -> Result<(), HandleError> {
+        let (budget, cost) = command.cost();
+        let Some((queued, limit)) = self.budget(budget) else {
+            return Ok(());
+        };
+        let before = queued.fetch_add(cost, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(cost) > limit {
+            queued.fetch_sub(cost, Ordering::AcqRel);
+            return Err(HandleError::Full { limit });
+        }
+        Ok(())
+    }
+
+    /// Counts `command` out: the loop has taken it.
+    pub(crate) fn taken(&self, command: &Command) {
+        let (budget, cost) = command.cost();
+        if let Some((queued, _)) = self.budget(budget) {
+            queued.fetch_sub(cost, Ordering::AcqRel);
         }
     }
 }
@@ -105,16 +157,7 @@ pub enum HandleError {
 
 impl Handle {
     fn command(&self, command: Command) -> Result<(), HandleError> {
-        let cost = command.cost();
-        if cost > 0 {
-            let before = self.queue.queued.fetch_add(cost, Ordering::AcqRel);
-            if before > 0 && before.saturating_add(cost) > self.queue.limit {
-                self.queue.queued.fetch_sub(cost, Ordering::AcqRel);
-                return Err(HandleError::Full {
-                    limit: self.queue.limit,
-                });
-            }
-        }
+        self.queue.charge(&command)?;
         self.tx.send(command).map_err(|_| HandleError::Stopped)?;
         if !self.queue.woken.swap(true, Ordering::AcqRel) {
             self.waker.wake().map_err(|_| HandleError::Stopped)?;
@@ -151,9 +194,11 @@ impl Handle {
     }
 
     /// Drops connection `id` at once with a reset, without an orderly close (what
-    /// [`Context::abort`](crate::Context::abort) does from its handler).
-    /// Never refused for a full queue: what to do with a connection a
-    /// message could not be queued for.
+    /// [`Context::abort`](crate::Context::abort) does from its handler):
+    /// what to do with a connection a message could not be queued for.
+    /// Aborts, shutdowns and stops have a budget of their own that sends
+    /// cannot use up (65 536 of them): [`HandleError::Full`] only for a
+    /// thread flooding them.
     pub fn abort(&self, id: ConnId) -> Result<(), HandleError> {
         self.command(Command::Abort(id))
     }
@@ -161,13 +206,13 @@ impl Handle {
     /// Stops accepting, closes every connection in order, and stops the
     /// loop once all are closed or `grace` has passed (the rest are
     /// dropped with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown)).
-    /// Never refused for a full queue.
+    /// Counts against the budget of [`Self::abort`], not that of sends.
     pub fn shutdown(&self, grace: Duration) -> Result<(), HandleError> {
         self.command(Command::Shutdown(grace))
     }
 
-    /// Stops the loop at once; connections are dropped. Never refused for
-    /// a full queue.
+    /// Stops the loop at once; connections are dropped. Counts against the
+    /// budget of [`Self::abort`], not that of sends.
     pub fn stop(&self) -> Result<(), HandleError> {
         self.command(Command::Stop)
     }

@@ -266,6 +266,8 @@ fn a_loop_that_cannot_keep_up_refuses_commands_and_loses_none_it_took() {
     });
     let mut peer = peer(&server);
     let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
+    let mut other = self::peer(&server);
+    let other_id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
     peer.send(b"stall").unwrap();
     peer.flush().unwrap();
     stalled.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -285,6 +287,25 @@ fn a_loop_that_cannot_keep_up_refuses_commands_and_loses_none_it_took() {
     assert!(taken as usize * cost <= LIMIT + cost, "{taken} taken");
     assert!(taken as usize * cost > LIMIT - cost, "{taken} taken");
 
+    // Aborts have a budget of their own, which the sends did not use: the
+    // other connection can still be dropped. Only a flood is refused.
+    const ENDING: usize = 65_536;
+    let mut aborts = 0;
+    let refused = loop {
+        match handle.abort(other_id) {
+            Ok(()) => aborts += 1,
+            Err(e) => break e,
+        }
+        assert!(aborts <= ENDING, "{aborts} aborts queued");
+    };
+    assert_eq!(refused, HandleError::Full { limit: ENDING * 64 });
+    assert_eq!(aborts, ENDING);
+    assert_eq!(
+        handle.stop(),
+        Err(refused),
+        "stop shares the aborts' budget"
+    );
+
     // Once the loop runs again, the queue drains and takes commands again.
     release.send(()).unwrap();
     until_queued(|| handle.send(id, numbered(taken)));
@@ -297,6 +318,8 @@ fn a_loop_that_cannot_keep_up_refuses_commands_and_loses_none_it_took() {
         peer.recv().unwrap().is_none(),
         "clean end after all of them"
     );
+    // The other connection was dropped with a reset, once.
+    assert!(other.recv().is_err(), "a reset, not a clean end");
     peer.shutdown().unwrap();
     server.stop().unwrap();
 }
