@@ -331,7 +331,8 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// [`insert_layer`](Connection::insert_layer)). A layer wakes it when
     /// something outside its calls changed it, e.g. a shaper's limit was
     /// raised from another thread; the driver should then call
-    /// [`poll_timeout`](Self::poll_timeout), read and transmit again, as
+    /// [`handle_wake`](Self::handle_wake), then deliver messages, read and
+    /// transmit again and look at [`poll_timeout`](Self::poll_timeout), as
     /// after any event. Drivers without a waker poll deadlines only.
     pub fn set_waker(&mut self, waker: Waker) {
         self.stack.set_waker(&waker);
@@ -358,9 +359,19 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// The stack, mutably (to change a layer's settings at run time).
     pub fn stack_mut(&mut self) -> &mut S {
         // A changed setting may free room or budget in either direction.
+        self.handle_wake();
+        &mut self.stack
+    }
+
+    /// Tells the connection that its waker fired (see
+    /// [`set_waker`](Self::set_waker)): a layer changed outside its calls
+    /// and may now pass on bytes it held back in either direction, so the
+    /// next [`poll_message`](Self::poll_message) gives the stack an inbound
+    /// pass and the next [`poll_transmit`](Self::poll_transmit) an outbound
+    /// one, even with no new bytes from either end.
+    pub fn handle_wake(&mut self) {
         self.inbound_stalled = true;
         self.outbound_dirty = true;
-        &mut self.stack
     }
 
     /// The codec.
@@ -653,8 +664,7 @@ impl<C: Codec> Connection<DynStack, C> {
         if let Some(waker) = &self.waker {
             layer.set_waker(waker);
         }
-        self.inbound_stalled = true;
-        self.outbound_dirty = true;
+        self.handle_wake();
         self.stack.insert(
             index,
             layer,
@@ -671,8 +681,7 @@ impl<C: Codec> Connection<DynStack, C> {
     /// [`DynStack::remove`].
     pub fn remove_layer(&mut self, index: usize, now: Instant) -> Result<BoxedLayer> {
         self.check()?;
-        self.inbound_stalled = true;
-        self.outbound_dirty = true;
+        self.handle_wake();
         self.stack.remove(
             index,
             now,

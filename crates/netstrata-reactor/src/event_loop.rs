@@ -339,16 +339,10 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                         self.handle_send(id.index, now, msg);
                     }
                 }
-                Command::Wake(id) => {
-                    if self.live(id).is_some() {
-                        self.mark(id.index);
-                    }
-                }
+                Command::Wake(id) => self.wake(id),
                 Command::LayerWake(waker) => {
                     waker.pending.store(false, Ordering::Release);
-                    if self.live(waker.id).is_some() {
-                        self.mark(waker.id.index);
-                    }
+                    self.wake(waker.id);
                 }
                 Command::Close(id) => {
                     if let Some(entry) = self.live(id) {
@@ -368,6 +362,15 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         // Budget used up: come back next turn without waiting.
         if !self.handle.queue.woken.swap(true, Ordering::AcqRel) {
             let _ = self.handle.waker.wake();
+        }
+    }
+
+    /// A connection's layers changed outside its events: give its stack a
+    /// pass each way this turn.
+    fn wake(&mut self, id: ConnId) {
+        if let Some(entry) = self.live(id) {
+            entry.conn.handle_wake();
+            self.mark(id.index);
         }
     }
 

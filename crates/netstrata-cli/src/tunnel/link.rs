@@ -13,18 +13,18 @@
 //!
 //! A blocked gate sleeps: it has no deadline. The gate that returns credit
 //! to an empty direction wakes the blocked connection through the waker the
-//! reactor gave it ([`Layer::set_waker`]); the loop then reads its socket
-//! again, and the gate asks for one inbound pass at once for bytes it had
-//! to leave below itself, which no socket event would move.
+//! reactor gave it ([`Layer::set_waker`]); the loop then gives the stack an
+//! inbound pass ([`Connection::handle_wake`](netstrata_core::Connection::handle_wake)),
+//! which moves bytes the gate had to leave below itself (no socket event
+//! would), and reads the socket again.
 //!
 //! A failure of either connection aborts the other ([`Handle::abort`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
-use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result, transfer};
 use netstrata_reactor::{ConnId, Handle};
 
@@ -174,10 +174,6 @@ impl Link {
 pub(crate) struct Gate {
     side: Side,
     link: Arc<Link>,
-    /// The time of the last inbound pass.
-    last_now: Option<Instant>,
-    /// The last inbound pass left bytes for want of credit.
-    held: bool,
     read_closed: bool,
     write_closed: bool,
 }
@@ -187,8 +183,6 @@ impl Gate {
         Self {
             side,
             link,
-            last_now: None,
-            held: false,
             read_closed: false,
             write_closed: false,
         }
@@ -205,11 +199,9 @@ impl Layer for Gate {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        self.last_now = Some(io.now);
         let credit = self.credit();
         let n = transfer(io.input, io.up, io.up_room.min(credit));
         self.link.credit[self.side.index()].fetch_sub(n, Ordering::AcqRel);
-        self.held = !io.input.is_empty() && n == credit;
         if io.input_ended && io.input.is_empty() {
             self.read_closed = true;
         }
@@ -225,20 +217,6 @@ impl Layer for Gate {
         if io.flush == Flush::Finish && io.input.is_empty() {
             self.write_closed = true;
         }
-        Ok(())
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        // Held bytes wait below the gate, where only an inbound pass moves
-        // them: once credit is back (and the other gate woke us), ask for
-        // that pass now. Without credit there is nothing to do until then.
-        let due = self.held && !self.read_closed && self.credit() > 0;
-        due.then_some(self.last_now).flatten()
-    }
-
-    fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
-        // The connection runs its inbound pass next, which moves held bytes.
-        self.last_now = Some(now);
         Ok(())
     }
 
@@ -262,7 +240,9 @@ impl Layer for Gate {
 #[cfg(test)]
 mod tests {
     use std::task::Wake;
+    use std::time::Instant;
 
+    use bytes::BytesMut;
     use netstrata_core::{Connection, ConnectionConfig, DynStack, RawCodec};
 
     use super::*;
@@ -312,9 +292,8 @@ mod tests {
         .unwrap();
     }
 
-    /// The reader stops at the window and sleeps: no deadline. The writer
-    /// returning credit wakes it once; its held bytes then ask for a pass
-    /// at once, which moves them.
+    /// The reader stops at the window. The writer returning credit wakes
+    /// it once; the pass that follows moves its held bytes.
     #[test]
     fn credit_bounds_the_reader_and_the_writer_wakes_it() {
         let link = Link::new();
@@ -328,8 +307,6 @@ mod tests {
         inbound(&mut reader, now, &mut input, &mut up);
         assert_eq!((up.len(), input.len()), (WINDOW, 10));
         assert!(!reader.wants_read());
-        assert_eq!(reader.poll_timeout(), None, "a blocked gate sleeps");
-        assert_eq!(writer.poll_timeout(), None);
         assert_eq!(wakes.count(), 0);
 
         // The other connection passes 4 bytes on, then 4 more: one wake-up,
@@ -340,13 +317,11 @@ mod tests {
         assert_eq!(wire.len(), 8);
         assert_eq!(wakes.count(), 1);
         assert!(reader.wants_read());
-        assert_eq!(reader.poll_timeout(), Some(now), "held bytes: a pass now");
 
         let mut more = BytesMut::new();
-        reader.handle_timeout(now, &mut BytesMut::new()).unwrap();
         inbound(&mut reader, now, &mut input, &mut more);
         assert_eq!((more.len(), input.len()), (8, 2));
-        assert_eq!(reader.poll_timeout(), None, "blocked again, asleep again");
+        assert!(!reader.wants_read(), "blocked again");
         assert_eq!(wakes.count(), 1);
     }
 
@@ -384,13 +359,13 @@ mod tests {
 
     /// Two connections of a pair driven as the reactor does, with a client
     /// that reads nothing, then everything: the target side stops reading
-    /// at the window with no deadline, and resumes only when woken. Every
-    /// byte arrives, in order, and no deadline is left.
+    /// at the window, and resumes only when woken, with no timers. Every
+    /// byte arrives, in order.
     #[test]
     fn a_blocked_direction_resumes_when_woken_without_timers() {
         // Several windows; and a last read that crosses the window, whose
         // tail waits below the gate with nothing more on the socket, so
-        // that only the pass asked for at once after the wake-up moves it.
+        // that only the pass the wake-up gives moves it.
         resume_after_block(3 * WINDOW + 12_345);
         resume_after_block(WINDOW.next_multiple_of(CHUNK));
     }
@@ -411,11 +386,10 @@ mod tests {
         let credit = &link.credit[Side::Connected.index()];
         assert_eq!(credit.load(Ordering::SeqCst), 0, "the window is full");
         assert_eq!(reader.poll_timeout(), None, "no timer while blocked");
-        assert_eq!(writer.poll_timeout(), None);
         assert_eq!(reader_wakes.count(), 0);
 
-        // The client reads everything. A deadline appears only after a
-        // wake-up, and is due at once.
+        // The client reads everything; each wake-up gives the reader a pass,
+        // as the reactor does.
         let mut seen = 0;
         for _ in 0..1000 {
             while let Some(out) = writer.poll_transmit(now).unwrap() {
@@ -428,10 +402,7 @@ mod tests {
             }
             assert!(reader_wakes.count() > seen, "stalled without a wake-up");
             seen = reader_wakes.count();
-            if let Some(at) = reader.poll_timeout() {
-                assert!(at <= now, "a pass asked for later: {at:?}");
-                reader.handle_timeout(now).unwrap();
-            }
+            reader.handle_wake();
             pump(&mut reader, &mut writer, &data, &mut fed, now);
         }
         assert!(
@@ -440,8 +411,6 @@ mod tests {
             received.len(),
             data.len()
         );
-        assert_eq!(reader.poll_timeout(), None);
-        assert_eq!(writer.poll_timeout(), None);
         assert_eq!(writer_wakes.count(), 0, "the other direction never blocked");
     }
 }
