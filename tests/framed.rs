@@ -22,10 +22,7 @@ proptest! {
             Connection::new(common::dynamic3(), LengthDelimited::new()),
             link,
         );
-        for m in &msgs {
-            pair.client.conn.send(m).unwrap();
-            pair.server.conn.send(m).unwrap();
-        }
+        pair.send_both(&msgs).unwrap();
         pair.client.conn.close();
         pair.server.conn.close();
         pair.drive();

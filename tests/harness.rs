@@ -35,10 +35,7 @@ fn static_and_dynamic_stacks_deliver_every_message_under_every_chunking() {
             link,
         );
         let msgs = messages(300);
-        for m in &msgs {
-            pair.client.conn.send(m).unwrap();
-            pair.server.conn.send(m).unwrap();
-        }
+        pair.send_both(&msgs).unwrap();
         pair.drive();
         assert_eq!(pair.server.take_inbox(), msgs, "{link:?}");
         assert_eq!(pair.client.take_inbox(), msgs, "{link:?}");

@@ -364,6 +364,16 @@ impl<S1: Layer, C1: Codec, S2: Layer, C2: Codec> Pair<S1, C1, S2, C2> {
         self.now
     }
 
+    /// Sends each of `msgs`, in order, from both ends (each end's
+    /// [`Connection::send`]); [`drive`](Self::drive) carries them.
+    pub fn send_both<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<(), Error> {
+        for msg in msgs {
+            self.client.conn.send(msg.as_ref())?;
+            self.server.conn.send(msg.as_ref())?;
+        }
+        Ok(())
+    }
+
     /// Virtual time since the pair was made.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start

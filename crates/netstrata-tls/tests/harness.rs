@@ -19,10 +19,7 @@ fn handshake_and_data_both_ways_under_every_chunking() {
         let mut pair = pair(link);
         let msgs = messages(60, 1);
         // Written before the handshake: held, then sent.
-        for m in &msgs {
-            pair.client.conn.send(m).unwrap();
-            pair.server.conn.send(m).unwrap();
-        }
+        pair.send_both(&msgs).unwrap();
         assert_eq!(pair.client.conn.state(), State::Handshaking);
         pair.drive();
         assert!(
@@ -80,10 +77,7 @@ fn tls12_when_allowed_under_every_chunking() {
     for link in links() {
         let mut pair = pair_with(tls12_only_client(), server.clone(), link);
         let msgs = messages(20, 2);
-        for m in &msgs {
-            pair.client.conn.send(m).unwrap();
-            pair.server.conn.send(m).unwrap();
-        }
+        pair.send_both(&msgs).unwrap();
         pair.drive();
         assert!(matches!(pair.errors(), (None, None)), "{:?}", pair.errors());
         assert_eq!(pair.server.take_inbox(), msgs);

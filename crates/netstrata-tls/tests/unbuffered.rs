@@ -92,10 +92,7 @@ fn handshake_messages_over_many_records() {
             let mut pair = common::pair_with(client, server.clone(), link);
             let messages = common::messages(20, 3);
             let exchange = |pair: &mut common::TlsPair| {
-                for m in &messages {
-                    pair.client.conn.send(m).unwrap();
-                    pair.server.conn.send(m).unwrap();
-                }
+                pair.send_both(&messages).unwrap();
                 pair.drive();
                 assert_eq!(pair.server.take_inbox(), messages, "{link:?}");
                 assert_eq!(pair.client.take_inbox(), messages, "{link:?}");

@@ -20,10 +20,7 @@ fn every_chunking_delivers_every_message_both_ways() {
         let one_byte = link == Link::new().with_chunking(Chunking::Fixed(1));
         let msgs = mixed_messages(7, if one_byte { 30 } else { 200 });
         let mut pair = pair(link);
-        for m in &msgs {
-            pair.client.conn.send(m).unwrap();
-            pair.server.conn.send(m).unwrap();
-        }
+        pair.send_both(&msgs).unwrap();
         pair.drive();
         assert_eq!(pair.server.take_inbox(), msgs, "{link:?}");
         assert_eq!(pair.client.take_inbox(), msgs, "{link:?}");
