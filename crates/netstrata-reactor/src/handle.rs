@@ -180,10 +180,11 @@ impl Handle {
         self.command(Command::Send(id, msg))
     }
 
-    /// Makes the loop look at connection `id` again at once: its layers'
-    /// deadlines, reading and writing. Layers do this through the waker the
-    /// loop gives each connection (a shaper whose limit was raised), which
-    /// is never refused.
+    /// Makes the loop look at connection `id` again at once: its stack
+    /// gets a pass each way ([`Connection::handle_wake`](netstrata_core::Connection::handle_wake)),
+    /// then its layers' deadlines, reading and writing. Layers do this
+    /// through the waker the loop gives each connection (a shaper whose
+    /// limit was raised), which is never refused.
     pub fn wake(&self, id: ConnId) -> Result<(), HandleError> {
         self.command(Command::Wake(id))
     }
