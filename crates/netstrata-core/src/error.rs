@@ -12,7 +12,8 @@ pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 /// Every variant that comes from a layer or codec names it (`layer`), and the
 /// variants separate what the peer did wrong ([`Error::PeerMisbehaved`],
 /// [`Error::Truncated`], [`Error::TimedOut`]) from what the caller did wrong
-/// ([`Error::Misuse`]). A connection keeps the first protocol error it meets
+/// ([`Error::Misuse`]) and from a limit of this process that refused work
+/// the peer may legitimately ask for ([`Error::LocalLimit`]). A connection keeps the first protocol error it meets
 /// and returns it again on every later call; [`Error::SendBufferFull`] is the
 /// only variant that is not sticky.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,6 +62,16 @@ pub enum Error {
         /// The configured limit ([`crate::ConnectionConfig::send_buffer`]).
         limit: usize,
     },
+    /// A limit of this process, not a fault of the peer, refused the work:
+    /// a memory budget shared by many connections is used up (zstd's
+    /// decoder budget). The same peer may succeed later, or elsewhere.
+    #[error("{layer}: local limit: {source}")]
+    LocalLimit {
+        /// The layer whose limit refused.
+        layer: &'static str,
+        /// Which limit, and by how much.
+        source: Source,
+    },
     /// An I/O error from the transport (blocking driver, reactor).
     #[error("i/o: {0}")]
     Io(Arc<io::Error>),
@@ -89,13 +100,25 @@ impl Error {
         }
     }
 
+    /// A [`Error::LocalLimit`] naming `layer`.
+    pub fn local_limit(
+        layer: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::LocalLimit {
+            layer,
+            source: Arc::from(source.into()),
+        }
+    }
+
     /// The layer or codec the error names, if any.
     pub fn layer(&self) -> Option<&'static str> {
         match self {
             Self::PeerMisbehaved { layer, .. }
             | Self::Truncated { layer, .. }
             | Self::TimedOut { layer, .. }
-            | Self::Misuse { layer, .. } => Some(layer),
+            | Self::Misuse { layer, .. }
+            | Self::LocalLimit { layer, .. } => Some(layer),
             Self::SendBufferFull { .. } | Self::Io(_) => None,
         }
     }
@@ -112,9 +135,9 @@ impl Error {
     /// (`err.downcast_ref::<FrameError>()`).
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         match self {
-            Self::PeerMisbehaved { source, .. } | Self::Misuse { source, .. } => {
-                source.downcast_ref::<E>()
-            }
+            Self::PeerMisbehaved { source, .. }
+            | Self::Misuse { source, .. }
+            | Self::LocalLimit { source, .. } => source.downcast_ref::<E>(),
             _ => None,
         }
     }
@@ -138,6 +161,7 @@ impl From<Error> for io::Error {
             Error::Truncated { .. } => io::ErrorKind::UnexpectedEof,
             Error::TimedOut { .. } => io::ErrorKind::TimedOut,
             Error::Misuse { .. } => io::ErrorKind::InvalidInput,
+            Error::LocalLimit { .. } => io::ErrorKind::QuotaExceeded,
             Error::SendBufferFull { .. } => io::ErrorKind::WouldBlock,
             Error::Io(inner) => inner.kind(),
         };
@@ -170,5 +194,11 @@ mod tests {
         assert!(e.is_peer_fault());
         assert_eq!(e.layer(), Some("frame"));
         assert!(!Error::misuse("x", "y").is_peer_fault());
+        let limit = Error::local_limit("zstd", io::Error::other("budget"));
+        assert!(!limit.is_peer_fault());
+        assert_eq!(limit.layer(), Some("zstd"));
+        assert!(limit.downcast_ref::<io::Error>().is_some());
+        let io: io::Error = limit.into();
+        assert_eq!(io.kind(), io::ErrorKind::QuotaExceeded);
     }
 }

@@ -483,3 +483,39 @@ impl<S1: Layer, C1: Codec, S2: Layer, C2: Codec> Pair<S1, C1, S2, C2> {
 pub fn buf(data: &[u8]) -> BytesMut {
     BytesMut::from(data)
 }
+
+/// Whether the external program `tool` runs (`tool --version` or the given
+/// probe arguments), for tests that talk to a peer we did not write (the
+/// `zstd` and `openssl` command-line tools, `curl`).
+///
+/// Under CI (the `CI` environment variable set) a missing tool is a test
+/// failure: this panics, so an interop test can never pass by not running.
+/// Elsewhere it prints why the test is skipped and returns `false`.
+///
+/// ```
+/// if !netstrata_core::testing::external_tool("sh", &["-c", "exit 0"]) {
+///     return; // not in CI: the SKIP line says why
+/// }
+/// ```
+pub fn external_tool(tool: &str, probe: &[&str]) -> bool {
+    let probe = if probe.is_empty() {
+        &["--version"][..]
+    } else {
+        probe
+    };
+    let outcome = std::process::Command::new(tool)
+        .args(probe)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let why = match outcome {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!("`{tool} {}` exited with {}", probe.join(" "), out.status),
+        Err(e) => format!("`{tool}` could not be run: {e}"),
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why}; it is required under CI (install it in .ci/run)"
+    );
+    println!("SKIP: {why}; not tested here");
+    false
+}

@@ -20,11 +20,7 @@ use netstrata_tls::{ClientOptions, Identity, ServerOptions, Tls, pem};
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn openssl_available() -> bool {
-    let found = Command::new("openssl").arg("version").output().is_ok();
-    if !found {
-        println!("SKIP: `openssl` is not installed; interop with it not tested");
-    }
-    found
+    netstrata_core::testing::external_tool("openssl", &["version"])
 }
 
 /// A temporary directory with the CA and the localhost leaf as PEM files.
