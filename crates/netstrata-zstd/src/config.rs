@@ -2,41 +2,45 @@
 
 use zstd::zstd_safe;
 
-use crate::Dictionary;
+use crate::{DecoderBudget, Dictionary};
 
 /// Settings of a [`crate::Zstd`] layer. Every setting has a documented
 /// default and a setter; setters panic on values zstd does not accept.
 ///
 /// # Memory per connection
 ///
-/// The defaults keep both directions of a connection under 512 KiB, whatever
-/// the peer sends, at a compression ratio within a few percent of zstd's
-/// level-3 defaults (which take about 3.5 MiB to compress a stream) on
-/// messages of JSON-like log lines. Measured with zstd 1.5.7
+/// Our encoder keeps a small window so that our own peers stay cheap, and
+/// our decoder accepts the windows other peers use at their defaults, with
+/// what they cost drawn from a budget the process's decoders share
+/// ([`DecoderBudget`]). Measured with zstd 1.5.7
 /// (`ZSTD_sizeof_CCtx`/`ZSTD_sizeof_DCtx`, see [`crate::Zstd::encoder_memory`]):
 ///
-/// | direction | default | bytes |
+/// | direction | setting | bytes |
 /// |---|---|---|
-/// | encoder | level 3, window 2^15, hash 2^14, chain 2^13, 16 KiB blocks | 251,025 |
-/// | decoder | window limit 2^15 (the peer cannot make it larger) | 227,112 |
-/// | both | | 478,137 (467 KiB) |
+/// | encoder | default: level 3, window 2^15, hash 2^14, chain 2^13, 16 KiB blocks | 251,025 |
+/// | decoder | a peer at our window, 2^15 | 227,112 |
+/// | decoder | a peer at zstd's level-3 stream window, 2^21 | 2,586,408 |
+/// | decoder | a peer at the default limit, 2^23 (`zstd -19`, `--long=23`) | 8,877,864 |
 ///
 /// Up to level 15 the encoder costs about
 /// `window + 5.5 * block_size + 4 * (1 << hash_log) + 4 * (1 << chain_log) + 30 KiB`
 /// (a little less at levels 1 and 2, which use one table); levels 16 and up
 /// (optimal parsing) add 150 to 300 KiB. The decoder costs
 /// `4 * window + 94 KiB` for windows up to 128 KiB and `window + 478 KiB`
-/// above, where the window is the peer's, at most `1 << max_window_log`. A
-/// direction costs nothing until it is first used and nothing again once its
-/// frame has ended.
+/// above, where the window is the peer's, at most `1 << max_window_log`:
+/// that is what it reserves of the budget when a frame header arrives,
+/// before zstd allocates. A direction costs nothing until it is first used;
+/// the encoder's context goes when its frame ends, the decoder's when the
+/// stream ends or the connection goes idle between frames.
 ///
-/// The trade-off: a 32 KiB window finds repeats only within the last 32 KiB,
-/// which loses little when messages resemble recent ones (log lines, RPC
-/// calls) and more on long, varied streams; raise `window_log` (and the
-/// peer's `max_window_log`) there. A peer that compresses with a larger
-/// window than our limit is refused with [`crate::ZstdError::WindowTooLarge`]:
-/// tell it the limit (`zstd --zstd=wlog=15`, async-compression's
-/// `CParameter::window_log(15)`), or raise the limit.
+/// The trade-off: a 32 KiB encoder window finds repeats only within the
+/// last 32 KiB, which loses little when messages resemble recent ones (log
+/// lines, RPC calls) and more on long, varied streams; raise `window_log`
+/// there (the peer must accept it: any zstd decoder at its defaults takes
+/// up to 2^23 or more). A peer that compresses with a window above our
+/// limit is refused with [`crate::ZstdError::WindowTooLarge`], which names
+/// both; tell it the limit (`zstd --zstd=wlog=23`, async-compression's
+/// `CParameter::window_log(23)`), or raise the limit.
 #[derive(Debug, Clone)]
 pub struct ZstdConfig {
     level: i32,
@@ -46,6 +50,7 @@ pub struct ZstdConfig {
     block_size: u32,
     checksum: bool,
     max_window_log: u32,
+    decoder_budget: DecoderBudget,
     dictionary: Option<Dictionary>,
 }
 
@@ -60,16 +65,20 @@ impl ZstdConfig {
     pub const DEFAULT_CHAIN_LOG: u32 = 13;
     /// Default largest block the encoder emits (16 KiB; zstd's is 128 KiB).
     pub const DEFAULT_BLOCK_SIZE: u32 = 16 * 1024;
-    /// Default decoder window limit: 2^15 = 32 KiB (zstd's is 2^27 = 128 MiB).
-    pub const DEFAULT_MAX_WINDOW_LOG: u32 = 15;
+    /// Default decoder window limit: 2^23 = 8 MiB, the limit RFC 9659 sets
+    /// for HTTP's zstd content coding, enough for what zstd and the libraries
+    /// on it send at their defaults (2^21 at level 3, 2^23 at level 19);
+    /// zstd's own limit is 2^27 = 128 MiB.
+    pub const DEFAULT_MAX_WINDOW_LOG: u32 = 23;
 
     /// Smallest window log zstd accepts.
     pub const MIN_WINDOW_LOG: u32 = 10;
     /// Largest window log accepted here (zstd's own limit on 64-bit machines).
     pub const MAX_WINDOW_LOG: u32 = 31;
 
-    /// The defaults: level 3, a 32 KiB window both ways, small match tables,
-    /// no checksum, no dictionary.
+    /// The defaults: level 3, a 32 KiB encoder window, small match tables,
+    /// no checksum, a decoder that accepts windows up to 8 MiB within the
+    /// process's [`DecoderBudget`], no dictionary.
     pub fn new() -> Self {
         Self {
             level: Self::DEFAULT_LEVEL,
@@ -79,6 +88,7 @@ impl ZstdConfig {
             block_size: Self::DEFAULT_BLOCK_SIZE,
             checksum: false,
             max_window_log: Self::DEFAULT_MAX_WINDOW_LOG,
+            decoder_budget: DecoderBudget::process(),
             dictionary: None,
         }
     }
@@ -158,10 +168,11 @@ impl ZstdConfig {
         self
     }
 
-    /// Sets the decoder's window limit, `1 << log` bytes: a frame asking for
-    /// more is refused ([`crate::ZstdError::WindowTooLarge`]) before anything
-    /// is allocated for it. The decoder then holds about `4 << log` bytes
-    /// (plus 94 KiB) at most, whatever the peer sends.
+    /// Sets the decoder's window limit, `1 << log` bytes (default 2^23): a
+    /// frame asking for more is refused ([`crate::ZstdError::WindowTooLarge`])
+    /// before anything is allocated for it. A decoder then holds at most
+    /// `(1 << log) + 478 KiB` (above 2^17; see the table above), whatever
+    /// the peer sends, and only while its budget covers it.
     ///
     /// # Panics
     /// Outside `10..=31`.
@@ -172,6 +183,14 @@ impl ZstdConfig {
             Self::MIN_WINDOW_LOG,
             Self::MAX_WINDOW_LOG,
         );
+        self
+    }
+
+    /// Sets the budget the decoder draws its memory from (default: the
+    /// process's, [`DecoderBudget::process`], 1 GiB). Connections whose
+    /// configurations hold clones of one budget share it.
+    pub fn with_decoder_budget(mut self, budget: DecoderBudget) -> Self {
+        self.decoder_budget = budget;
         self
     }
 
@@ -220,6 +239,11 @@ impl ZstdConfig {
     /// The decoder's window limit in bytes.
     pub fn max_window(&self) -> usize {
         1usize << self.max_window_log
+    }
+
+    /// The budget the decoder draws from.
+    pub fn decoder_budget(&self) -> &DecoderBudget {
+        &self.decoder_budget
     }
 
     /// The dictionary, if any.

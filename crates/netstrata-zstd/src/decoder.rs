@@ -1,8 +1,11 @@
-//! The inbound direction: one zstd frame in, bytes for the layer above out.
+//! The inbound direction: zstd frames in, bytes for the layer above out.
+
+use std::sync::OnceLock;
 
 use bytes::{Buf, BytesMut};
 use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, SafeResult, WriteBuf};
 
+use crate::budget::Reservation;
 use crate::out::{self, Produce};
 use crate::{Dictionary, ZstdConfig, ZstdError};
 
@@ -15,8 +18,26 @@ self_cell::self_cell!(
     }
 );
 
-/// The zstd frame magic number, as it appears on the wire.
-pub(crate) const MAGIC: [u8; 4] = 0xFD2F_B528_u32.to_le_bytes();
+/// Output slack zstd keeps past the window for its wild copies, twice.
+const WILDCOPY_SLACK: u64 = 2 * 32;
+/// zstd's largest block (128 KiB).
+const MAX_BLOCK: u64 = 128 * 1024;
+
+/// What a decompression context holds once it has decoded a frame with
+/// `window`: the context itself, an input buffer of one block and an
+/// output buffer of the window plus two blocks (zstd's own
+/// `ZSTD_estimateDStreamSize`, an upper bound of what it allocates).
+pub(crate) fn context_cost(window: u64) -> usize {
+    static CONTEXT: OnceLock<usize> = OnceLock::new();
+    let context = *CONTEXT.get_or_init(|| DCtx::try_create().map_or(0, |d| d.sizeof()));
+    let block = window.min(MAX_BLOCK);
+    let buffers = window
+        .saturating_add(3 * block)
+        .saturating_add(WILDCOPY_SLACK);
+    usize::try_from(buffers)
+        .unwrap_or(usize::MAX)
+        .saturating_add(context)
+}
 
 /// Bounds of the output-per-input estimate that sizes each output chunk, in
 /// eighths: from 1.125 (incompressible data) to 64.
@@ -51,9 +72,13 @@ pub(crate) enum Progress {
     FrameEnd,
 }
 
-/// A frame being decoded.
+/// A decompression context, with what it holds of the decoders' budget.
+/// It decodes one frame at a time and serves the frames that follow.
 pub(crate) struct Decoder {
     context: Context,
+    reservation: Reservation,
+    /// The window the current frame asked for.
+    window: u64,
     limit: usize,
     /// Output bytes per input byte seen in the last call, in eighths and
     /// rounded up with a margin, to size output chunks: too small costs
@@ -65,10 +90,11 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    /// A context for `config`, with the window limit set and the dictionary
-    /// referenced, not copied. Nothing is allocated for the window until the
-    /// frame header has been checked against the limit.
-    pub(crate) fn new(config: &ZstdConfig) -> Result<Self, ZstdError> {
+    /// A context for a frame that needs `window` bytes (checked against
+    /// the limit by the caller), once the budget has covered it; the
+    /// window limit set and the dictionary referenced, not copied.
+    pub(crate) fn new(config: &ZstdConfig, window: u64) -> Result<Self, ZstdError> {
+        let reservation = Reservation::new(config.decoder_budget(), context_cost(window))?;
         let context = Context::try_new(config.dictionary().cloned(), |dict| {
             let mut dctx = DCtx::try_create().ok_or(ZstdError::OutOfMemory)?;
             dctx.set_parameter(DParameter::WindowLogMax(config.max_window_log()))
@@ -81,15 +107,31 @@ impl Decoder {
         })?;
         Ok(Self {
             context,
+            reservation,
+            window,
             limit: config.max_window(),
             expansion: 8 * 8,
             stalled: false,
         })
     }
 
+    /// Readies the context, at a frame boundary, for a next frame that
+    /// needs `window` bytes, growing its reservation if that is more than
+    /// it holds.
+    pub(crate) fn next_frame(&mut self, window: u64) -> Result<(), ZstdError> {
+        self.reservation.grow_to(context_cost(window))?;
+        self.window = window;
+        Ok(())
+    }
+
     /// Memory the context holds now.
     pub(crate) fn memory(&self) -> usize {
         self.context.borrow_dependent().sizeof()
+    }
+
+    /// What the context holds of the budget: at least [`Self::memory`].
+    pub(crate) fn reserved(&self) -> usize {
+        self.reservation.bytes()
     }
 
     /// Whether zstd may hold output that did not fit the last call's room.
@@ -135,7 +177,9 @@ impl Decoder {
             let written = out.len;
             room -= written;
             (taken, given) = (taken + consumed, given + written);
-            let hint = out.result.map_err(|e| ZstdError::decoding(e, self.limit))?;
+            let hint = out
+                .result
+                .map_err(|e| ZstdError::decoding(e, self.window, self.limit))?;
             self.stalled = written == out.offered;
             if hint == 0 {
                 self.stalled = false;

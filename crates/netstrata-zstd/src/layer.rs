@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result};
 
-use crate::decoder::{self, Decoder, Progress};
+use crate::decoder::{Decoder, Progress};
 use crate::encoder::{Directive, Encoder};
+use crate::header::{self, Header};
 use crate::{ZstdConfig, ZstdError};
 
 const NAME: &str = "zstd";
@@ -23,17 +24,43 @@ enum WriteSide {
     Failed,
 }
 
-/// The inbound direction.
+/// The inbound direction: a stream of frames, read as `zstd -d` reads
+/// one (frames one after another, skippable frames skipped), that ends
+/// where the transport ends.
 enum ReadSide {
-    /// No byte of the frame decoded yet: no context.
-    Idle,
-    /// Inside the frame.
-    Open(Decoder),
-    /// The frame ended cleanly; the context is gone.
-    Ended,
-    /// An error ended the direction (the peer's fault or a truncation); the
+    /// At a frame boundary: the next bytes begin a frame, or the stream
+    /// ends here. `kept` is the last frame's context, which serves the next
+    /// frame unless the connection goes idle first.
+    Boundary {
+        kept: Option<Decoder>,
+        /// A frame has ended: the stream may end here cleanly.
+        after_frame: bool,
+    },
+    /// Inside a skippable frame, with `left` bytes of it to discard.
+    Skipping { left: u64, kept: Option<Decoder> },
+    /// Inside a zstd frame.
+    Frame(Decoder),
+    /// The transport ended at a frame boundary: the clean end. The
     /// context is gone.
+    Ended,
+    /// An error ended the direction (the peer's fault, a truncation or a
+    /// local limit); the context is gone.
     Failed,
+}
+
+impl ReadSide {
+    /// The live context, if any.
+    fn decoder(&self) -> Option<&Decoder> {
+        match self {
+            Self::Frame(d)
+            | Self::Boundary { kept: Some(d), .. }
+            | Self::Skipping { kept: Some(d), .. } => Some(d),
+            Self::Boundary { kept: None, .. }
+            | Self::Skipping { kept: None, .. }
+            | Self::Ended
+            | Self::Failed => None,
+        }
+    }
 }
 
 /// A streaming zstd layer: one zstd frame per direction for the life of the
@@ -47,17 +74,24 @@ enum ReadSide {
 /// waits inside zstd, at most one block, and input waits in the caller's
 /// buffer.
 ///
-/// Inbound, the end of the frame is the clean end ([`Layer::is_read_closed`]);
-/// the transport ending anywhere before it is [`Error::Truncated`], and bytes
-/// after it are [`ZstdError::TrailingData`]. Decoded bytes never exceed the
-/// room above, whatever the input, and the layer reports
-/// [`Layer::wants_read`] `false` while that room keeps it from delivering
-/// what zstd holds. A frame asking for a window above the limit, corrupt
-/// data or a wrong dictionary fail with [`Error::PeerMisbehaved`] carrying a
-/// [`ZstdError`].
+/// Inbound, the layer reads a stream of frames as `zstd -d` does: frames
+/// one after another (ours, or one per message from another peer) and
+/// skippable frames, each frame's header checked before zstd allocates for
+/// it. The transport ending at a frame boundary is the clean end
+/// ([`Layer::is_read_closed`]); ending inside a frame, or before the first,
+/// is [`Error::Truncated`]. Decoded bytes never exceed the room above,
+/// whatever the input, and the layer reports [`Layer::wants_read`] `false`
+/// while that room keeps it from delivering what zstd holds. A frame asking
+/// for a window above the limit, corrupt data, a legacy frame, bytes that
+/// are not a frame or a wrong dictionary fail with [`Error::PeerMisbehaved`]
+/// carrying a [`ZstdError`]; a frame the decoders' shared
+/// [`crate::DecoderBudget`] cannot cover fails with [`Error::LocalLimit`].
 ///
-/// Contexts are created when a direction is first used and dropped when its
-/// frame ends; [`ZstdConfig`] documents what they cost.
+/// Contexts are created when a direction is first used. The encoder's is
+/// dropped when its frame ends; the decoder's is kept from one frame to the
+/// next and dropped when the stream ends, fails, or goes idle at a frame
+/// boundary ([`Layer::release_buffers`]). [`ZstdConfig`] documents what
+/// they cost.
 pub struct Zstd {
     config: ZstdConfig,
     write: WriteSide,
@@ -75,7 +109,10 @@ impl Zstd {
         Self {
             config,
             write: WriteSide::Idle,
-            read: ReadSide::Idle,
+            read: ReadSide::Boundary {
+                kept: None,
+                after_frame: false,
+            },
         }
     }
 
@@ -94,12 +131,17 @@ impl Zstd {
     }
 
     /// Bytes the decompression context holds now (`ZSTD_sizeof_DCtx`): 0
-    /// before the first byte arrives and after the frame has ended.
+    /// before the first frame header arrives, once the stream has ended or
+    /// failed, and after the context was released between frames.
     pub fn decoder_memory(&self) -> usize {
-        match &self.read {
-            ReadSide::Open(d) => d.memory(),
-            ReadSide::Idle | ReadSide::Ended | ReadSide::Failed => 0,
-        }
+        self.read.decoder().map_or(0, Decoder::memory)
+    }
+
+    /// Bytes the decompression context holds of the decoders' budget
+    /// ([`ZstdConfig::decoder_budget`]): what zstd will need for the largest
+    /// window it has seen, never less than [`Self::decoder_memory`].
+    pub fn decoder_reserved(&self) -> usize {
+        self.read.decoder().map_or(0, Decoder::reserved)
     }
 
     /// Both contexts together: the layer's memory beyond its own few bytes.
@@ -107,38 +149,86 @@ impl Zstd {
         self.encoder_memory() + self.decoder_memory()
     }
 
+    /// Decodes what `input` holds, frame after frame, into at most `room`
+    /// bytes of `up`.
     fn inbound(
         &mut self,
         input: &mut BytesMut,
         up: &mut BytesMut,
         room: usize,
     ) -> Result<(), ZstdError> {
-        if let ReadSide::Idle = self.read {
-            // Check the magic number before allocating anything, and refuse
-            // what is not a standard frame (skippable and legacy frames
-            // included: legacy decoders ignore the window limit).
-            let have = input.len().min(decoder::MAGIC.len());
-            if input[..have] != decoder::MAGIC[..have] {
-                return Err(ZstdError::NotZstd);
+        let start = up.len();
+        loop {
+            match std::mem::replace(&mut self.read, ReadSide::Failed) {
+                ReadSide::Boundary { kept, after_frame } => {
+                    let Some(header) = header::parse(input)? else {
+                        self.read = ReadSide::Boundary { kept, after_frame };
+                        return Ok(());
+                    };
+                    self.read = self.begin(header, kept)?;
+                    if let ReadSide::Skipping { .. } = self.read {
+                        input.advance(header::SKIPPABLE_HEADER);
+                    }
+                }
+                ReadSide::Skipping { left, kept } => {
+                    let skip = left.min(input.len() as u64);
+                    input.advance(skip as usize);
+                    self.read = match left - skip {
+                        0 => ReadSide::Boundary {
+                            kept,
+                            after_frame: true,
+                        },
+                        left => ReadSide::Skipping { left, kept },
+                    };
+                    if input.is_empty() {
+                        return Ok(());
+                    }
+                }
+                ReadSide::Frame(mut decoder) => {
+                    let left = room.saturating_sub(up.len() - start);
+                    let progress = decoder.run(input, up, left)?;
+                    if progress != Progress::FrameEnd {
+                        self.read = ReadSide::Frame(decoder);
+                        return Ok(());
+                    }
+                    self.read = ReadSide::Boundary {
+                        kept: Some(decoder),
+                        after_frame: true,
+                    };
+                }
+                side @ (ReadSide::Ended | ReadSide::Failed) => {
+                    self.read = side;
+                    return Ok(());
+                }
             }
-            if have < decoder::MAGIC.len() || room == 0 {
-                return Ok(());
-            }
-            self.read = ReadSide::Open(Decoder::new(&self.config)?);
         }
-        let ReadSide::Open(decoder) = &mut self.read else {
-            return match input.len() {
-                0 => Ok(()),
-                bytes => Err(ZstdError::TrailingData { bytes }),
-            };
+    }
+
+    /// The state after a frame header: the frame's window checked against
+    /// the limit and covered by the budget (the kept context grown, or a
+    /// new one) before zstd allocates for it.
+    fn begin(&self, header: Header, kept: Option<Decoder>) -> Result<ReadSide, ZstdError> {
+        let window = match header {
+            Header::Skippable { len } => {
+                return Ok(ReadSide::Skipping {
+                    left: u64::from(len),
+                    kept,
+                });
+            }
+            Header::Frame { window } => window,
         };
-        if decoder.run(input, up, room)? == Progress::FrameEnd {
-            self.read = ReadSide::Ended;
-            if !input.is_empty() {
-                return Err(ZstdError::TrailingData { bytes: input.len() });
-            }
+        let limit = self.config.max_window();
+        if window > limit as u64 {
+            return Err(ZstdError::WindowTooLarge { window, limit });
         }
-        Ok(())
+        let decoder = match kept {
+            Some(mut decoder) => {
+                decoder.next_frame(window)?;
+                decoder
+            }
+            None => Decoder::new(&self.config, window)?,
+        };
+        Ok(ReadSide::Frame(decoder))
     }
 
     fn outbound(&mut self, io: Outbound<'_>) -> Result<(), ZstdError> {
@@ -186,8 +276,9 @@ impl fmt::Debug for Zstd {
             WriteSide::Failed => "failed",
         };
         let read = match self.read {
-            ReadSide::Idle => "idle",
-            ReadSide::Open(_) => "open",
+            ReadSide::Boundary { .. } => "between frames",
+            ReadSide::Skipping { .. } => "skipping",
+            ReadSide::Frame(_) => "in a frame",
             ReadSide::Ended => "ended",
             ReadSide::Failed => "failed",
         };
@@ -215,23 +306,27 @@ impl Layer for Zstd {
         if let Err(e) = self.inbound(input, up, up_room) {
             // The connection is over: free the context now.
             self.read = ReadSide::Failed;
-            return Err(Error::peer(NAME, e));
+            return Err(e.into_core(NAME));
         }
         if !input_ended {
             return Ok(());
         }
         let detail = match &self.read {
-            // Fewer bytes than the magic number, and no more to come.
-            ReadSide::Idle if input.len() < decoder::MAGIC.len() => {
-                "transport ended before the zstd frame began"
+            ReadSide::Boundary { after_frame, .. } if input.is_empty() => {
+                if *after_frame {
+                    // The end of the transport at a frame boundary.
+                    self.read = ReadSide::Ended;
+                    return Ok(());
+                }
+                "transport ended before the first zstd frame"
             }
-            ReadSide::Open(d) if input.is_empty() && !d.is_stalled() => {
-                "transport ended inside the zstd frame"
+            ReadSide::Boundary { .. } => "transport ended inside a zstd frame header",
+            ReadSide::Skipping { .. } => "transport ended inside a skippable frame",
+            ReadSide::Frame(d) if input.is_empty() && !d.is_stalled() => {
+                "transport ended inside a zstd frame"
             }
             // Still delivering what zstd or the caller holds, or done.
-            ReadSide::Idle | ReadSide::Open(_) | ReadSide::Ended | ReadSide::Failed => {
-                return Ok(());
-            }
+            ReadSide::Frame(_) | ReadSide::Ended | ReadSide::Failed => return Ok(()),
         };
         self.read = ReadSide::Failed;
         Err(Error::Truncated {
@@ -243,15 +338,24 @@ impl Layer for Zstd {
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
         self.outbound(io).map_err(|e| {
             self.write = WriteSide::Failed;
-            Error::misuse(NAME, e)
+            e.into_core(NAME)
         })
     }
 
     fn wants_read(&self) -> bool {
         match &self.read {
-            ReadSide::Open(d) => !d.is_stalled(),
-            ReadSide::Idle | ReadSide::Ended => true,
+            ReadSide::Frame(d) => !d.is_stalled(),
+            ReadSide::Boundary { .. } | ReadSide::Skipping { .. } | ReadSide::Ended => true,
             ReadSide::Failed => false,
+        }
+    }
+
+    /// Drops a context kept between frames (and gives its memory back to
+    /// the budget): a context inside a frame holds that frame's window and
+    /// stays.
+    fn release_buffers(&mut self) {
+        if let ReadSide::Boundary { kept, .. } | ReadSide::Skipping { kept, .. } = &mut self.read {
+            *kept = None;
         }
     }
 

@@ -1,57 +1,67 @@
 //! netstrata-zstd: a sans-IO streaming zstd layer for netstrata stacks.
 //!
-//! [`Zstd`] implements [`netstrata_core::Layer`]. Each direction of a
-//! connection is one standard zstd frame, with the compression context kept
-//! across messages, so later messages compress against earlier ones. Every
-//! write batch ([`netstrata_core::Flush::Batch`]) ends a zstd block, so the
-//! peer decodes each message as soon as it arrives; an orderly close
-//! ([`netstrata_core::Flush::Finish`]) ends the frame. A captured direction
-//! decodes with `zstd -d`, and the layer talks to any streaming zstd peer
-//! (async-compression, the zstd CLI) that flushes the same way.
+//! [`Zstd`] implements [`netstrata_core::Layer`]. Our encoder writes each
+//! direction of a connection as one standard zstd frame, with the
+//! compression context kept across messages, so later messages compress
+//! against earlier ones. Every write batch ([`netstrata_core::Flush::Batch`])
+//! ends a zstd block, so the peer decodes each message as soon as it
+//! arrives; an orderly close ([`netstrata_core::Flush::Finish`]) ends the
+//! frame. The decoder reads what `zstd -d` reads: any number of frames in a
+//! row, skippable frames skipped, so it talks to the zstd CLI,
+//! async-compression and the `zstd` crate at their defaults.
 //!
 //! ```text
 //!          layer above (frame codec, application)
 //!      outbound bytes │                   ▲ decoded bytes, never more than
 //!                     ▼                   │ the room above (strict)
-//!   ┌─ Zstd ─────────────────────┬────────────────────────────────────┐
-//!   │ encoder: made on 1st write │ decoder: made on 1st byte           │
-//!   │  Hold   gather into blocks │  magic number checked first         │
-//!   │  Batch  end the block      │  window ≤ 1 << max_window_log       │
-//!   │  Finish end the frame      │  end of frame = clean end           │
-//!   └────────────────────────────┴────────────────────────────────────┘
-//!      one zstd frame │                   ▲ one zstd frame
-//!                     ▼                   │
+//!   ┌─ Zstd ─────────────────────┬─────────────────────────────────────┐
+//!   │ encoder: made on 1st write │ decoder: per frame header            │
+//!   │  Hold   gather into blocks │  header read before libzstd sees it  │
+//!   │  Batch  end the block      │  window ≤ 1 << max_window_log        │
+//!   │  Finish end the frame      │  memory reserved from the budget     │
+//!   │                            │  frames in a row, skippable skipped  │
+//!   └────────────────────────────┴─────────────────────────────────────┘
+//!      one zstd frame │                   ▲ zstd frames until the
+//!                     ▼                   │ transport ends
 //!          layer below (tls, shape) or the transport
 //! ```
 //!
 //! What it guarantees:
 //!
-//! - **Bounded against hostile input.** The decoder refuses a frame whose
-//!   window is above its limit (default 32 KiB, zstd's own is 128 MiB)
-//!   before allocating for it, and writes decoded bytes into an output
-//!   buffer no larger than the room the layer above has left. A gigabyte of
-//!   compressed zeros costs the window and that room, and flows at the
-//!   reader's pace; while the room is used up the layer reports
-//!   `wants_read() == false`, so the driver stops reading and the peer feels
-//!   TCP backpressure.
-//! - **Small per connection.** At the defaults both directions together take
-//!   under 512 KiB (467 KiB measured), against about 3.5 MiB for zstd's
-//!   level-3 defaults, for a compression ratio within a few percent of
-//!   theirs on log-like messages; a direction allocates nothing until used
-//!   and frees its context when its frame ends. [`ZstdConfig`] has the
-//!   figures and every limit's default and setter.
-//! - **Typed errors.** Corrupt data, a window above the limit, a wrong
-//!   dictionary or bytes after the end of the frame are
-//!   [`netstrata_core::Error::PeerMisbehaved`] with a [`ZstdError`] as source,
-//!   and end only that connection; the transport ending inside the frame is
-//!   [`netstrata_core::Error::Truncated`].
+//! - **Bounded against hostile input.** The decoder reads each frame's
+//!   header itself and refuses a window above its limit (default 8 MiB,
+//!   2^23, the limit HTTP's zstd content coding sets; zstd's own is
+//!   128 MiB) before libzstd allocates anything. It writes decoded bytes
+//!   into an output buffer no larger than the room the layer above has
+//!   left. A gigabyte of compressed zeros costs the window and that room,
+//!   and flows at the reader's pace; while the room is used up the layer
+//!   reports `wants_read() == false`, so the driver stops reading and the
+//!   peer feels TCP backpressure.
+//! - **Bounded across connections.** Before a frame is decoded, the memory
+//!   its context will take is reserved from a [`DecoderBudget`] shared by
+//!   the connections of the process (1 GiB by default, or one of your
+//!   own); a frame the budget cannot cover ends that connection with
+//!   [`netstrata_core::Error::LocalLimit`], and the reservation is returned
+//!   when the connection closes.
+//! - **Small per connection.** Our own peers use a 32 KiB window: at the
+//!   defaults both directions together take under 512 KiB (467 KiB
+//!   measured), against about 3.5 MiB for zstd's level-3 defaults, for a
+//!   compression ratio within a few percent of theirs on log-like
+//!   messages; a direction allocates nothing until used. [`ZstdConfig`] has
+//!   the figures and every limit's default and setter.
+//! - **Typed errors.** Corrupt data, a window above the limit, a legacy
+//!   (pre-v0.8) frame, bytes that are not a frame or a wrong dictionary are
+//!   [`netstrata_core::Error::PeerMisbehaved`] with a [`ZstdError`] as
+//!   source, and end only that connection; the transport ending inside a
+//!   frame is [`netstrata_core::Error::Truncated`], and ending between
+//!   frames is a clean end.
 //! - **Dictionaries** ([`Dictionary`], trained from samples with
 //!   [`Dictionary::train`]) are prepared once and shared by all connections.
 //!
 //! What it does not do: I/O, framing of messages (put a codec such as
 //! `netstrata_frame::LengthDelimited` above it), negotiation of compression
 //! with the peer (insert the layer into a live `DynStack` once both sides
-//! agree), several frames per connection, zstd's multithreaded mode.
+//! agree), writing several frames per direction, zstd's multithreaded mode.
 //!
 //! # Example
 //!
@@ -94,14 +104,17 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 mod config;
 mod decoder;
 mod dictionary;
 mod encoder;
 mod error;
+mod header;
 mod layer;
 mod out;
 
+pub use budget::DecoderBudget;
 pub use config::ZstdConfig;
 pub use dictionary::Dictionary;
 pub use error::ZstdError;

@@ -89,13 +89,16 @@ fn encoded_bytes_never_exceed_the_room_below() {
             }
             assert!(input.is_empty());
             assert_eq!(z.is_write_closed(), flush == Flush::Finish);
+            // The stream ends where the transport ends: cleanly after the
+            // end of the frame.
             let mut peer = Zstd::new();
+            let finished = flush == Flush::Finish;
             assert_eq!(
-                inbound_all(&mut peer, &wire, usize::MAX, false),
+                inbound_all(&mut peer, &wire, usize::MAX, finished),
                 text,
                 "room {room}"
             );
-            assert_eq!(peer.is_read_closed(), flush == Flush::Finish);
+            assert_eq!(peer.is_read_closed(), finished);
         }
     }
 }
@@ -265,8 +268,12 @@ fn settings_have_documented_defaults_and_checked_setters() {
     assert_eq!(c.chain_log(), 13);
     assert_eq!(c.block_size(), 16 * 1024);
     assert!(!c.checksum());
-    assert_eq!(c.max_window_log(), 15);
-    assert_eq!(c.max_window(), 32 * 1024);
+    assert_eq!(c.max_window_log(), 23);
+    assert_eq!(c.max_window(), 8 << 20);
+    assert!(
+        c.decoder_budget()
+            .same(&netstrata_zstd::DecoderBudget::process())
+    );
     assert!(c.dictionary().is_none());
     for bad in [
         || ZstdConfig::new().with_window_log(9),

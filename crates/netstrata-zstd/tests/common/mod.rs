@@ -184,3 +184,29 @@ pub fn zero_bomb(messages: usize, mib: usize) -> Vec<u8> {
     }
     f
 }
+
+/// What the `zstd` crate's streaming encoder writes for `parts` at `level`
+/// (and `window_log`, if given; else zstd picks, 2^21 at level 3 on a
+/// stream): one frame with no content size, a flush after each part.
+pub fn zstd_stream(level: i32, window_log: Option<u32>, parts: &[&[u8]]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), level).unwrap();
+    if let Some(log) = window_log {
+        encoder
+            .set_parameter(zstd::zstd_safe::CParameter::WindowLog(log))
+            .unwrap();
+    }
+    for part in parts {
+        encoder.write_all(part).unwrap();
+        encoder.flush().unwrap();
+    }
+    encoder.finish().unwrap()
+}
+
+/// A skippable frame carrying `data` (magic 0x184D2A53).
+pub fn skippable_frame(data: &[u8]) -> Vec<u8> {
+    let mut f = 0x184D_2A53_u32.to_le_bytes().to_vec();
+    f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    f.extend_from_slice(data);
+    f
+}
