@@ -14,6 +14,7 @@ use netstrata_core::{Codec, Connection, Layer, State};
 use slab::Slab;
 
 use crate::LoopConfig;
+use crate::closes::{self, CloseCounts};
 use crate::handle::{Command, ConnId, ConnWaker, Handle, Queue};
 use crate::handler::{CloseReason, Context, Handler, Requests};
 use crate::socket;
@@ -59,7 +60,7 @@ struct Entry<S, C, H> {
     conn: Connection<S, C>,
     handler: H,
     peer: SocketAddr,
-    generation: u32,
+    generation: u64,
     phase: Phase,
     /// The socket may have bytes to read (edge-triggered readiness).
     readable: bool,
@@ -79,6 +80,9 @@ struct Entry<S, C, H> {
     last_activity: Instant,
     /// Counted against a server's connection limit.
     limit: Option<Arc<ConnLimit>>,
+    /// A listener accepted it (the peer is a client of ours), rather than
+    /// our connecting out: only such closes may warn (see `closes`).
+    accepted: bool,
     /// Already in the list of connections to process this turn.
     queued: bool,
 }
@@ -114,7 +118,6 @@ pub struct EventLoop<S, C, H> {
     poll: Poll,
     events: Events,
     conns: Slab<Entry<S, C, H>>,
-    next_generation: u32,
     listeners: Vec<Listener<S, C, H>>,
     udp: Vec<Udp>,
     /// UDP sockets whose receive budget ran out with datagrams left.
@@ -134,6 +137,8 @@ pub struct EventLoop<S, C, H> {
     /// This turn's events.
     event_tokens: Vec<(Token, Readiness)>,
     state: LoopState,
+    /// Closes by kind, shared with the other loops of a server.
+    closes: CloseCounts,
 }
 
 impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
@@ -153,7 +158,6 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             poll,
             events: Events::with_capacity(1024),
             conns: Slab::new(),
-            next_generation: 0,
             listeners: Vec::new(),
             udp: Vec::new(),
             udp_ready: Vec::new(),
@@ -169,6 +173,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             ready: Vec::new(),
             event_tokens: Vec::new(),
             state: LoopState::Running,
+            closes: CloseCounts::default(),
         })
     }
 
@@ -180,6 +185,17 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
     /// How many connections the loop holds.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Closes of this loop's connections so far, by kind (shared with the
+    /// other loops when the loop belongs to a [`crate::Server`]).
+    pub fn close_counts(&self) -> CloseCounts {
+        self.closes.clone()
+    }
+
+    /// Counts this loop's closes in `counts`, with those of other loops.
+    pub(crate) fn count_closes_in(&mut self, counts: CloseCounts) {
+        self.closes = counts;
     }
 
     /// Serves datagrams on `socket` (made non-blocking) with `handler`.
@@ -317,7 +333,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             self.timers.push(Timer {
                 at,
                 token: LOOP_TIMER,
-                generation: index as u32,
+                generation: index as u64,
                 kind: TimerKind::Datagram(id),
             });
         }
@@ -432,8 +448,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             }
             return Err(e);
         }
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let generation = self.next_generation;
+        let generation = ConnId::next_number();
         let id = ConnId {
             index: token,
             generation,
@@ -445,6 +460,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
             handler,
             peer,
             generation,
+            accepted: phase == Phase::Open,
             phase,
             readable: false,
             read_ended: false,
@@ -731,6 +747,11 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
         if let Some(limit) = &entry.limit {
             limit.release();
         }
+        let id = ConnId {
+            index: token,
+            generation: entry.generation,
+        };
+        closes::record(&self.closes, id, entry.peer, entry.accepted, &reason);
         let stats = entry.conn.stats();
         entry.handler.on_close(&reason, &stats);
     }

@@ -1,7 +1,7 @@
 //! Reaching an event loop from other threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::task::Wake;
 use std::time::Duration;
@@ -13,11 +13,34 @@ use mio::Waker;
 pub(crate) const COMMAND_COST: usize = 64;
 
 /// A connection of an event loop: stable for its life, never reused for
-/// another (the generation changes).
+/// another. Shown as `conn N`, where N numbers the connections of the
+/// process from 1, as in the log line each close writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId {
     pub(crate) index: usize,
-    pub(crate) generation: u32,
+    /// The connection's number in the process: its slot's generation.
+    pub(crate) generation: u64,
+}
+
+/// The next connection's number; shared by every loop of the process.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+impl ConnId {
+    /// A number no connection of the process had before.
+    pub(crate) fn next_number() -> u64 {
+        NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The connection's number, unique in the process (`conn N` in logs).
+    pub fn number(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "conn {}", self.generation)
+    }
 }
 
 /// Work sent to a loop from other threads through a [`Handle`].

@@ -28,6 +28,27 @@
 //! connection's codec does), and it has no async runtime: handlers are
 //! plain callbacks that must not block.
 //!
+//! # Why connections close
+//!
+//! Every close is told three ways: to the handler ([`Handler::on_close`]
+//! with a [`CloseReason`]), to the log, and to the counts of the loop's
+//! [`CloseCounts`] ([`Server::close_counts`], [`EventLoop::close_counts`]),
+//! which count by [`CloseKind`] (`zstd: peer misbehaved`, `i/o: connection
+//! reset`, `clean`, ...). The log goes through `tracing` (install a
+//! subscriber, such as `tracing-subscriber`'s, to see it):
+//!
+//! - every close at `debug`, with fields `conn`, `peer`, `layer` and `kind`:
+//!   `conn 17 from 127.0.0.1:5555 closed: zstd: peer misbehaved: peer window
+//!   16 MiB (2^24) exceeds the limit 8 MiB (2^23)`;
+//! - the close of an accepted connection that says something went wrong
+//!   (an error of a layer, a socket error other than the peer resetting or
+//!   going away) also at `warn`, at most once a second per [`CloseKind`] for the whole
+//!   process, the next warning saying how many closes of that kind it did
+//!   not show: a flood of bad clients cannot flood the log.
+//!
+//! [`ConnId`]s number connections across the process (`conn N`), so a line
+//! names one connection even with several loops.
+//!
 //! # Example
 //!
 //! An echo server on one loop, a blocking client, and a graceful shutdown:
@@ -73,6 +94,7 @@
 // One helper (`socket::recv_into`) reads into uninitialised memory.
 #![deny(unsafe_code)]
 
+mod closes;
 mod config;
 mod event_loop;
 mod handle;
@@ -82,6 +104,7 @@ mod socket;
 mod timers;
 mod udp;
 
+pub use closes::{CloseCounts, CloseKind};
 pub use config::LoopConfig;
 pub use event_loop::EventLoop;
 pub use handle::{ConnId, Handle, HandleError};

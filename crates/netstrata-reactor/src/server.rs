@@ -10,7 +10,7 @@ use std::time::Duration;
 use netstrata_core::{Codec, Connection, Layer};
 
 use crate::event_loop::ConnLimit;
-use crate::{EventLoop, Handle, Handler, LoopConfig};
+use crate::{CloseCounts, EventLoop, Handle, Handler, LoopConfig};
 
 /// Settings of a [`Server`].
 #[derive(Debug, Clone)]
@@ -90,6 +90,7 @@ pub struct Server {
     addr: SocketAddr,
     handles: Vec<Handle>,
     threads: Vec<JoinHandle<io::Result<()>>>,
+    closes: CloseCounts,
 }
 
 impl Server {
@@ -120,16 +121,19 @@ impl Server {
             open: AtomicUsize::new(0),
             max: config.max_connections,
         });
+        let closes = CloseCounts::default();
         let mut handles = Vec::new();
         let mut threads = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = mpsc::sync_channel(1);
             let (make_conn, make_handler) = (Arc::clone(&make_conn), Arc::clone(&make_handler));
             let (limit, loop_config) = (Arc::clone(&limit), config.event_loop.clone());
+            let closes = closes.clone();
             let thread = thread::Builder::new()
                 .name(format!("netstrata-loop-{i}"))
                 .spawn(move || {
                     let mut event_loop = EventLoop::new(loop_config)?;
+                    event_loop.count_closes_in(closes);
                     event_loop.listen_shared(listener, make_conn, make_handler, limit)?;
                     let _ = tx.send(event_loop.handle());
                     event_loop.run()
@@ -157,12 +161,20 @@ impl Server {
             addr,
             handles,
             threads,
+            closes,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Closes of the server's connections so far, by kind, over all its
+    /// loops: how many ended cleanly, how many a layer refused and why.
+    /// Each close is also logged (see the crate's docs on logging).
+    pub fn close_counts(&self) -> CloseCounts {
+        self.closes.clone()
     }
 
     /// Handles of the loops, one per thread.

@@ -31,7 +31,7 @@ pub(crate) enum TimerKind {
 pub(crate) struct Timer {
     pub(crate) at: Instant,
     pub(crate) token: usize,
-    pub(crate) generation: u32,
+    pub(crate) generation: u64,
     pub(crate) kind: TimerKind,
 }
 

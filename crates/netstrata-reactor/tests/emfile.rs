@@ -58,8 +58,7 @@ fn emfile_does_not_spin() {
     if std::env::var_os(CHILD).is_some() {
         return child();
     }
-    if Command::new("prlimit").arg("--version").output().is_err() {
-        println!("SKIP emfile: prlimit (util-linux) is not installed");
+    if !netstrata_core::testing::external_tool("prlimit", &[]) {
         return;
     }
     let mut proc = Command::new(std::env::current_exe().unwrap())

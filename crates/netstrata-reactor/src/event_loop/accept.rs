@@ -131,7 +131,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                     self.timers.push(Timer {
                         at: now + ACCEPT_BACKOFF,
                         token: LOOP_TIMER,
-                        generation: index as u32,
+                        generation: index as u64,
                         kind: TimerKind::Accept,
                     });
                     return;
