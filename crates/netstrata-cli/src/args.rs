@@ -10,7 +10,7 @@ use netstrata_cli::load::Payload;
 use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide, parse_bytes};
 use netstrata_shape::Limit;
 use netstrata_tls::{ClientOptions, Identity, ServerOptions, dev_certs::DevCa, pem};
-use netstrata_zstd::ZstdConfig;
+use netstrata_zstd::{DecoderBudget, ZstdConfig};
 
 /// Layer flags: zstd and shaping.
 #[derive(Args, Debug)]
@@ -23,6 +23,17 @@ pub(crate) struct LayerArgs {
     /// zstd level, 1 (fastest) to 19 (smallest); with --zstd.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub(crate) zstd_level: i32,
+    /// Largest zstd window accepted from a peer, as a power of two: 23
+    /// (8 MiB) takes what zstd and its libraries send at their defaults;
+    /// lower it to spend less memory per connection.
+    #[arg(long, default_value_t = ZstdConfig::DEFAULT_MAX_WINDOW_LOG,
+          value_parser = clap::value_parser!(u32).range(10..=31))]
+    pub(crate) zstd_max_window_log: u32,
+    /// Memory all zstd decoders of this process may hold together (about
+    /// the peer's window each); a connection that does not fit is refused
+    /// (suffixes: 256MiB, 1GiB; default 1GiB).
+    #[arg(long, value_parser = parse_bytes)]
+    pub(crate) zstd_memory_budget: Option<u64>,
     /// Shape each connection to this many bytes per second on the wire, each
     /// way (suffixes: 500kB, 10MB, 512KiB).
     #[arg(long, value_parser = parse_bytes)]
@@ -45,7 +56,15 @@ impl LayerArgs {
     /// zstd and shaping into `stack`.
     pub(crate) fn apply(&self, stack: &mut StackOptions) -> Result<(), String> {
         if self.zstd {
-            stack.zstd = Some(ZstdConfig::new().with_level(self.zstd_level));
+            let mut config = ZstdConfig::new()
+                .with_level(self.zstd_level)
+                .with_max_window_log(self.zstd_max_window_log);
+            if let Some(bytes) = self.zstd_memory_budget {
+                let bytes = usize::try_from(bytes)
+                    .map_err(|_| format!("--zstd-memory-budget: {bytes} bytes is too large"))?;
+                config = config.with_decoder_budget(DecoderBudget::new(bytes));
+            }
+            stack.zstd = Some(config);
         }
         let per_connection = self
             .rate

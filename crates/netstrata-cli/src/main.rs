@@ -27,6 +27,7 @@ use netstrata_cli::report::{bytes, rate, shaping_lines};
 use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
 use netstrata_cli::{echo, plot};
+use netstrata_reactor::CloseCounts;
 use netstrata_shape::Limit;
 
 /// Layered, sans-IO networking: try `netstrata demo`.
@@ -38,6 +39,11 @@ use netstrata_shape::Limit;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more: -v shows every connection's close and its reason (debug),
+    /// -vv everything netstrata logs (trace). Warnings are always shown;
+    /// RUST_LOG, when set, decides instead (e.g. RUST_LOG=netstrata_zstd=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -122,7 +128,8 @@ enum Command {
 struct StatsArgs {
     /// Print the traffic counters of all connections (total bytes each
     /// way, current and peak throughput over --window) this often, in
-    /// seconds, while traffic flows.
+    /// seconds, while traffic flows; the echo server adds its closed
+    /// connections by reason and the zstd decoders' memory.
     #[arg(long, value_parser = parse_secs)]
     stats_every: Option<f64>,
 }
@@ -136,10 +143,10 @@ impl StatsArgs {
         }
     }
 
-    /// Starts printing `stack`'s figures, if asked for.
-    fn start(&self, stack: &StackOptions) {
+    /// Starts printing `stack`'s figures, and `closes` if given, if asked for.
+    fn start(&self, stack: &StackOptions, closes: Option<CloseCounts>) {
         if let Some(every) = self.stats_every {
-            print_traffic_every(stack.clone(), Duration::from_secs_f64(every));
+            print_stats_every(stack.clone(), closes, Duration::from_secs_f64(every));
         }
     }
 }
@@ -220,13 +227,49 @@ enum PlotArg {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("netstrata: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// The crates whose logs `-v` and `-vv` turn up.
+const OUR_CRATES: [&str; 7] = [
+    "netstrata_core",
+    "netstrata_frame",
+    "netstrata_zstd",
+    "netstrata_tls",
+    "netstrata_shape",
+    "netstrata_reactor",
+    "netstrata_cli",
+];
+
+/// Logs to stderr through `tracing-subscriber`: `RUST_LOG` if set, else
+/// warnings, and netstrata's own debug (`-v`) or trace (`-vv`) lines.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let spec = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec,
+        _ => {
+            let (others, ours) = match verbose {
+                0 => ("warn", "warn"),
+                1 => ("warn", "debug"),
+                _ => ("debug", "trace"),
+            };
+            let ours: Vec<String> = OUR_CRATES.iter().map(|c| format!("{c}={ours}")).collect();
+            format!("{others},{}", ours.join(","))
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(spec))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -255,7 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 "netstrata echo-server listening on {} ({threads} loops, {described})",
                 server.local_addr(),
             );
-            stats.start(&stack);
+            stats.start(&stack, Some(server.close_counts()));
             server.join().map_err(|e| format!("server failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -384,7 +427,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far})",
                 tunnel.local_addr()
             );
-            stats.start(&opts.stack);
+            stats.start(&opts.stack, None);
             tunnel.join().map_err(|e| format!("tunnel failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -445,30 +488,48 @@ fn show_progress(bar: Option<&ProgressBar>, p: &Progress) {
     bar.set_message(msg);
 }
 
-/// Prints the global traffic counters of `stack`'s connections every
-/// `every` while they change, from a thread of its own, for as long as the
-/// process runs.
-fn print_traffic_every(stack: StackOptions, every: Duration) {
+/// Prints the global traffic counters of `stack`'s connections, the
+/// `closes` by reason and the zstd decoders' memory every `every` while
+/// they change, from a thread of its own, for as long as the process runs.
+fn print_stats_every(stack: StackOptions, closes: Option<CloseCounts>, every: Duration) {
     std::thread::spawn(move || {
-        let mut last = None;
+        let (mut last_traffic, mut last_closes) = (None, None);
         loop {
             std::thread::sleep(every);
-            let Some(t) = stack.traffic(std::time::Instant::now()) else {
-                return;
-            };
-            let totals = (t.outbound.total_bytes, t.inbound.total_bytes);
-            if last.replace(totals) == Some(totals) && t.outbound.throughput == 0 {
+            if let Some(t) = stack.traffic(std::time::Instant::now()) {
+                let totals = (t.outbound.total_bytes, t.inbound.total_bytes);
+                if last_traffic.replace(totals) != Some(totals) || t.outbound.throughput != 0 {
+                    say!(
+                        "traffic: out {} now, peak {}, total {}; in {} now, peak {}, total {}",
+                        rate(t.outbound.throughput as f64),
+                        rate(t.outbound.peak_throughput as f64),
+                        bytes(t.outbound.total_bytes),
+                        rate(t.inbound.throughput as f64),
+                        rate(t.inbound.peak_throughput as f64),
+                        bytes(t.inbound.total_bytes),
+                    );
+                }
+            }
+            let Some(closes) = &closes else { continue };
+            let total = closes.total();
+            if total == 0 || last_closes.replace(total) == Some(total) {
                 continue;
             }
-            say!(
-                "traffic: out {} now, peak {}, total {}; in {} now, peak {}, total {}",
-                rate(t.outbound.throughput as f64),
-                rate(t.outbound.peak_throughput as f64),
-                bytes(t.outbound.total_bytes),
-                rate(t.inbound.throughput as f64),
-                rate(t.inbound.peak_throughput as f64),
-                bytes(t.inbound.total_bytes),
-            );
+            let by_kind: Vec<String> = closes
+                .snapshot()
+                .iter()
+                .map(|(kind, n)| format!("{n} {kind}"))
+                .collect();
+            say!("closed: {total} ({})", by_kind.join(", "));
+            if let Some(zstd) = &stack.zstd {
+                let budget = zstd.decoder_budget();
+                say!(
+                    "zstd decoders: {} of {} in use, {} refused",
+                    bytes(budget.in_use() as u64),
+                    bytes(budget.capacity() as u64),
+                    budget.refused()
+                );
+            }
         }
     });
 }

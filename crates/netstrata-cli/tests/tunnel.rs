@@ -223,8 +223,7 @@ fn http_server(body: Vec<u8>) -> (SocketAddr, thread::JoinHandle<()>) {
 /// server: the 1 MiB body arrives byte for byte.
 #[test]
 fn curl_through_two_tunnels() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        println!("SKIP curl_through_two_tunnels: curl is not installed");
+    if !netstrata_core::testing::external_tool("curl", &[]) {
         return;
     }
     let data = body(1024 * 1024);
