@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use netstrata_cli::echo;
 use netstrata_cli::stack::StackOptions;
-use netstrata_core::testing::external_tool;
+use netstrata_core::testing::{external_tool, run_piped};
 use netstrata_reactor::CloseKind;
 use netstrata_zstd::{DecoderBudget, ZstdConfig};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -64,24 +64,7 @@ fn length_delimited(msgs: &[Vec<u8>]) -> Vec<u8> {
 /// Runs `zstd args` with `input` piped in (so, as on a stream, it does not
 /// know the size and declares the window of its level).
 fn zstd_cli(args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("zstd")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "zstd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    run_piped("zstd", args, input)
 }
 
 /// Sends `wire` on a new connection to `addr`, ends the write side, and

@@ -519,3 +519,33 @@ pub fn external_tool(tool: &str, probe: &[&str]) -> bool {
     println!("SKIP: {why}; not tested here");
     false
 }
+
+/// Runs `program args` with `input` on its stdin (written from a thread, so
+/// a large input cannot deadlock against a full stdout pipe) and returns
+/// its stdout. Panics, with its stderr, if it fails. Check it is there
+/// first with [`external_tool`].
+pub fn run_piped(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("`{program}` could not be run: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("the child's output");
+    let written = writer.join().expect("the writer thread");
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    written.unwrap_or_else(|e| panic!("writing to `{program}`: {e}"));
+    out.stdout
+}

@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -197,27 +196,8 @@ fn a_window_above_our_limit_is_refused_with_both_sizes() {
 /// know the size, as with a stream); `None` (after saying why) if the tool
 /// is not installed, which fails the test under CI.
 fn zstd_cli(args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
-    if !netstrata_core::testing::external_tool("zstd", &[]) {
-        return None;
-    }
-    let mut child = Command::new("zstd")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "zstd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(out.stdout)
+    netstrata_core::testing::external_tool("zstd", &[])
+        .then(|| netstrata_core::testing::run_piped("zstd", args, input))
 }
 
 /// What one side of a connection puts on the wire: `msgs` in batches of 5,
