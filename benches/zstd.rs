@@ -19,6 +19,10 @@
 //! batch) or 16 KiB (3 per batch), cut from a 4 MiB source so that batches
 //! differ. Also printed: compression ratios and per-connection memory.
 //!
+//! Then, for a peer that starts a new frame per batch (2^21 window): the
+//! layer's decoder keeping its context from one frame to the next against
+//! dropping it at each boundary.
+//!
 //! `cargo bench --bench zstd -- --warm-up-time 1 --measurement-time 3`
 
 #[path = "support/ratio.rs"]
@@ -433,6 +437,112 @@ fn ratios() {
     }
 }
 
+/// Each of `batches` as a frame of its own, level 3 with a 2^21 window and
+/// no content size: what a peer sends that starts a new frame per flush
+/// with zstd's stream defaults.
+fn own_frames(batches: &[Batch]) -> Vec<Vec<u8>> {
+    batches
+        .iter()
+        .map(|b| {
+            let mut encoder = Encoder::new(3).unwrap();
+            encoder.set_parameter(CParameter::WindowLog(21)).unwrap();
+            encoder.set_parameter(CParameter::ContentSizeFlag(false)).unwrap();
+            let mut out = vec![0; b.framed.len() + 1024];
+            let mut input = InBuffer::around(&b.framed);
+            let mut output = OutBuffer::around(&mut out[..]);
+            while input.pos < b.framed.len() {
+                encoder.run(&mut input, &mut output).unwrap();
+            }
+            while encoder.finish(&mut output, true).unwrap() > 0 {}
+            let n = output.pos();
+            out.truncate(n);
+            out
+        })
+        .collect()
+}
+
+/// Decodes frames in a row with one layer, dropping its decoder's context
+/// at each frame boundary (`release_buffers`, as the reactor's idle sweep
+/// does) or keeping it for the next frame (what the layer does otherwise).
+struct FramesInARow<'a> {
+    frames: &'a [Vec<u8>],
+    sizes: Vec<usize>,
+    next: usize,
+    rx: Zstd,
+    drop_between: bool,
+    wire: BytesMut,
+    plain: BytesMut,
+    now: Instant,
+}
+
+impl<'a> FramesInARow<'a> {
+    fn new(frames: &'a [Vec<u8>], batches: &[Batch], drop_between: bool) -> Self {
+        Self {
+            frames,
+            sizes: batches.iter().map(|b| b.framed.len()).collect(),
+            next: 0,
+            rx: Zstd::new(),
+            drop_between,
+            wire: BytesMut::new(),
+            plain: BytesMut::new(),
+            now: Instant::now(),
+        }
+    }
+
+    fn round(&mut self) {
+        let i = self.next;
+        self.next = (i + 1) % self.frames.len();
+        self.wire.extend_from_slice(&self.frames[i]);
+        self.plain.clear();
+        self.rx
+            .handle_inbound(Inbound {
+                now: self.now,
+                input: &mut self.wire,
+                input_ended: false,
+                up: &mut self.plain,
+                up_room: 8 << 20,
+                down: &mut BytesMut::new(),
+            })
+            .unwrap();
+        assert_eq!(self.plain.len(), self.sizes[i]);
+        black_box(&self.plain);
+        if self.drop_between {
+            self.rx.release_buffers();
+        }
+    }
+}
+
+/// What keeping the decoder's context from one frame to the next saves, for
+/// a peer that sends a frame per batch at a 2 MiB window.
+fn frames_in_a_row() {
+    for (kind, source) in data() {
+        for (size, per, label) in CASES {
+            let batches = batches(&source, size, per);
+            let frames = own_frames(&batches);
+            let (rounds, iters) = if size < 1024 { (15, 200) } else { (15, 40) };
+            let mut kept = FramesInARow::new(&frames, &batches, false);
+            let mut dropped = FramesInARow::new(&frames, &batches, true);
+            ratio::compare(
+                &format!(
+                    "zstd frames in a row (a frame per batch, 2^21 window), {kind}, {label}, baseline: context kept"
+                ),
+                "frame",
+                &mut [
+                    ("context kept between frames", Box::new(|| kept.round())),
+                    ("context dropped between frames", Box::new(|| dropped.round())),
+                ],
+                rounds,
+                iters,
+            );
+            println!(
+                "  decoder held between frames: kept {} B, dropped {} B",
+                kept.rx.decoder_memory(),
+                dropped.rx.decoder_memory()
+            );
+        }
+    }
+}
+
 /// `NETSTRATA_ZSTD_VARIANT=raw|layer|connection|defaults:text|random:SIZE:PER:ROUNDS`
 /// runs one variant alone and exits, for profilers and callgrind.
 fn single_variant(spec: &str) {
@@ -469,5 +579,6 @@ fn main() {
     Criterion::default().configure_from_args().final_summary();
     if !std::env::args().any(|a| a == "--list" || a == "--test") {
         ratios();
+        frames_in_a_row();
     }
 }
