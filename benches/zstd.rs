@@ -446,7 +446,9 @@ fn own_frames(batches: &[Batch]) -> Vec<Vec<u8>> {
         .map(|b| {
             let mut encoder = Encoder::new(3).unwrap();
             encoder.set_parameter(CParameter::WindowLog(21)).unwrap();
-            encoder.set_parameter(CParameter::ContentSizeFlag(false)).unwrap();
+            encoder
+                .set_parameter(CParameter::ContentSizeFlag(false))
+                .unwrap();
             let mut out = vec![0; b.framed.len() + 1024];
             let mut input = InBuffer::around(&b.framed);
             let mut output = OutBuffer::around(&mut out[..]);
@@ -529,7 +531,10 @@ fn frames_in_a_row() {
                 "frame",
                 &mut [
                     ("context kept between frames", Box::new(|| kept.round())),
-                    ("context dropped between frames", Box::new(|| dropped.round())),
+                    (
+                        "context dropped between frames",
+                        Box::new(|| dropped.round()),
+                    ),
                 ],
                 rounds,
                 iters,

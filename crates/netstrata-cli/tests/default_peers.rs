@@ -1,13 +1,15 @@
-//! zstd peers nobody here wrote, at their defaults, against the server
-//! people run (`netstrata echo-server --zstd`, or `echo::serve` with the
-//! same stack): the `zstd` command-line tool, async-compression over tokio
-//! and the `zstd` crate's stream encoder. Every byte is checked; a window
-//! above the limit and a frame the decoder budget cannot cover are refused
-//! with their reason, and only that connection ends.
+//! Peers nobody here wrote, at their defaults, against the server people
+//! run (`netstrata echo-server --zstd`, or `echo::serve` with the same
+//! stack): the `zstd` command-line tool, async-compression over tokio, the
+//! `zstd` crate's stream encoder, and the whole profile from tokio
+//! (tokio-rustls + async-compression + tokio-util). Every byte is checked;
+//! a window above the limit and a frame the decoder budget cannot cover are
+//! refused with their reason, and only that connection ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Duration;
@@ -364,4 +366,67 @@ fn a_connection_the_budget_cannot_cover_is_refused_and_the_others_finish() {
         closes.snapshot()
     );
     assert_eq!(closes.get(CloseKind::Clean), 2, "{:?}", closes.snapshot());
+}
+
+/// The whole default profile from tokio, every piece at its defaults:
+/// tokio-rustls (TLS 1.3, rustls' defaults), async-compression's zstd on
+/// each half of the TLS stream, tokio-util's `LengthDelimitedCodec`,
+/// against the server with TLS and zstd.
+#[test]
+fn tokio_rustls_with_async_compression_against_tls_and_zstd() {
+    let ca = netstrata_tls::dev_certs::DevCa::new().unwrap();
+    let leaf = ca.issue(&["localhost"]).unwrap();
+    let server_tls = netstrata_tls::ServerOptions::new()
+        .with_identity(leaf.identity())
+        .build()
+        .unwrap();
+    // What a tokio-rustls user writes: rustls' defaults, our CA trusted.
+    let config = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(ca.roots())
+            .with_no_client_auth(),
+    );
+    let stack = StackOptions {
+        tls: Some(netstrata_cli::stack::TlsSide::Server(server_tls)),
+        ..zstd_stack(ZstdConfig::new())
+    };
+    let server = echo::serve("127.0.0.1:0".parse().unwrap(), 2, stack).unwrap();
+    let addr = server.local_addr();
+    let closes = server.close_counts();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let clients = (0..8u64).map(|seed| {
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            tokio::spawn(async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let tls = connector.connect(name, tcp).await.unwrap();
+                let (r, w) = tokio::io::split(tls);
+                let encoder = async_compression::tokio::write::ZstdEncoder::new(w);
+                let mut tx = FramedWrite::new(encoder, LengthDelimitedCodec::new());
+                let decoder = async_compression::tokio::bufread::ZstdDecoder::new(
+                    tokio::io::BufReader::new(r),
+                );
+                let mut rx = FramedRead::new(decoder, LengthDelimitedCodec::new());
+                for m in messages(seed, 40) {
+                    tx.send(Bytes::from(m.clone())).await.unwrap();
+                    let echo = rx.next().await.expect("an echo").unwrap();
+                    assert!(echo[..] == m[..], "conn {seed}: echo differs");
+                }
+                // Ends the zstd frame, then close_notify and FIN.
+                SinkExt::<Bytes>::close(&mut tx).await.unwrap();
+                assert!(rx.next().await.is_none(), "a clean end after ours");
+            })
+        });
+        let all = futures::future::join_all(clients);
+        for joined in tokio::time::timeout(TIMEOUT, all).await.expect("timed out") {
+            joined.unwrap();
+        }
+    });
+    server.shutdown(TIMEOUT).unwrap();
+    assert_eq!(closes.get(CloseKind::Clean), 8, "{:?}", closes.snapshot());
 }
