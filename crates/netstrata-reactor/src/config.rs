@@ -16,6 +16,7 @@ pub struct LoopConfig {
     pub(crate) read_budget: usize,
     pub(crate) read_chunk: usize,
     pub(crate) command_queue: usize,
+    pub(crate) datagram_buffer: usize,
 }
 
 impl LoopConfig {
@@ -33,6 +34,10 @@ impl LoopConfig {
     pub const DEFAULT_COMMAND_QUEUE: usize = 16 * 1024 * 1024;
     /// Default largest `read` call (64 KiB).
     pub const DEFAULT_READ_CHUNK: usize = 64 * 1024;
+    /// Default receive buffer of each UDP socket (64 KiB: the largest
+    /// datagram UDP can carry, 65 507 bytes over IPv4 and 65 527 over IPv6,
+    /// fits).
+    pub const DEFAULT_DATAGRAM_BUFFER: usize = 64 * 1024;
 
     /// The defaults; no idle timeout.
     pub fn new() -> Self {
@@ -45,6 +50,7 @@ impl LoopConfig {
             read_budget: Self::DEFAULT_READ_BUDGET,
             read_chunk: Self::DEFAULT_READ_CHUNK,
             command_queue: Self::DEFAULT_COMMAND_QUEUE,
+            datagram_buffer: Self::DEFAULT_DATAGRAM_BUFFER,
         }
     }
 
@@ -81,8 +87,7 @@ impl LoopConfig {
         self
     }
 
-    /// The largest `read` call, and the size of the loop's buffer for UDP
-    /// datagrams. A connection's reads start at 512 bytes and double while
+    /// The largest `read` call of a TCP connection. A connection's reads start at 512 bytes and double while
     /// they come back full, up to this: messages are slices of the buffer
     /// they were read into and keep its memory until dropped, so a
     /// connection of small messages reserves little.
@@ -101,6 +106,16 @@ impl LoopConfig {
     /// (at most one is queued per connection).
     pub fn with_command_queue(mut self, bytes: usize) -> Self {
         self.command_queue = bytes.max(1);
+        self
+    }
+
+    /// The receive buffer of each UDP socket of the loop
+    /// ([`crate::EventLoop::bind_udp`]): the largest datagram handed to a
+    /// handler. A larger one is dropped, counted and logged
+    /// ([`crate::DatagramHandler::on_truncated`]), never cut short. Lower it
+    /// for a protocol with small datagrams and many sockets.
+    pub fn with_datagram_buffer(mut self, bytes: usize) -> Self {
+        self.datagram_buffer = bytes.max(1);
         self
     }
 

@@ -1,13 +1,10 @@
 //! What the application writes: a [`Handler`] per connection, called with a
 //! [`Context`].
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
-use netstrata_core::{Codec, Connection, ConnectionStats, Error, Layer};
+use netstrata_core::{ConnectionStats, Error};
 
-use crate::{ConnId, Handle};
+use crate::Context;
 
 /// Why a connection ended, as told to [`Handler::on_close`].
 #[derive(Debug, Clone)]
@@ -31,9 +28,19 @@ pub enum CloseReason {
     Shutdown,
 }
 
+impl From<Error> for CloseReason {
+    fn from(e: Error) -> Self {
+        Self::Error(e)
+    }
+}
+
 /// One connection's application logic. Every method has a default except
 /// [`on_message`](Handler::on_message); all run on the connection's event
 /// loop thread and must not block.
+///
+/// A loop drives one handler type; `Box<dyn Handler>` is a handler too, for
+/// a loop whose connections behave differently (a proxy's client and
+/// target sides, say).
 pub trait Handler: 'static {
     /// The connection is established (TCP; layers may still be handshaking:
     /// messages sent now are held by them until it completes).
@@ -46,8 +53,8 @@ pub trait Handler: 'static {
     /// until dropped; copy it (`Bytes::copy_from_slice`) to keep it long.
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes);
 
-    /// The queued bytes fell below the low watermark after
-    /// [`Context::send`] had reported the high watermark reached.
+    /// The queued bytes fell to the low watermark after a send had reported
+    /// [`Sent::HighWatermark`](crate::Sent::HighWatermark).
     fn on_writable(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
     }
@@ -85,118 +92,32 @@ pub trait Handler: 'static {
     }
 }
 
-/// The connection operations a [`Context`] needs, without the stack and
-/// codec types.
-pub(crate) trait Conn {
-    /// Sends `msg`; returns the bytes queued after it.
-    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<usize>;
-    fn close(&mut self);
-    fn queued(&self) -> usize;
-    fn stats(&self) -> ConnectionStats;
-}
-
-impl<S: Layer, C: Codec> Conn for Connection<S, C> {
-    fn send(&mut self, msg: &[u8]) -> netstrata_core::Result<usize> {
-        Self::send(self, msg)?;
-        Ok(self.queued())
-    }
-    fn close(&mut self) {
-        Self::close(self)
-    }
-    fn queued(&self) -> usize {
-        Self::queued(self)
-    }
-    fn stats(&self) -> ConnectionStats {
-        Self::stats(self)
-    }
-}
-
-/// Requests a handler makes that the loop carries out after the callback.
-#[derive(Debug, Default)]
-pub(crate) struct Requests {
-    pub(crate) abort: bool,
-    pub(crate) timers: Vec<(Instant, u64)>,
-    pub(crate) above_high: bool,
-}
-
-/// A handler's view of its connection during a callback.
-pub struct Context<'a> {
-    pub(crate) id: ConnId,
-    pub(crate) peer: SocketAddr,
-    pub(crate) now: Instant,
-    pub(crate) conn: &'a mut dyn Conn,
-    pub(crate) high_watermark: usize,
-    pub(crate) requests: &'a mut Requests,
-    pub(crate) handle: &'a Handle,
-}
-
-impl Context<'_> {
-    /// This connection's id, for sending to it from elsewhere through a
-    /// [`crate::Handle`].
-    pub fn id(&self) -> ConnId {
-        self.id
+impl<H: Handler + ?Sized> Handler for Box<H> {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        (**self).on_open(cx);
     }
 
-    /// A handle to this connection's event loop, for other threads to send
-    /// to it later — work handed to a thread pool answers through it with
-    /// [`Handle::send`] and [`Self::id`]. With a multi-loop
-    /// [`crate::Server`], this is the handle of the loop the connection
-    /// lives on (a [`ConnId`] means nothing to another loop).
-    pub fn handle(&self) -> Handle {
-        self.handle.clone()
+    fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
+        (**self).on_message(cx, msg);
     }
 
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    fn on_writable(&mut self, cx: &mut Context<'_>) {
+        (**self).on_writable(cx);
     }
 
-    /// The loop's time at the start of this turn.
-    pub fn now(&self) -> Instant {
-        self.now
+    fn on_handle_send(&mut self, cx: &mut Context<'_>, msg: Bytes) -> Result<(), Error> {
+        (**self).on_handle_send(cx, msg)
     }
 
-    /// Queues `msg`; it leaves with everything else sent in this loop turn,
-    /// in one flush and one write.
-    ///
-    /// Returns `Ok(true)` while the queued bytes are below the high
-    /// watermark, `Ok(false)` once they reach it: stop sending until
-    /// [`Handler::on_writable`]. Messages are still accepted above the
-    /// watermark up to the connection's send buffer
-    /// ([`Error::SendBufferFull`] beyond it).
-    pub fn send(&mut self, msg: &[u8]) -> Result<bool, Error> {
-        let below = self.conn.send(msg)? < self.high_watermark;
-        if !below {
-            self.requests.above_high = true;
-        }
-        Ok(below)
+    fn on_timer(&mut self, cx: &mut Context<'_>, id: u64) {
+        (**self).on_timer(cx, id);
     }
 
-    /// Bytes queued toward the peer.
-    pub fn queued(&self) -> usize {
-        self.conn.queued()
+    fn on_peer_closed(&mut self, cx: &mut Context<'_>) {
+        (**self).on_peer_closed(cx);
     }
 
-    /// Orderly close of our side: layers end their streams, then FIN. The
-    /// peer's messages still arrive until it ends too.
-    pub fn close(&mut self) {
-        self.conn.close();
-    }
-
-    /// Drops the connection now, without an orderly close: what is still
-    /// queued is discarded and the peer gets a reset, not a FIN.
-    pub fn abort(&mut self) {
-        self.requests.abort = true;
-    }
-
-    /// Calls [`Handler::on_timer`] with `id` after `after`. Timers cannot be
-    /// cancelled: ignore ids you no longer expect.
-    pub fn set_timer(&mut self, after: Duration, id: u64) {
-        self.requests.timers.push((self.now + after, id));
-    }
-
-    /// The connection's figures so far.
-    pub fn stats(&self) -> ConnectionStats {
-        self.conn.stats()
+    fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
+        (**self).on_close(reason, stats);
     }
 }

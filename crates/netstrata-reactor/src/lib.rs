@@ -96,19 +96,20 @@
 
 mod closes;
 mod config;
+mod context;
 mod event_loop;
 mod handle;
 mod handler;
 mod server;
 mod socket;
-mod timers;
 mod udp;
 
 pub use closes::{CloseCounts, CloseKind};
 pub use config::LoopConfig;
+pub use context::{Context, Local, Sent};
 pub use event_loop::EventLoop;
 pub use handle::{ConnId, Handle, HandleError};
-pub use handler::{CloseReason, Context, Handler};
+pub use handler::{CloseReason, Handler};
 pub use server::{Server, ServerConfig};
 pub use socket::SocketOptions;
 pub use udp::{DatagramContext, DatagramHandler};

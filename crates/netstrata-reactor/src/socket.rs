@@ -160,3 +160,34 @@ pub(crate) fn recv_into(
     unsafe { buf.set_len(buf.len() + n) };
     Ok(())
 }
+
+/// What [`recv_datagram`] received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Datagram {
+    /// A datagram of this many bytes, whole, from this address.
+    Whole(usize, SocketAddr),
+    /// A datagram larger than the buffer (`MSG_TRUNC`): the kernel kept
+    /// only what fit and dropped the rest.
+    Truncated(SocketAddr),
+}
+
+/// Receives one datagram into `buf`, saying whether it fit.
+#[allow(unsafe_code)]
+pub(crate) fn recv_datagram(
+    socket: &impl std::os::fd::AsFd,
+    buf: &mut [u8],
+) -> io::Result<Datagram> {
+    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the
+    // slice is initialised already; recvmsg(2) writes only initialised
+    // bytes into it, so it stays initialised for `buf`'s later reads.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    let mut bufs = [socket2::MaybeUninitSlice::new(uninit)];
+    let (n, flags, from) = SockRef::from(socket).recv_from_vectored(&mut bufs)?;
+    let from = from
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
+    Ok(match flags.is_truncated() {
+        true => Datagram::Truncated(from),
+        false => Datagram::Whole(n, from),
+    })
+}

@@ -8,10 +8,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::net::UdpSocket;
 
+use crate::socket::{self, Datagram};
+
 /// Application logic for a UDP socket. Runs on the loop's thread.
 pub trait DatagramHandler: 'static {
     /// A datagram arrived from `from`.
     fn on_datagram(&mut self, cx: &mut DatagramContext<'_>, data: &[u8], from: SocketAddr);
+
+    /// A datagram from `from` was larger than the loop's datagram buffer
+    /// ([`LoopConfig::with_datagram_buffer`](crate::LoopConfig::with_datagram_buffer))
+    /// and was dropped rather than handed over cut short. The loop also
+    /// counts it ([`DatagramContext::truncated`]) and logs it. Default:
+    /// nothing more.
+    fn on_truncated(&mut self, cx: &mut DatagramContext<'_>, from: SocketAddr) {
+        let _ = (cx, from);
+    }
 
     /// A timer set with [`DatagramContext::set_timer`] is due
     /// (retransmissions, keepalives, expiring per-peer state). Default:
@@ -28,6 +39,7 @@ pub struct DatagramContext<'a> {
     pub(crate) queue_limit: usize,
     pub(crate) now: Instant,
     pub(crate) timers: &'a mut Vec<(Instant, u64)>,
+    pub(crate) truncated: u64,
 }
 
 impl DatagramContext<'_> {
@@ -60,6 +72,12 @@ impl DatagramContext<'_> {
         self.now
     }
 
+    /// Datagrams this socket dropped so far because they were larger than
+    /// the loop's datagram buffer (see [`DatagramHandler::on_truncated`]).
+    pub fn truncated(&self) -> u64 {
+        self.truncated
+    }
+
     /// Calls [`DatagramHandler::on_timer`] with `id` after `after`. Timers
     /// cannot be cancelled: ignore ids you no longer expect.
     pub fn set_timer(&mut self, after: Duration, id: u64) {
@@ -67,29 +85,55 @@ impl DatagramContext<'_> {
     }
 }
 
-/// A UDP socket registered with a loop.
-pub(crate) struct Udp {
-    pub(crate) socket: UdpSocket,
-    pub(crate) handler: Box<dyn DatagramHandler>,
-    pub(crate) queue: VecDeque<(Bytes, SocketAddr)>,
+/// A UDP socket of a loop, with its handler, its receive buffer and what
+/// waits to be sent.
+pub(crate) struct UdpEndpoint {
+    socket: UdpSocket,
+    handler: Box<dyn DatagramHandler>,
+    /// Where datagrams are received: the loop's datagram buffer size.
+    buf: Box<[u8]>,
+    queue: VecDeque<(Bytes, SocketAddr)>,
     /// Timers the handler set and the loop has not taken yet.
     pub(crate) timers: Vec<(Instant, u64)>,
+    /// Datagrams dropped for being larger than `buf`.
+    truncated: u64,
 }
 
-impl Udp {
+impl UdpEndpoint {
     /// Datagrams queued at most while the socket's send buffer is full.
     pub(crate) const QUEUE_LIMIT: usize = 1024;
+
+    pub(crate) fn new(socket: UdpSocket, handler: Box<dyn DatagramHandler>, buf: usize) -> Self {
+        Self {
+            socket,
+            handler,
+            buf: vec![0; buf].into_boxed_slice(),
+            queue: VecDeque::new(),
+            timers: Vec::new(),
+            truncated: 0,
+        }
+    }
+
+    pub(crate) fn socket_mut(&mut self) -> &mut UdpSocket {
+        &mut self.socket
+    }
 
     /// Receives waiting datagrams (at most `budget`), calling the handler
     /// for each, then sends what is queued. Returns whether datagrams may be
     /// left (the budget ran out first).
-    pub(crate) fn ready(&mut self, buf: &mut [u8], budget: usize, now: Instant) -> bool {
+    pub(crate) fn ready(&mut self, budget: usize, now: Instant) -> bool {
         self.flush();
+        let mut buf = std::mem::take(&mut self.buf);
         let mut more = true;
         for _ in 0..budget {
-            match self.socket.recv_from(buf) {
-                Ok((n, from)) => {
+            match socket::recv_datagram(&self.socket, &mut buf) {
+                Ok(Datagram::Whole(n, from)) => {
                     self.call(now, |h, cx| h.on_datagram(cx, &buf[..n], from));
+                }
+                Ok(Datagram::Truncated(from)) => {
+                    self.truncated += 1;
+                    self.warn_truncated(from, buf.len());
+                    self.call(now, |h, cx| h.on_truncated(cx, from));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     more = false;
@@ -101,8 +145,24 @@ impl Udp {
                 Err(e) => tracing::debug!(error = %e, "udp recv"),
             }
         }
+        self.buf = buf;
         self.flush();
         more
+    }
+
+    /// Logs a dropped oversized datagram: at `warn` for the first of the
+    /// socket (with what to change), at `debug` after.
+    fn warn_truncated(&self, from: SocketAddr, buffer: usize) {
+        let local = self.socket.local_addr().ok();
+        if self.truncated == 1 {
+            tracing::warn!(
+                %from, ?local, buffer,
+                "a datagram larger than the {buffer}-byte datagram buffer was dropped \
+                 (LoopConfig::with_datagram_buffer raises it); later ones are logged at debug",
+            );
+        } else {
+            tracing::debug!(%from, ?local, buffer, dropped = self.truncated, "oversized datagram dropped");
+        }
     }
 
     /// Runs the handler's timer `id`, then sends what it queued.
@@ -122,6 +182,7 @@ impl Udp {
             queue_limit: Self::QUEUE_LIMIT,
             now,
             timers: &mut self.timers,
+            truncated: self.truncated,
         };
         f(self.handler.as_mut(), &mut cx);
     }

@@ -47,9 +47,9 @@ impl Pushed {
         };
         while let Some(msg) = queue.front() {
             match cx.send(msg) {
-                Ok(below) => {
+                Ok(sent) => {
                     queue.pop_front();
-                    if !below {
+                    if !sent.keep_sending() {
                         return;
                     }
                 }

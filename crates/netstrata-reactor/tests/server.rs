@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use netstrata_core::{Blocking, Connection, Error, Inbound, Layer, Outbound, Stack};
 use netstrata_frame::LengthDelimited;
 use netstrata_reactor::{
-    CloseReason, ConnId, Context, EventLoop, Handler, LoopConfig, Server, ServerConfig,
+    CloseReason, ConnId, Context, EventLoop, Handler, LoopConfig, Sent, Server, ServerConfig,
     SocketOptions,
 };
 
@@ -140,10 +140,10 @@ impl Flood {
                 break;
             }
             *sent += 1;
-            let more = cx.send(&[7; 16 * 1024]).unwrap();
+            let sent = cx.send(&[7; 16 * 1024]).unwrap();
             let mut max = self.max_queued.lock().unwrap();
             *max = (*max).max(cx.queued());
-            if !more {
+            if sent == Sent::HighWatermark {
                 return;
             }
         }

@@ -11,9 +11,10 @@ use mio::net::TcpListener;
 use mio::{Interest, Token};
 use netstrata_core::{Codec, Connection, Layer};
 
-use super::{EventLoop, LISTENER_BASE, LOOP_TIMER, Phase};
+use super::entry::{Origin, Phase};
+use super::timers::{Timer, TimerKind};
+use super::{EventLoop, LISTENER_BASE, LOOP_TIMER, Opening};
 use crate::Handler;
-use crate::timers::{Timer, TimerKind};
 
 /// How long accepting pauses after an error such as EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -52,7 +53,7 @@ pub(super) struct Listener<S, C, H> {
     paused: bool,
 }
 
-impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
+impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     /// Accepts connections on `listener` (non-blocking): each gets a
     /// connection from `make_conn` and a handler from `make_handler`.
     pub fn listen(
@@ -105,16 +106,20 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                         tracing::debug!(%peer, "connection limit reached; refusing");
                         continue;
                     }
-                    let limit = Arc::clone(&listener.limit);
+                    let opening = Opening {
+                        socket,
+                        peer,
+                        origin: Origin::Accepted(Arc::clone(&listener.limit)),
+                        phase: Phase::Open,
+                    };
                     let conn = (listener.make_conn)();
                     let handler = (listener.make_handler)(peer);
-                    if let Err(e) = self.config.socket.apply_stream(&socket) {
+                    if let Err(e) = self.conns.config.socket.apply_stream(&opening.socket) {
                         tracing::debug!(%peer, error = %e, "socket options");
                     }
-                    let inserted =
-                        self.insert(socket, peer, conn, handler, Phase::Open, Some(limit), now);
-                    if let Ok(id) = inserted {
-                        self.open(id.index, now);
+                    match self.conns.insert(opening, conn, handler, now) {
+                        Ok(id) => self.conns.open(id.index, now),
+                        Err(e) => tracing::debug!(%peer, error = %e, "cannot take the connection"),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -128,7 +133,7 @@ impl<S: Layer, C: Codec, H: Handler> EventLoop<S, C, H> {
                     // would fail again; pause instead of spinning.
                     tracing::warn!(error = %e, "accept failed; pausing accepts");
                     listener.paused = true;
-                    self.timers.push(Timer {
+                    self.conns.timers.push(Timer {
                         at: now + ACCEPT_BACKOFF,
                         token: LOOP_TIMER,
                         generation: index as u64,

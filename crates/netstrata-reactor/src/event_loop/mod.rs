@@ -1,0 +1,250 @@
+//! One event loop: a `mio::Poll`, the connections, timers and a waker.
+//!
+//! The modules follow a byte's path through the loop:
+//!
+//! - [`accept`]: listeners hand over new connections (and `connect` in
+//!   [`connections`] opens outgoing ones);
+//! - [`drive`]: each connection with work this turn is read ([`read`]),
+//!   its stack runs and its messages go to the handler, its output is
+//!   written ([`write`]), and what has ended is closed ([`close`]);
+//! - [`connections`]: the connections, and what a handler's `Context`
+//!   reaches of them;
+//! - [`timers`]: layer deadlines, timeouts, application timers;
+//! - [`commands`]: work sent from other threads through a `Handle`;
+//! - [`datagrams`]: UDP sockets.
+//!
+//! A connection's state is in [`entry`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Poll, Token, Waker};
+use netstrata_core::{Codec, Connection, Layer};
+
+use crate::LoopConfig;
+use crate::closes::CloseCounts;
+use crate::handle::{Command, ConnId, Handle, Queue};
+use crate::handler::{CloseReason, Handler};
+
+mod accept;
+mod close;
+mod commands;
+mod connections;
+mod datagrams;
+mod drive;
+mod entry;
+mod read;
+mod timers;
+mod write;
+
+pub(crate) use accept::ConnLimit;
+use accept::Listener;
+use connections::Connections;
+use datagrams::Datagrams;
+use entry::{Origin, Phase};
+use timers::{Timer, TimerKind};
+
+const WAKER: Token = Token(usize::MAX);
+/// Listener tokens count down from here; connection tokens are slab keys.
+const LISTENER_BASE: usize = usize::MAX / 2;
+/// UDP socket tokens count down from here.
+const UDP_BASE: usize = LISTENER_BASE - 512;
+/// Token of loop-wide timers (accept backoff, drain deadline, buffer sweep).
+const LOOP_TIMER: usize = usize::MAX;
+
+/// What one event says about a socket.
+#[derive(Debug, Clone, Copy)]
+struct Readiness {
+    readable: bool,
+    writable: bool,
+    /// The peer's FIN or an error: no further edge will come for it.
+    ended: bool,
+}
+
+/// Whether the loop takes new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoopState {
+    Running,
+    /// Graceful shutdown: no accepting, connections closing, until the deadline.
+    Draining {
+        deadline: Instant,
+    },
+    Stopped,
+}
+
+/// One event loop: drives many [`Connection`]s over non-blocking sockets on
+/// the thread that calls [`run`](Self::run).
+///
+/// Per turn it reads what is ready (bounded per connection), hands every
+/// decoded message to the connection's [`Handler`], then writes each
+/// connection that has output once: all messages sent in the turn leave in
+/// one flush of the stack and one `write`.
+pub struct EventLoop<S, C, H> {
+    poll: Poll,
+    events: Events,
+    /// This turn's events.
+    event_tokens: Vec<(Token, Readiness)>,
+    conns: Connections<S, C, H>,
+    listeners: Vec<Listener<S, C, H>>,
+    udp: Datagrams,
+    rx: Receiver<Command>,
+    state: LoopState,
+}
+
+impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
+    /// A loop with `config`.
+    pub fn new(config: LoopConfig) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel();
+        let handle = Handle {
+            tx,
+            waker,
+            queue: Arc::new(Queue::new(config.command_queue)),
+        };
+        let udp = Datagrams::new(config.datagram_buffer);
+        let conns = Connections::new(poll.registry().try_clone()?, handle, config);
+        Ok(Self {
+            poll,
+            events: Events::with_capacity(1024),
+            event_tokens: Vec::new(),
+            conns,
+            listeners: Vec::new(),
+            udp,
+            rx,
+            state: LoopState::Running,
+        })
+    }
+
+    /// A handle to send work to this loop from other threads.
+    pub fn handle(&self) -> Handle {
+        self.conns.handle.clone()
+    }
+
+    /// How many connections the loop holds.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Closes of this loop's connections so far, by kind (shared with the
+    /// other loops when the loop belongs to a [`crate::Server`]).
+    pub fn close_counts(&self) -> CloseCounts {
+        self.conns.closes.clone()
+    }
+
+    /// Counts this loop's closes in `counts`, with those of other loops.
+    pub(crate) fn count_closes_in(&mut self, counts: CloseCounts) {
+        self.conns.closes = counts;
+    }
+
+    /// Starts a non-blocking connect to `addr` with `conn` and `handler`.
+    /// [`Handler::on_open`] runs once connected; a failure or the connect
+    /// timeout ends in [`Handler::on_close`]. (From a handler, the same is
+    /// [`crate::Context::connect`].)
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        conn: Connection<S, C>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        self.conns.connect(addr, conn, handler, Instant::now())
+    }
+
+    /// Runs until stopped ([`Handle::stop`], [`Handle::shutdown`]).
+    pub fn run(&mut self) -> io::Result<()> {
+        while self.state != LoopState::Stopped {
+            self.turn(None)?;
+        }
+        self.conns.close_all(CloseReason::Shutdown);
+        Ok(())
+    }
+
+    /// Runs one turn: waits for events at most `timeout` (and not past the
+    /// next deadline), then processes them. For embedding the loop.
+    pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let now = Instant::now();
+        let mut wait = self
+            .conns
+            .timers
+            .next()
+            .map(|t| t.saturating_duration_since(now));
+        if self.conns.has_scheduled() || self.udp.has_ready() {
+            // Sockets with work left from the last turn (read budgets).
+            wait = Some(Duration::ZERO);
+        }
+        if let Some(limit) = timeout {
+            wait = Some(wait.map_or(limit, |w| w.min(limit)));
+        }
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        self.dispatch_events(now);
+        self.run_timers(now);
+        self.serve_datagrams(now);
+        self.conns.drive_scheduled(now);
+        if let LoopState::Draining { .. } = self.state
+            && self.conns.len() == 0
+        {
+            self.state = LoopState::Stopped;
+        }
+        Ok(())
+    }
+
+    /// Hands this turn's events to the listeners, UDP sockets, command
+    /// queue and connections they concern.
+    fn dispatch_events(&mut self, now: Instant) {
+        let mut tokens = std::mem::take(&mut self.event_tokens);
+        tokens.extend(self.events.iter().map(|e| {
+            let ended = e.is_read_closed() || e.is_error();
+            let readiness = Readiness {
+                readable: e.is_readable() || ended,
+                writable: e.is_writable() || e.is_error(),
+                ended,
+            };
+            (e.token(), readiness)
+        }));
+        for (token, readiness) in tokens.drain(..) {
+            match token {
+                WAKER => self.run_commands(now),
+                Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                    self.accept(LISTENER_BASE - t, now);
+                }
+                Token(t) if t > UDP_BASE - self.udp.len() && t <= UDP_BASE => {
+                    self.udp.mark_ready(UDP_BASE - t);
+                }
+                Token(t) => self.conns.on_socket_event(t, readiness, now),
+            }
+        }
+        // Keep the allocation for the next turn.
+        self.event_tokens = tokens;
+    }
+
+    /// Stops accepting and begins closing every connection; the loop stops
+    /// once all are closed or at `deadline`.
+    fn begin_drain(&mut self, deadline: Instant) {
+        self.stop_listening();
+        self.conns.close_each();
+        self.state = LoopState::Draining { deadline };
+        self.conns.timers.push(Timer {
+            at: deadline,
+            token: LOOP_TIMER,
+            generation: 0,
+            kind: TimerKind::Drain,
+        });
+    }
+}
+
+/// A new connection's socket and where it came from.
+struct Opening {
+    socket: TcpStream,
+    peer: SocketAddr,
+    origin: Origin,
+    phase: Phase,
+}

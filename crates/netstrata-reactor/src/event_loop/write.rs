@@ -1,0 +1,43 @@
+//! Writing a connection's wire bytes to its socket, and its FIN.
+
+use std::io::{self, Write};
+use std::net::Shutdown;
+use std::time::Instant;
+
+use netstrata_core::{Codec, Layer};
+
+use super::connections::Connections;
+use super::entry::Writing;
+use crate::{CloseReason, Handler};
+
+impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
+    /// Flushes what was sent through the stack and writes the wire bytes
+    /// while the socket takes them (a writable event drives the rest); once
+    /// the stack has ended its stream, sends the FIN.
+    ///
+    /// After a stack error, the bytes the stack still owes the peer (a TLS
+    /// alert saying why) are written first; then the error is returned.
+    pub(super) fn write(&mut self, token: usize, now: Instant) -> Result<(), CloseReason> {
+        let entry = &mut self.slab[token];
+        while let Some(out) = entry.conn.poll_transmit(now)? {
+            match entry.socket.write(out) {
+                Ok(n) => {
+                    entry.conn.advance_transmit(n);
+                    entry.last_activity = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CloseReason::Io(e.kind())),
+            }
+        }
+        if entry.conn.is_write_closed() && entry.writing != Writing::Shut {
+            entry.writing = Writing::Shut;
+            if let Err(e) = entry.socket.shutdown(Shutdown::Write)
+                && e.kind() != io::ErrorKind::NotConnected
+            {
+                return Err(CloseReason::Io(e.kind()));
+            }
+        }
+        Ok(())
+    }
+}
