@@ -82,18 +82,16 @@ impl StackOptions {
         ))
     }
 
-    /// A connection with `top` above these layers and no framing: bytes in,
-    /// bytes out (the tunnel's stack side; with no layer, its plain side).
+    /// A connection of these layers and no framing: bytes in, bytes out
+    /// (the tunnel's stack side; with no layer, its plain side).
     ///
     /// # Errors
     /// As [`connection`](Self::connection).
-    pub fn raw_connection(
-        &self,
-        top: BoxedLayer,
-    ) -> Result<Connection<DynStack, RawCodec>, String> {
-        let mut layers = vec![top];
-        layers.extend(self.layers()?);
-        Ok(Connection::new(DynStack::new(layers), RawCodec::new()))
+    pub fn raw_connection(&self) -> Result<Connection<DynStack, RawCodec>, String> {
+        Ok(Connection::new(
+            DynStack::new(self.layers()?),
+            RawCodec::new(),
+        ))
     }
 
     /// The global traffic figures at `now` (every connection made from

@@ -8,26 +8,37 @@
 //!                 (--stack-side connect)      (--stack-side listen)
 //! ```
 //!
-//! One event loop on one thread carries every pair. Between the two
-//! connections of a pair at most 256 KiB per direction are in flight: a
-//! gate layer on top of each stack stops reading its socket when that much
-//! waits for the other side, and the other side wakes it as it drains (the
-//! `link` module explains how).
+//! One event loop on one thread carries every pair, with the reactor's
+//! handler API alone: the accepted connection's handler opens the target
+//! connection from `on_open` ([`Context::connect`]); each side passes what
+//! it reads to the other with a loop-local send ([`Context::local`]); a
+//! side whose send finds the other above its high watermark ([`WINDOW`])
+//! pauses its own reads ([`Context::pause_reading`]), and the other resumes
+//! them from `on_writable` once it has drained to the low mark. At most
+//! about one window plus one read per direction is in flight between the
+//! two sockets.
 
-mod link;
+mod pair;
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::rc::Rc;
+use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 
 use bytes::Bytes;
 use netstrata_core::{ConnectionStats, DynStack, RawCodec};
-use netstrata_reactor::{CloseReason, Context, EventLoop, Handle, Handler, LoopConfig};
+use netstrata_reactor::{
+    CloseReason, ConnId, Context, EventLoop, Handle, Handler, LoopConfig, Sent,
+};
 
 use crate::stack::StackOptions;
-use link::{Gate, Link, Side};
+use pair::{Leg, Pair};
+
+/// Bytes queued toward one side before the other side's reads pause (the
+/// loop's high watermark; reads resume at a quarter of it).
+pub const WINDOW: usize = 256 * 1024;
 
 /// Which side of the tunnel speaks the netstrata stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,19 +64,29 @@ pub struct TunnelOptions {
     pub log: bool,
 }
 
+impl TunnelOptions {
+    /// The stack of `side`'s connections.
+    fn stack_of(&self, side: Leg) -> StackOptions {
+        let stacked = match side {
+            Leg::Client => self.stack_side == StackSide::Listen,
+            Leg::Target => self.stack_side == StackSide::Connect,
+        };
+        match stacked {
+            true => self.stack.clone(),
+            false => StackOptions::default(),
+        }
+    }
+}
+
 /// A running tunnel.
 #[derive(Debug)]
 pub struct Tunnel {
     addr: SocketAddr,
     handle: Handle,
-    stop: Arc<AtomicBool>,
     thread: JoinHandle<io::Result<()>>,
 }
 
-type Loop = EventLoop<DynStack, RawCodec, End>;
-
-/// Connections accepted whose outgoing connection is still to be made.
-type ConnectQueue = Arc<Mutex<Vec<Arc<Link>>>>;
+type Conn = netstrata_core::Connection<DynStack, RawCodec>;
 
 impl Tunnel {
     /// Binds `opts.listen` and starts the tunnel's event loop thread.
@@ -74,36 +95,26 @@ impl Tunnel {
     /// The address cannot be bound, or the stack options are invalid.
     pub fn start(opts: TunnelOptions) -> io::Result<Self> {
         // Every connection is built the same way: check the options once.
-        let probe = Gate::new(Side::Accepted, Link::new());
         opts.stack
-            .raw_connection(Box::new(probe))
+            .raw_connection()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(opts.listen)?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::sync_channel(1);
-        let thread_stop = Arc::clone(&stop);
         let thread = thread::Builder::new()
             .name("netstrata-tunnel".into())
             .spawn(move || {
-                let queue = ConnectQueue::default();
-                // Each stream's windows bound what its handlers queue
-                // through the handle (`link::WINDOW` per direction), so the
-                // loop's own command limit is lifted: a full queue would
-                // have to fail a stream that is within its window.
-                let config = LoopConfig::new().with_command_queue(usize::MAX);
-                let mut event_loop = Loop::new(config)?;
-                let handle = event_loop.handle();
-                listen(&mut event_loop, listener, &opts, &queue)?;
-                let _ = tx.send(handle.clone());
-                while !thread_stop.load(Ordering::Acquire) {
-                    event_loop.turn(None)?;
-                    let links = std::mem::take(&mut *lock(&queue));
-                    for link in links {
-                        connect(&mut event_loop, &opts, &handle, link);
-                    }
-                }
-                Ok(())
+                let config = LoopConfig::new().with_watermarks(WINDOW / 4, WINDOW);
+                let mut event_loop = EventLoop::new(config)?;
+                let opts = Arc::new(opts);
+                let client_stack = opts.stack_of(Leg::Client);
+                event_loop.listen(
+                    listener,
+                    move || connection(&client_stack),
+                    move |peer| End::client(peer, Arc::clone(&opts)),
+                )?;
+                let _ = tx.send(event_loop.handle());
+                event_loop.run()
             })?;
         let Ok(handle) = rx.recv() else {
             // The loop failed to start: report why.
@@ -115,7 +126,6 @@ impl Tunnel {
         Ok(Self {
             addr,
             handle,
-            stop,
             thread,
         })
     }
@@ -127,8 +137,7 @@ impl Tunnel {
 
     /// Stops the tunnel at once, dropping its connections.
     pub fn stop(self) -> io::Result<()> {
-        self.stop.store(true, Ordering::Release);
-        // Wakes the loop so it sees the flag.
+        // A loop that has ended already has nothing to stop.
         let _ = self.handle.stop();
         self.join()
     }
@@ -141,165 +150,144 @@ impl Tunnel {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// A connection with `stack`, checked at start.
+fn connection(stack: &StackOptions) -> Conn {
+    stack
+        .raw_connection()
+        .expect("stack options checked at start")
 }
 
-/// The stack of `side`'s connection, under its gate.
-fn stack_of(opts: &TunnelOptions, side: Side) -> StackOptions {
-    let stacked = match side {
-        Side::Accepted => opts.stack_side == StackSide::Listen,
-        Side::Connected => opts.stack_side == StackSide::Connect,
-    };
-    match stacked {
-        true => opts.stack.clone(),
-        false => StackOptions::default(),
-    }
+/// The handler of either connection of a pair: passes what arrives to the
+/// other one.
+struct End {
+    side: Leg,
+    peer: SocketAddr,
+    /// The other connection of the pair, once there is one.
+    other: Option<ConnId>,
+    pair: Rc<RefCell<Pair>>,
+    /// For aborting the other side from `on_close`, which has no context.
+    handle: Option<Handle>,
+    /// The client side's, to open the target side.
+    opts: Option<Arc<TunnelOptions>>,
 }
 
-fn listen(
-    event_loop: &mut Loop,
-    listener: TcpListener,
-    opts: &TunnelOptions,
-    queue: &ConnectQueue,
-) -> io::Result<()> {
-    // The loop makes an accepted connection's stack, then its handler; the
-    // link made with the one waits here for the other.
-    let made: Arc<Mutex<Option<Arc<Link>>>> = Arc::default();
-    let stack = stack_of(opts, Side::Accepted);
-    let handle = event_loop.handle();
-    let (queue, log, made2) = (Arc::clone(queue), opts.log, Arc::clone(&made));
-    event_loop.listen(
-        listener,
-        move || {
-            let link = Link::new();
-            *lock(&made) = Some(Arc::clone(&link));
-            let gate = Box::new(Gate::new(Side::Accepted, link));
-            stack
-                .raw_connection(gate)
-                .expect("stack options checked at start")
-        },
-        move |peer| {
-            let link = lock(&made2).take().unwrap_or_else(|| {
-                // Not made with its connection: `on_open` aborts this one.
-                let link = Link::new();
-                link.fail("internal: no link".into(), Side::Connected, &handle);
-                link
-            });
-            End {
-                side: Side::Accepted,
-                link,
-                handle: handle.clone(),
-                peer,
-                queue: Some(Arc::clone(&queue)),
-                log,
-            }
-        },
-    )
-}
-
-/// Makes the outgoing connection of an accepted one.
-fn connect(event_loop: &mut Loop, opts: &TunnelOptions, handle: &Handle, link: Arc<Link>) {
-    if link.failure().is_some() {
-        return;
-    }
-    let gate = Box::new(Gate::new(Side::Connected, Arc::clone(&link)));
-    let mut conn = stack_of(opts, Side::Connected)
-        .raw_connection(gate)
-        .expect("stack options checked at start");
-    let (pending, close) = link.take_pending();
-    for msg in pending {
-        // Bounded by the gate's credit, far below the send buffer.
-        let _ = conn.send(&msg);
-    }
-    if close {
-        conn.close();
-    }
-    let end = End {
-        side: Side::Connected,
-        link: Arc::clone(&link),
-        handle: handle.clone(),
-        peer: opts.connect,
-        queue: None,
-        log: opts.log,
-    };
-    match event_loop.connect(opts.connect, conn, end) {
-        Ok(id) => link.set_id(Side::Connected, id),
-        Err(e) => {
-            let why = format!("cannot connect to {}: {e}", opts.connect);
-            if opts.log {
-                eprintln!("netstrata tunnel: {why}");
-            }
-            link.fail(why, Side::Accepted, handle);
+impl End {
+    fn client(peer: SocketAddr, opts: Arc<TunnelOptions>) -> Self {
+        Self {
+            side: Leg::Client,
+            peer,
+            other: None,
+            pair: Rc::new(RefCell::new(Pair::new(opts.log))),
+            handle: None,
+            opts: Some(opts),
         }
     }
-}
 
-/// The handler of either connection of a pair: forwards what arrives to
-/// the other one.
-struct End {
-    side: Side,
-    link: Arc<Link>,
-    handle: Handle,
-    peer: SocketAddr,
-    /// Where an accepted connection asks for its outgoing one.
-    queue: Option<ConnectQueue>,
-    log: bool,
+    /// Opens the target side of this client side.
+    fn open_target(&mut self, cx: &mut Context<'_>, opts: &TunnelOptions) {
+        let target = Self {
+            side: Leg::Target,
+            peer: opts.connect,
+            other: Some(cx.id()),
+            pair: Rc::clone(&self.pair),
+            handle: Some(cx.handle()),
+            opts: None,
+        };
+        let conn = connection(&opts.stack_of(Leg::Target));
+        match cx.connect(opts.connect, conn, target) {
+            Ok(id) => {
+                self.other = Some(id);
+                self.pair.borrow_mut().target_made = true;
+            }
+            Err(e) => {
+                let why = format!("cannot connect to {}: {e}", opts.connect);
+                if opts.log {
+                    eprintln!("netstrata tunnel: {why}");
+                }
+                self.pair.borrow_mut().fail(why);
+                cx.abort();
+            }
+        }
+    }
 }
 
 impl Handler for End {
     fn on_open(&mut self, cx: &mut Context<'_>) {
-        self.link.set_id(self.side, cx.id());
-        if self.link.failure().is_some() {
-            // The pair failed before this side opened: no one to pass bytes to.
-            cx.abort();
-            return;
-        }
-        if let Some(queue) = &self.queue {
-            lock(queue).push(Arc::clone(&self.link));
+        self.handle = Some(cx.handle());
+        if let Some(opts) = self.opts.take() {
+            self.open_target(cx, &opts);
         }
     }
 
-    fn on_message(&mut self, _cx: &mut Context<'_>, msg: Bytes) {
-        self.link.forward(self.side.other(), msg, &self.handle);
+    fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
+        let sent = match self.other.and_then(|id| cx.local(id)) {
+            Some(mut other) => other.send(&msg),
+            None => Ok(Sent::Closed),
+        };
+        match sent {
+            Ok(Sent::Queued) => {}
+            // `on_writable` of the other side resumes us.
+            Ok(Sent::HighWatermark) => cx.pause_reading(),
+            Ok(Sent::Closed) => {
+                let why = format!("{}: bytes for a side that has ended", self.place());
+                self.pair.borrow_mut().fail(why);
+                cx.abort();
+            }
+            Err(e) => {
+                self.pair
+                    .borrow_mut()
+                    .fail(format!("{}: {e}", self.place()));
+                cx.abort();
+            }
+        }
     }
 
-    fn on_peer_closed(&mut self, _cx: &mut Context<'_>) {
+    fn on_writable(&mut self, cx: &mut Context<'_>) {
+        if let Some(mut other) = self.other.and_then(|id| cx.local(id)) {
+            other.resume_reading();
+        }
+    }
+
+    fn on_peer_closed(&mut self, cx: &mut Context<'_>) {
         // Half-close: the other direction may still carry bytes.
-        self.link.close(self.side.other(), &self.handle);
+        if let Some(mut other) = self.other.and_then(|id| cx.local(id)) {
+            other.close();
+        }
     }
 
     fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
-        let place = format!("{} ({})", self.peer, side_name(self.side));
+        let mut pair = self.pair.borrow_mut();
         let how = match reason {
             CloseReason::Clean => "clean".to_string(),
-            // Aborted by `Link::fail`: the other side's line says why.
-            CloseReason::Aborted if self.link.failure().is_some() => {
+            CloseReason::Aborted if pair.failure.is_some() => {
                 "aborted: the other side failed".to_string()
             }
-            CloseReason::Error(e) => e.to_string(),
-            CloseReason::Io(kind) => format!("i/o: {kind}"),
-            other => format!("{other:?}"),
+            other => other.to_string(),
         };
         if !matches!(reason, CloseReason::Clean) {
-            let why = format!("{place}: {how}");
-            self.link.fail(why, self.side.other(), &self.handle);
+            pair.fail(format!("{}: {how}", self.place()));
+            if let (Some(handle), Some(other)) = (&self.handle, self.other) {
+                // Ignored by the loop if `other` has closed since.
+                let _ = handle.abort(other);
+            }
         }
         let line = format!(
-            "{place} {how}, {} B in, {} B out",
-            stats.wire_in, stats.wire_out
+            "{} {how}, {} B in, {} B out",
+            self.place(),
+            stats.wire_in,
+            stats.wire_out
         );
-        if let Some(closes) = self.link.closed(self.side, line)
-            && self.log
+        let log = pair.log;
+        if let Some(closes) = pair.closed(line)
+            && log
         {
             eprintln!("netstrata tunnel: closed: {}", closes.join("; "));
         }
     }
 }
 
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Accepted => "client side",
-        Side::Connected => "target side",
+impl End {
+    fn place(&self) -> String {
+        format!("{} ({})", self.peer, self.side.name())
     }
 }
