@@ -108,7 +108,8 @@ pub mod prelude {
     pub use netstrata_frame::{LengthDelimited, Lines};
 }
 
-/// Compiles the README's example as a doc test.
+/// Runs the README's example as a doc test (against an echo server it
+/// starts in hidden lines).
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
