@@ -300,7 +300,7 @@ impl Echo for Zstd {
     }
 }
 
-struct Conn {
+struct PeerConn {
     stream: TcpStream,
     echo: Box<dyn Echo>,
     /// The peer ended its stream.
@@ -313,7 +313,7 @@ fn serve(mut listener: TcpListener, mode: Mode) -> io::Result<()> {
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut events = Events::with_capacity(1024);
-    let mut conns: HashMap<usize, Conn> = HashMap::new();
+    let mut conns: HashMap<usize, PeerConn> = HashMap::new();
     let mut next = 0;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -344,7 +344,7 @@ fn serve(mut listener: TcpListener, mode: Mode) -> io::Result<()> {
                     };
                     conns.insert(
                         next,
-                        Conn {
+                        PeerConn {
                             stream,
                             echo,
                             ended: false,

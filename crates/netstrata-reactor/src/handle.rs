@@ -63,9 +63,9 @@ pub(crate) enum Command {
 /// [`HandleError::Full`]; only a thread flooding such commands is refused.
 pub(crate) const ENDING_QUEUE: usize = 65_536 * COMMAND_COST;
 
-/// Which of a loop's two queue budgets a command counts against.
+/// Which of a loop's two queue quotas a command counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Budget {
+pub(crate) enum Quota {
     /// Sends, closes and wakes: `LoopConfig::with_command_queue`.
     Work,
     /// Aborts, shutdown and stop: [`ENDING_QUEUE`].
@@ -76,13 +76,13 @@ pub(crate) enum Budget {
 }
 
 impl Command {
-    /// The budget the command counts against, and the bytes it counts.
-    pub(crate) fn cost(&self) -> (Budget, usize) {
+    /// The quota the command counts against, and the bytes it counts.
+    pub(crate) fn cost(&self) -> (Quota, usize) {
         match self {
-            Self::Send(_, msg) => (Budget::Work, COMMAND_COST + msg.len()),
-            Self::Close(_) | Self::Wake(_) => (Budget::Work, COMMAND_COST),
-            Self::Abort(_) | Self::Shutdown(_) | Self::Stop => (Budget::Ending, COMMAND_COST),
-            Self::LayerWake(_) => (Budget::Free, 0),
+            Self::Send(_, msg) => (Quota::Work, COMMAND_COST + msg.len()),
+            Self::Close(_) | Self::Wake(_) => (Quota::Work, COMMAND_COST),
+            Self::Abort(_) | Self::Shutdown(_) | Self::Stop => (Quota::Ending, COMMAND_COST),
+            Self::LayerWake(_) => (Quota::Free, 0),
         }
     }
 }
@@ -113,19 +113,19 @@ impl Queue {
         }
     }
 
-    /// The count and limit of `budget`; `None` for a free command.
-    fn budget(&self, budget: Budget) -> Option<(&AtomicUsize, usize)> {
-        match budget {
-            Budget::Work => Some((&self.queued, self.limit)),
-            Budget::Ending => Some((&self.ending, ENDING_QUEUE)),
-            Budget::Free => None,
+    /// The count and limit of `quota`; `None` for a free command.
+    fn quota(&self, quota: Quota) -> Option<(&AtomicUsize, usize)> {
+        match quota {
+            Quota::Work => Some((&self.queued, self.limit)),
+            Quota::Ending => Some((&self.ending, ENDING_QUEUE)),
+            Quota::Free => None,
         }
     }
 
-    /// Counts `command` in, unless its budget is used up.
+    /// Counts `command` in, unless its quota is used up.
     fn charge(&self, command: &Command) -> Result<(), HandleError> {
-        let (budget, cost) = command.cost();
-        let Some((queued, limit)) = self.budget(budget) else {
+        let (quota, cost) = command.cost();
+        let Some((queued, limit)) = self.quota(quota) else {
             return Ok(());
         };
         let before = queued.fetch_add(cost, Ordering::AcqRel);
@@ -138,8 +138,8 @@ impl Queue {
 
     /// Counts `command` out: the loop has taken it.
     pub(crate) fn taken(&self, command: &Command) {
-        let (budget, cost) = command.cost();
-        if let Some((queued, _)) = self.budget(budget) {
+        let (quota, cost) = command.cost();
+        if let Some((queued, _)) = self.quota(quota) {
             queued.fetch_sub(cost, Ordering::AcqRel);
         }
     }
