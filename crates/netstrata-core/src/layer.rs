@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Work handed to [`Layer::handle_inbound`]: bytes from the lower side (toward
 /// the wire) to turn into bytes for the upper side (toward the application).
@@ -274,75 +274,4 @@ pub(crate) fn release_if_empty(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
         *buf = BytesMut::new();
     }
-}
-
-/// Runs one inbound call through `call` and counts what crossed. Returns
-/// how many bytes went up; the caller checks them against the room it gave
-/// ([`room_exceeded`]), so a faulty user layer cannot break the bound unseen.
-pub(crate) fn inbound_counted(
-    counters: &mut ByteCounters,
-    io: Inbound<'_>,
-    call: impl FnOnce(Inbound<'_>) -> Result<()>,
-) -> Result<usize> {
-    let Inbound {
-        now,
-        input,
-        input_ended,
-        up,
-        up_room,
-        down,
-    } = io;
-    let before = (input.len(), up.len(), down.len());
-    let result = call(Inbound {
-        now,
-        input: &mut *input,
-        input_ended,
-        up: &mut *up,
-        up_room,
-        down: &mut *down,
-    });
-    let appended = up.len().saturating_sub(before.1);
-    counters.count_inbound(
-        before.0.saturating_sub(input.len()),
-        appended,
-        down.len().saturating_sub(before.2),
-    );
-    result.map(|()| appended)
-}
-
-/// The error for a layer that appended more than its upward room.
-#[cold]
-pub(crate) fn room_exceeded(layer: &'static str, appended: usize, room: usize) -> Error {
-    Error::misuse(
-        layer,
-        format!("layer appended {appended} bytes upward with room for {room}"),
-    )
-}
-
-/// Runs one outbound call through `call` and counts what crossed.
-pub(crate) fn outbound_counted(
-    counters: &mut ByteCounters,
-    io: Outbound<'_>,
-    call: impl FnOnce(Outbound<'_>) -> Result<()>,
-) -> Result<()> {
-    let Outbound {
-        now,
-        input,
-        flush,
-        down,
-        down_room,
-    } = io;
-    let before = (input.len(), down.len());
-    let result = call(Outbound {
-        now,
-        input: &mut *input,
-        flush,
-        down: &mut *down,
-        down_room,
-    });
-    counters.count_outbound(
-        before.0.saturating_sub(input.len()),
-        down.len().saturating_sub(before.1),
-    );
-    result
 }

@@ -1,0 +1,166 @@
+//! Dynamic stacks changed on a live connection: inserting and removing a
+//! layer at a boundary without losing or reordering buffered bytes.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use super::room::outbound_counted;
+use super::{BoxedLayer, DynStack, Joint};
+use crate::layer::{ByteCounters, Flush, Layer, Outbound};
+use crate::{Error, Result};
+
+/// The caller's four buffers around a stack, needed to insert or remove a
+/// layer on a live connection ([`crate::Connection::insert_layer`] passes its
+/// own).
+#[derive(Debug)]
+pub struct Edge<'a> {
+    /// Inbound bytes the stack delivered above, not yet consumed.
+    pub up: &'a mut BytesMut,
+    /// Outbound bytes waiting above the stack, not yet given to it.
+    pub from_up: &'a mut BytesMut,
+    /// Inbound bytes waiting below the stack, not yet given to it.
+    pub from_down: &'a mut BytesMut,
+    /// Outbound bytes the stack delivered below, not yet sent.
+    pub down: &'a mut BytesMut,
+}
+
+/// Prepends `front` to `buf`.
+fn prepend(buf: &mut BytesMut, mut front: BytesMut) {
+    if !front.is_empty() {
+        front.extend_from_slice(buf);
+        *buf = front;
+    }
+}
+
+impl DynStack {
+    /// Inserts `layer` at boundary `index` (0 is the top, [`len`](crate::Stack::len)
+    /// the bottom) of a live stack.
+    ///
+    /// Bytes buffered at that boundary go to the new layer and nothing is
+    /// lost or reordered: inbound bytes that arrived from below but were not
+    /// yet consumed above become the new layer's input; outbound bytes that
+    /// the layer above produced before the insertion stay below the new
+    /// layer, so they are sent as they were written, ahead of anything the
+    /// new layer emits. At the top, the caller's unconsumed inbound bytes
+    /// (`edge.up`) are handed to the new layer, so a peer that pipelines the
+    /// first upgraded bytes right behind its last plain message is read
+    /// correctly.
+    ///
+    /// Bytes that have already passed *through* layers above the boundary
+    /// stay where they are: insert below other layers only at a point where
+    /// the peer cannot have sent upgraded bytes yet (after a STARTTLS-style
+    /// request and answer), or insert at the top.
+    pub fn insert(&mut self, index: usize, layer: BoxedLayer, edge: Edge<'_>) -> Result<()> {
+        self.check()?;
+        let n = self.layers.len();
+        if index > n {
+            return Err(Error::misuse(
+                "stack",
+                format!("insert at boundary {index} of a {n}-layer stack"),
+            ));
+        }
+        if n == 0 {
+            // The new layer sits between the caller's buffers: what the empty
+            // stack already passed up must be read again, by the new layer.
+            prepend(edge.from_down, edge.up.split());
+            edge.down.extend_from_slice(&edge.from_up.split());
+        } else if index == 0 {
+            let joint = Joint {
+                up: edge.up.split(),
+                down: edge.from_up.split(),
+            };
+            self.joints.insert(0, joint);
+        } else {
+            // The old joint stays below the new layer; a fresh one goes above.
+            self.joints.insert(index - 1, Joint::default());
+        }
+        self.layers.insert(index, layer);
+        self.counters.insert(index, ByteCounters::default());
+        Ok(())
+    }
+
+    /// Removes and returns the layer at `index` (0 is the top) of a live stack.
+    ///
+    /// Outbound bytes waiting for the layer are first passed through it
+    /// (flushed); if it cannot take them all (a shaper out of budget), nothing
+    /// changes and a [`Error::Misuse`] says so. Inbound bytes it produced stay
+    /// ahead of the bytes it had not yet consumed, which now go straight to
+    /// the layer above. Whatever state the layer holds leaves with it: end
+    /// its stream first (a TLS `close_notify`) where the protocol needs it.
+    ///
+    /// Inbound bytes are processed as they arrive, so bytes the layer has
+    /// already transformed cannot be taken back: remove it at a sync point,
+    /// after the last byte the peer sent under it and before the peer sends
+    /// anything without it (a downgrade request and its answer).
+    pub fn remove(&mut self, index: usize, now: Instant, edge: Edge<'_>) -> Result<BoxedLayer> {
+        self.check()?;
+        let n = self.layers.len();
+        if index >= n {
+            return Err(Error::misuse(
+                "stack",
+                format!("remove layer {index} of a {n}-layer stack"),
+            ));
+        }
+        // Drain what waits above the layer into what waits below it.
+        let Edge {
+            up,
+            from_up,
+            from_down,
+            down,
+        } = edge;
+        let (above, below) = self.joints.split_at_mut(index);
+        let from = match index.checked_sub(1) {
+            Some(a) => &mut above[a].down,
+            None => &mut *from_up,
+        };
+        let to = match below.first_mut() {
+            Some(j) if index + 1 < n => &mut j.down,
+            _ => &mut *down,
+        };
+        let name = self.layers[index].name();
+        let result = outbound_counted(
+            &mut self.counters[index],
+            Outbound {
+                now,
+                input: from,
+                flush: Flush::Batch,
+                down: to,
+                down_room: usize::MAX,
+            },
+            |io| self.layers[index].handle_outbound(io),
+        );
+        self.keep(result)?;
+        let stuck = match index.checked_sub(1) {
+            Some(a) => self.joints[a].down.len(),
+            None => from_up.len(),
+        };
+        if stuck > 0 {
+            return Err(Error::misuse(
+                name,
+                format!("cannot remove the layer: it does not take {stuck} outbound bytes now"),
+            ));
+        }
+        // Merge the joints above and below the layer into one boundary.
+        let below = (index + 1 < n).then(|| self.joints.remove(index));
+        let above = index.checked_sub(1);
+        match (above, below) {
+            (Some(a), Some(b)) => {
+                let joint = &mut self.joints[a];
+                joint.up.extend_from_slice(&b.up);
+                joint.down = b.down;
+            }
+            (None, Some(b)) => {
+                up.extend_from_slice(&b.up);
+                *from_up = b.down;
+            }
+            (Some(a), None) => {
+                let joint = self.joints.remove(a);
+                prepend(from_down, joint.up);
+            }
+            (None, None) => {}
+        }
+        self.counters.remove(index);
+        Ok(self.layers.remove(index))
+    }
+}
