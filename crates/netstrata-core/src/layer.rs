@@ -140,10 +140,13 @@ pub struct LayerStats {
 ///    inbound side it reports [`is_read_closed`](Layer::is_read_closed) only
 ///    at a clean end, and returns [`crate::Error::Truncated`] when the lower
 ///    side ends anywhere else.
-/// 7. **Typed errors.** Failures are [`crate::Error`]s naming the layer, peer
-///    faults apart from caller misuse. After an error the layer is dead;
-///    stacks and connections keep the first error and never call it again.
-///    No input from the network may panic.
+/// 7. **Typed errors, the first one sticks.** Failures are [`crate::Error`]s
+///    naming the layer, peer faults apart from caller misuse. After an error
+///    the layer is dead: every later call returns that first error again and
+///    produces no byte, [`poll_timeout`](Layer::poll_timeout) is `None` and
+///    [`wants_read`](Layer::wants_read) `false`. Layers, stacks and
+///    connections all keep it with one piece, [`crate::StickyError`]. No
+///    input from the network may panic.
 /// 8. **Counted.** Stacks count the bytes crossing every layer; see
 ///    [`ByteCounters`].
 ///

@@ -5,7 +5,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use netstrata_core::{Flush, Inbound, Layer, Outbound, Result, transfer};
+use netstrata_core::{Flush, Inbound, Layer, Outbound, Result, StickyError, transfer};
 
 use crate::epoch::Epoch;
 use crate::gate::{Budget, Gate, Shared, Wait};
@@ -178,6 +178,8 @@ pub struct Shaper {
     write_closed: bool,
     /// The key of this shaper's waker in the global limiter's registry.
     global_waker: Option<u64>,
+    /// The first error (a write after shutdown); the layer is dead after it.
+    failed: StickyError,
 }
 
 impl Shaper {
@@ -190,6 +192,7 @@ impl Shaper {
             read_closed: false,
             write_closed: false,
             global_waker: None,
+            failed: StickyError::new(),
         }
     }
 
@@ -263,6 +266,7 @@ impl Layer for Shaper {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        self.failed.check()?;
         if !self.read_closed {
             self.pass(Direction::Inbound, io.now, io.input, io.up, io.up_room);
             self.read_closed = io.input_ended && io.input.is_empty();
@@ -271,11 +275,12 @@ impl Layer for Shaper {
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+        self.failed.check()?;
         if self.write_closed {
             if io.input.is_empty() {
                 return Ok(());
             }
-            return Err(ShapeError::WriteAfterShutdown.into());
+            return Err(self.failed.fail(ShapeError::WriteAfterShutdown.into()));
         }
         self.pass(Direction::Outbound, io.now, io.input, io.down, io.down_room);
         self.write_closed = io.flush == Flush::Finish && io.input.is_empty();
@@ -283,6 +288,9 @@ impl Layer for Shaper {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if self.failed.has_failed() {
+            return None;
+        }
         [Direction::Inbound, Direction::Outbound]
             .into_iter()
             .filter_map(|d| {
@@ -296,6 +304,7 @@ impl Layer for Shaper {
     }
 
     fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
+        self.failed.check()?;
         for d in [Direction::Inbound, Direction::Outbound] {
             let b = fresh_budget(&self.conn, self.global.as_ref(), d);
             self.gates[d.index()].expire(now, &b);
@@ -304,7 +313,8 @@ impl Layer for Shaper {
     }
 
     fn wants_read(&self) -> bool {
-        self.read_closed || self.gates[Direction::Inbound.index()].wait() == Wait::Idle
+        !self.failed.has_failed()
+            && (self.read_closed || self.gates[Direction::Inbound.index()].wait() == Wait::Idle)
     }
 
     fn is_read_closed(&self) -> bool {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use netstrata_core::{Error, Inbound, Layer, Outbound, Result};
+use netstrata_core::{Error, Inbound, Layer, Outbound, Result, StickyError};
 use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::UnbufferedServerConnection;
@@ -118,7 +118,7 @@ pub struct Tls {
     sni_pending: bool,
     read: End,
     write: End,
-    failed: Option<Error>,
+    failed: StickyError,
     handshake_timeout: Duration,
     timer: Timer,
     buffer_limit: usize,
@@ -144,7 +144,7 @@ impl std::fmt::Debug for Tls {
             .field("handshaking", &self.is_handshaking())
             .field("read", &self.read)
             .field("write", &self.write)
-            .field("failed", &self.failed)
+            .field("failed", &self.failed.error())
             .finish_non_exhaustive()
     }
 }
@@ -188,7 +188,7 @@ impl Tls {
             server_name: None,
             read: End::Open,
             write: End::Open,
-            failed: None,
+            failed: StickyError::new(),
             handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
             timer: Timer::Unstarted,
             buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
@@ -270,24 +270,14 @@ impl Tls {
 
     // ---- internals ----
 
-    fn check(&self) -> Result<()> {
-        self.failed.as_ref().map_or(Ok(()), |e| Err(e.clone()))
-    }
-
-    /// Keeps the first error: the layer is dead after it.
-    fn keep(&mut self, result: Result<()>) -> Result<()> {
-        if let Err(e) = &result {
-            self.failed.get_or_insert_with(|| e.clone());
-        }
-        result
-    }
-
-    fn start(&mut self, now: Instant) {
+    /// Starts the handshake clock at the first call.
+    fn start(&mut self, now: Instant) -> &mut Self {
         if self.timer == Timer::Unstarted {
             self.timer = now
                 .checked_add(self.handshake_timeout)
                 .map_or(Timer::Never, Timer::At);
         }
+        self
     }
 
     /// Keeps the stream's first bytes: until rustls discards any input,
@@ -430,31 +420,25 @@ impl Layer for Tls {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        self.check()?;
-        self.start(io.now);
-        let result = self.inbound(io);
-        self.keep(result)
+        StickyError::guard(self, |t| &mut t.failed, |t| t.start(io.now).inbound(io))
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
-        self.check()?;
-        self.start(io.now);
-        let result = self.outbound(io);
-        self.keep(result)
+        StickyError::guard(self, |t| &mut t.failed, |t| t.start(io.now).outbound(io))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         match self.timer {
-            Timer::At(at) if self.failed.is_none() && self.is_handshaking() => Some(at),
+            Timer::At(at) if !self.failed.has_failed() && self.is_handshaking() => Some(at),
             _ => None,
         }
     }
 
     fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
-        self.check()?;
+        self.failed.check()?;
         self.start(now);
         match self.poll_timeout() {
-            Some(at) if now >= at => self.keep(Err(Error::TimedOut {
+            Some(at) if now >= at => Err(self.failed.fail(Error::TimedOut {
                 layer: NAME,
                 what: "handshake not complete",
             })),
@@ -463,7 +447,7 @@ impl Layer for Tls {
     }
 
     fn wants_read(&self) -> bool {
-        self.failed.is_none() && (self.read == End::Closed || self.held.is_empty())
+        !self.failed.has_failed() && (self.read == End::Closed || self.held.is_empty())
     }
 
     fn is_handshaking(&self) -> bool {

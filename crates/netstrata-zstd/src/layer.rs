@@ -3,7 +3,7 @@
 use std::fmt;
 
 use bytes::{Buf, BytesMut};
-use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result};
+use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result, StickyError};
 
 use crate::decoder::{Decoder, Progress};
 use crate::encoder::{Directive, Encoder};
@@ -96,6 +96,8 @@ pub struct Zstd {
     config: ZstdConfig,
     write: WriteSide,
     read: ReadSide,
+    /// The first error; the layer is dead after it.
+    failed: StickyError,
 }
 
 impl Zstd {
@@ -113,6 +115,7 @@ impl Zstd {
                 kept: None,
                 after_frame: false,
             },
+            failed: StickyError::new(),
         }
     }
 
@@ -259,43 +262,17 @@ impl Zstd {
         }
         Ok(())
     }
-}
 
-impl Default for Zstd {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for Zstd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let write = match self.write {
-            WriteSide::Idle => "idle",
-            WriteSide::Open(_) => "open",
-            WriteSide::Ended => "ended",
-            WriteSide::Failed => "failed",
-        };
-        let read = match self.read {
-            ReadSide::Boundary { .. } => "between frames",
-            ReadSide::Skipping { .. } => "skipping",
-            ReadSide::Frame(_) => "in a frame",
-            ReadSide::Ended => "ended",
-            ReadSide::Failed => "failed",
-        };
-        f.debug_struct("Zstd")
-            .field("config", &self.config)
-            .field("write", &write)
-            .field("read", &read)
-            .finish()
-    }
-}
-
-impl Layer for Zstd {
-    fn name(&self) -> &'static str {
-        NAME
+    /// One outbound call; an error ends the direction.
+    fn write_stream(&mut self, io: Outbound<'_>) -> Result<()> {
+        self.outbound(io).map_err(|e| {
+            self.write = WriteSide::Failed;
+            e.into_core(NAME)
+        })
     }
 
-    fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+    /// One inbound call: frames decoded, the end of the transport judged.
+    fn read_stream(&mut self, io: Inbound<'_>) -> Result<()> {
         let Inbound {
             input,
             input_ended,
@@ -334,16 +311,53 @@ impl Layer for Zstd {
             detail,
         })
     }
+}
+
+impl Default for Zstd {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Zstd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let write = match self.write {
+            WriteSide::Idle => "idle",
+            WriteSide::Open(_) => "open",
+            WriteSide::Ended => "ended",
+            WriteSide::Failed => "failed",
+        };
+        let read = match self.read {
+            ReadSide::Boundary { .. } => "between frames",
+            ReadSide::Skipping { .. } => "skipping",
+            ReadSide::Frame(_) => "in a frame",
+            ReadSide::Ended => "ended",
+            ReadSide::Failed => "failed",
+        };
+        f.debug_struct("Zstd")
+            .field("config", &self.config)
+            .field("write", &write)
+            .field("read", &read)
+            .finish()
+    }
+}
+
+impl Layer for Zstd {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        StickyError::guard(self, |z| &mut z.failed, |z| z.read_stream(io))
+    }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
-        self.outbound(io).map_err(|e| {
-            self.write = WriteSide::Failed;
-            e.into_core(NAME)
-        })
+        StickyError::guard(self, |z| &mut z.failed, |z| z.write_stream(io))
     }
 
     fn wants_read(&self) -> bool {
         match &self.read {
+            _ if self.failed.has_failed() => false,
             ReadSide::Frame(d) => !d.is_stalled(),
             ReadSide::Boundary { .. } | ReadSide::Skipping { .. } | ReadSide::Ended => true,
             ReadSide::Failed => false,

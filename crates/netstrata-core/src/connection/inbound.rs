@@ -39,7 +39,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         now: Instant,
         read: impl FnOnce(&mut BytesMut, usize) -> std::result::Result<(), E>,
     ) -> Result<std::result::Result<usize, E>> {
-        self.check()?;
+        self.failed.check()?;
         if self.read != ReadSide::Open {
             return Err(Error::misuse(NAME, "input after end of stream"));
         }
@@ -58,7 +58,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// Tells the connection that the transport reached end of stream. The
     /// stack decides whether that was a clean end or a truncation.
     pub fn handle_input_eof(&mut self, now: Instant) -> Result<()> {
-        self.check()?;
+        self.failed.check()?;
         if self.read == ReadSide::Open {
             self.read = ReadSide::TransportEnded;
         }
@@ -67,13 +67,13 @@ impl<S: Layer, C: Codec> Connection<S, C> {
 
     /// Runs the layers' deadlines that `now` has reached.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
-        self.check()?;
+        self.failed.check()?;
         self.outbound_dirty = true;
         let before = self.wire_out.len();
         let result = self.stack.handle_timeout(now, &mut self.wire_out);
         let sent = self.wire_out.len().saturating_sub(before);
         self.counters.count_outbound(0, sent);
-        result.map_err(|e| self.fail(e))?;
+        self.failed.record(result)?;
         // A deadline may have returned read budget (shaping).
         self.run_inbound(now)
     }
@@ -92,9 +92,11 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             },
             |io| self.stack.handle_inbound(io),
         );
-        let appended = result.map_err(|e| self.fail(e))?;
+        let appended = self.failed.record(result)?;
         if appended > up_room {
-            return Err(self.fail(room_exceeded(self.stack.name(), appended, up_room)));
+            return Err(self
+                .failed
+                .fail(room_exceeded(self.stack.name(), appended, up_room)));
         }
         self.inbound_stalled = appended == up_room;
         // Inbound work may answer toward the wire or end a handshake that
@@ -110,7 +112,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// whether more can come.
     #[must_use = "a message is lost if the result is dropped"]
     pub fn poll_message(&mut self, now: Instant) -> Result<Option<Bytes>> {
-        self.check()?;
+        self.failed.check()?;
         loop {
             let decoded = self.codec.decode(&mut self.app_in);
             match decoded.map_err(|e| Error::peer(self.codec.name(), e)) {
@@ -119,7 +121,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                     return Ok(Some(msg));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(self.fail(e)),
+                Err(e) => return Err(self.failed.fail(e)),
             }
             if self.inbound_stalled {
                 let buffered = self.app_in.len();
@@ -142,11 +144,11 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                     self.read = ReadSide::Ended;
                     Ok(None)
                 }
-                Ok(None) => Err(self.fail(Error::Truncated {
+                Ok(None) => Err(self.failed.fail(Error::Truncated {
                     layer: self.codec.name(),
                     detail: "partial message at end of stream",
                 })),
-                Err(e) => Err(self.fail(e)),
+                Err(e) => Err(self.failed.fail(e)),
             };
         }
     }

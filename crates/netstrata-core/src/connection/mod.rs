@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use crate::layer::{ByteCounters, Layer, LayerStats, release_if_empty};
-use crate::{Codec, Error, Result};
+use crate::{Codec, Error, StickyError};
 
 pub use config::ConnectionConfig;
 
@@ -127,7 +127,7 @@ pub struct Connection<S, C> {
     stats: ConnectionStats,
     read: ReadSide,
     write: WriteSide,
-    error: Option<Error>,
+    failed: StickyError,
     /// The last inbound pass filled the message buffer: taking a message
     /// may let the stack deliver more without new input.
     inbound_stalled: bool,
@@ -160,7 +160,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             stats: ConnectionStats::default(),
             read: ReadSide::Open,
             write: WriteSide::Open,
-            error: None,
+            failed: StickyError::new(),
             inbound_stalled: false,
             outbound_dirty: true,
             waker: None,
@@ -174,7 +174,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         let done = self.read == ReadSide::Ended
             && self.write == WriteSide::Finished
             && self.wire_out.is_empty();
-        if self.error.is_some() || done {
+        if self.failed.has_failed() || done {
             State::Closed
         } else if self.read != ReadSide::Open || self.write != WriteSide::Open {
             State::Closing
@@ -187,7 +187,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
 
     /// The error that ended the connection, if any.
     pub fn error(&self) -> Option<&Error> {
-        self.error.as_ref()
+        self.failed.error()
     }
 
     /// Messages and bytes so far, with each layer's counters.
@@ -202,7 +202,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// buffer), after end of stream or after an error: the peer then feels
     /// TCP backpressure.
     pub fn wants_read(&self) -> bool {
-        self.error.is_none()
+        !self.failed.has_failed()
             && self.read == ReadSide::Open
             && self.read_room() > 0
             && self.stack.wants_read()
@@ -221,7 +221,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// Whether [`send`](Self::send) can still queue messages: [`close`](Self::close)
     /// has not been called and no error has ended the connection.
     pub fn is_write_open(&self) -> bool {
-        self.write == WriteSide::Open && self.error.is_none()
+        self.write == WriteSide::Open && !self.failed.has_failed()
     }
 
     /// Whether our stream has ended and all of it was transmitted: time to
@@ -312,21 +312,6 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         &self.config
     }
 
-    fn check(&self) -> Result<()> {
-        match &self.error {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
-    }
-
-    /// Keeps the first error of the stack or codec.
-    fn fail(&mut self, e: Error) -> Error {
-        if self.error.is_none() && e.is_sticky() {
-            self.error = Some(e.clone());
-        }
-        e
-    }
-
     fn message_buffer(&self) -> usize {
         self.config
             .message_buffer
@@ -336,7 +321,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// The next instant [`handle_timeout`](Self::handle_timeout) must be
     /// called at, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.error.is_some() {
+        if self.failed.has_failed() {
             return None;
         }
         self.stack.poll_timeout()

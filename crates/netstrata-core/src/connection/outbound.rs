@@ -19,7 +19,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// the codec's error for a message it cannot frame; neither ends the
     /// connection.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.check()?;
+        self.failed.check()?;
         if self.write != WriteSide::Open {
             return Err(Error::misuse(NAME, "send after close"));
         }
@@ -61,7 +61,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// written; then the error is.
     #[must_use = "returned bytes must be written to the transport"]
     pub fn poll_transmit(&mut self, now: Instant) -> Result<Option<&[u8]>> {
-        if let Some(e) = &self.error {
+        if let Some(e) = self.failed.error() {
             return match self.wire_out.is_empty() {
                 true => Err(e.clone()),
                 false => Ok(Some(&self.wire_out[..])),
@@ -85,7 +85,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                 },
                 |io| self.stack.handle_outbound(io),
             );
-            result.map_err(|e| self.fail(e))?;
+            self.failed.record(result)?;
             let filled = self.wire_out.len() - before >= room;
             if self.write == WriteSide::Finishing
                 && self.app_out.is_empty()

@@ -14,7 +14,7 @@ impl<C: Codec> Connection<DynStack, C> {
     /// layer emits; unconsumed bytes the peer sent after its last message
     /// are read by the new layer.
     pub fn insert_layer(&mut self, index: usize, mut layer: BoxedLayer) -> Result<()> {
-        self.check()?;
+        self.failed.check()?;
         if let Some(waker) = &self.waker {
             layer.set_waker(waker);
         }
@@ -34,7 +34,7 @@ impl<C: Codec> Connection<DynStack, C> {
     /// Removes the layer at `index` (0 is the top) from the live stack; see
     /// [`DynStack::remove`].
     pub fn remove_layer(&mut self, index: usize, now: Instant) -> Result<BoxedLayer> {
-        self.check()?;
+        self.failed.check()?;
         self.handle_wake();
         self.stack.remove(
             index,

@@ -1,7 +1,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 
 use crate::layer::{Flush, Inbound, Layer, Outbound};
-use crate::{Error, Result};
+use crate::{Error, Result, StickyError};
 
 const NAME: &str = "checksummed";
 const HEADER: usize = 2;
@@ -71,6 +71,7 @@ pub struct Checksummed {
     read_sum: Fnv,
     write: WriteState,
     write_sum: Fnv,
+    failed: StickyError,
 }
 
 impl Checksummed {
@@ -86,6 +87,7 @@ impl Checksummed {
             read_sum: Fnv::new(),
             write: WriteState::Open,
             write_sum: Fnv::new(),
+            failed: StickyError::new(),
         }
     }
 
@@ -115,6 +117,28 @@ impl Layer for Checksummed {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        StickyError::guard(self, |l| &mut l.failed, |l| l.inbound(io))
+    }
+
+    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+        StickyError::guard(self, |l| &mut l.failed, |l| l.outbound(io))
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.failed.has_failed()
+    }
+
+    fn is_read_closed(&self) -> bool {
+        self.read == ReadState::Closed
+    }
+
+    fn is_write_closed(&self) -> bool {
+        self.write == WriteState::Closed
+    }
+}
+
+impl Checksummed {
+    fn inbound(&mut self, io: Inbound<'_>) -> Result<()> {
         let mut room = io.up_room;
         loop {
             match self.read {
@@ -164,7 +188,7 @@ impl Layer for Checksummed {
         Ok(())
     }
 
-    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+    fn outbound(&mut self, io: Outbound<'_>) -> Result<()> {
         if self.write == WriteState::Closed {
             return match io.input.is_empty() {
                 true => Ok(()),
@@ -191,13 +215,5 @@ impl Layer for Checksummed {
             self.write = WriteState::Closed;
         }
         Ok(())
-    }
-
-    fn is_read_closed(&self) -> bool {
-        self.read == ReadState::Closed
-    }
-
-    fn is_write_closed(&self) -> bool {
-        self.write == WriteState::Closed
     }
 }

@@ -38,6 +38,7 @@ impl Layer for PassThrough {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        self.ends.before_inbound()?;
         if self.ends.read == End::Open {
             transfer(io.input, io.up, io.up_room);
         }
@@ -59,6 +60,10 @@ impl Layer for PassThrough {
         }
         self.ends.after_outbound(io.flush, io.input.is_empty());
         Ok(())
+    }
+
+    fn wants_read(&self) -> bool {
+        self.ends.wants_read()
     }
 
     fn is_read_closed(&self) -> bool {

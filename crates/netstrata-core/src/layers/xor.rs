@@ -63,6 +63,7 @@ impl Layer for Xor {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        self.ends.before_inbound()?;
         if self.ends.read == End::Open {
             xor_into(&self.key, &mut self.in_pos, io.input, io.up, io.up_room);
         }
@@ -82,6 +83,10 @@ impl Layer for Xor {
         );
         self.ends.after_outbound(io.flush, io.input.is_empty());
         Ok(())
+    }
+
+    fn wants_read(&self) -> bool {
+        self.ends.wants_read()
     }
 
     fn is_read_closed(&self) -> bool {

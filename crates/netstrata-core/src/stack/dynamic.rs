@@ -52,7 +52,7 @@ impl DynStack {
     /// the peer cannot have sent upgraded bytes yet (after a STARTTLS-style
     /// request and answer), or insert at the top.
     pub fn insert(&mut self, index: usize, layer: BoxedLayer, edge: Edge<'_>) -> Result<()> {
-        self.check()?;
+        self.failed.check()?;
         let n = self.layers.len();
         if index > n {
             return Err(Error::misuse(
@@ -94,7 +94,7 @@ impl DynStack {
     /// after the last byte the peer sent under it and before the peer sends
     /// anything without it (a downgrade request and its answer).
     pub fn remove(&mut self, index: usize, now: Instant, edge: Edge<'_>) -> Result<BoxedLayer> {
-        self.check()?;
+        self.failed.check()?;
         let n = self.layers.len();
         if index >= n {
             return Err(Error::misuse(
@@ -130,7 +130,7 @@ impl DynStack {
             },
             |io| self.layers[index].handle_outbound(io),
         );
-        self.keep(result)?;
+        self.failed.record(result)?;
         let stuck = match index.checked_sub(1) {
             Some(a) => self.joints[a].down.len(),
             None => from_up.len(),

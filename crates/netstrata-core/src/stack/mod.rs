@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use crate::layer::release_if_empty;
 use crate::layer::{ByteCounters, Inbound, Layer, LayerStats, Outbound};
 use crate::layers::PassThrough;
-use crate::{Error, Result};
+use crate::{Error, Result, StickyError};
 
 pub use dynamic::Edge;
 pub use members::{BoxedLayer, DynStack, Layers};
@@ -66,7 +66,7 @@ pub struct Stack<L> {
     buffer_limit: usize,
     /// What an empty stack is: bytes pass unchanged, ends pass through.
     empty: PassThrough,
-    failed: Option<Error>,
+    failed: StickyError,
 }
 
 impl<L: Layers> Stack<L> {
@@ -82,7 +82,7 @@ impl<L: Layers> Stack<L> {
             layers,
             buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
             empty: PassThrough::new(),
-            failed: None,
+            failed: StickyError::new(),
         }
     }
 
@@ -119,24 +119,7 @@ impl<L: Layers> Stack<L> {
 
     /// The error that killed the stack, if any.
     pub fn error(&self) -> Option<&Error> {
-        self.failed.as_ref()
-    }
-
-    fn check(&self) -> Result<()> {
-        match &self.failed {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
-    }
-
-    fn keep(&mut self, result: Result<()>) -> Result<()> {
-        if let Err(e) = &result
-            && e.is_sticky()
-            && self.failed.is_none()
-        {
-            self.failed = Some(e.clone());
-        }
-        result
+        self.failed.error()
     }
 }
 
@@ -146,19 +129,15 @@ impl<L: Layers> Layer for Stack<L> {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        self.check()?;
-        let result = self.run_inbound(io);
-        self.keep(result)
+        StickyError::guard(self, |s| &mut s.failed, |s| s.run_inbound(io))
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
-        self.check()?;
-        let result = self.run_outbound(io);
-        self.keep(result)
+        StickyError::guard(self, |s| &mut s.failed, |s| s.run_outbound(io))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.failed.is_some() {
+        if self.failed.has_failed() {
             return None;
         }
         (0..self.layers.count())
@@ -167,14 +146,12 @@ impl<L: Layers> Layer for Stack<L> {
     }
 
     fn handle_timeout(&mut self, now: Instant, down: &mut BytesMut) -> Result<()> {
-        self.check()?;
-        let result = self.run_timeout(now, down);
-        self.keep(result)
+        StickyError::guard(self, |s| &mut s.failed, |s| s.run_timeout(now, down))
     }
 
     fn wants_read(&self) -> bool {
         let n = self.layers.count();
-        self.failed.is_none()
+        !self.failed.has_failed()
             && (0..n).all(|i| self.layers.layer(i).wants_read())
             && n.checked_sub(2)
                 .is_none_or(|j| self.joints[j].up.len() < self.buffer_limit)
