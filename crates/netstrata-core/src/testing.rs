@@ -36,6 +36,7 @@ use crate::{Codec, Connection, Error, Layer};
 
 /// How the link cuts what a side transmits into segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Chunking {
     /// One segment per transmit call.
     Whole,
@@ -174,6 +175,7 @@ impl Pipe {
 
 /// One side of a [`Pair`]: its connection and what its application received.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Peer<S, C> {
     /// The connection under test.
     pub conn: Connection<S, C>,

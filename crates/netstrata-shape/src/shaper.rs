@@ -268,7 +268,13 @@ impl Layer for Shaper {
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
         self.failed.check()?;
         if !self.read_closed {
-            self.pass(Direction::Inbound, io.now, io.input, io.up, io.up_room);
+            self.pass(
+                Direction::Inbound,
+                io.now,
+                io.input,
+                io.upper,
+                io.upper_room,
+            );
             self.read_closed = io.input_ended && io.input.is_empty();
         }
         Ok(())
@@ -282,7 +288,13 @@ impl Layer for Shaper {
             }
             return Err(self.failed.fail(ShapeError::WriteAfterShutdown.into()));
         }
-        self.pass(Direction::Outbound, io.now, io.input, io.down, io.down_room);
+        self.pass(
+            Direction::Outbound,
+            io.now,
+            io.input,
+            io.lower,
+            io.lower_room,
+        );
         self.write_closed = io.flush == Flush::Finish && io.input.is_empty();
         Ok(())
     }

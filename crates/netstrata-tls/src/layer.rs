@@ -65,9 +65,8 @@ enum Timer {
 ///   not done by then, [`Layer::handle_timeout`] fails with
 ///   [`Error::TimedOut`].
 /// - **Writes.** All input of a call is encrypted at once, so a batch of
-///   small messages becomes records of up to 16 KiB. With
-///   [`Flush::Hold`](netstrata_core::Flush::Hold) only whole 16 KiB records
-///   are written. Output honours `down_room` except for at most one
+///   small messages becomes records of up to 16 KiB. Output honours
+///   `lower_room` except for at most one
 ///   record's overhead (29 bytes) and the handshake messages and alerts the
 ///   layer owes the peer.
 /// - **Shutdown.** [`Flush::Finish`](netstrata_core::Flush::Finish) (once
@@ -92,14 +91,14 @@ enum Timer {
 ///   handshake message expected (a certificate chain; rustls refuses
 ///   messages over 64 KiB), or the handshake stalls until its timeout;
 /// - received plaintext: the part of one record (at most 16 KiB) that did
-///   not fit `up_room`; the layer processes no more input until it went
+///   not fit `upper_room`; the layer processes no more input until it went
 ///   up, and reports [`Layer::wants_read`] `false` until then, so a
 ///   flooding peer meets TCP backpressure;
 /// - outgoing records: written into `down` as they are made, so nothing is
 ///   held between calls; each step encrypts at most
 ///   [`buffer_limit`](Self::buffer_limit) plaintext bytes.
 ///
-/// Plaintext goes up strictly within `up_room`. After the handshake an
+/// Plaintext goes up strictly within `upper_room`. After the handshake an
 /// idle layer holds no I/O buffer, only rustls' connection state
 /// (`benches/tls.rs` prints the figure); [`Layer::release_buffers`] frees
 /// held plaintext's allocation once it went up.
@@ -122,7 +121,7 @@ pub struct Tls {
     handshake_timeout: Duration,
     timer: Timer,
     buffer_limit: usize,
-    /// Decrypted plaintext that did not fit `up_room` (part of one record).
+    /// Decrypted plaintext that did not fit `upper_room` (part of one record).
     held: BytesMut,
     /// rustls holds no part of a handshake message in the input buffer, so
     /// it may be driven with an empty one (as outbound calls do).
@@ -315,7 +314,7 @@ impl Tls {
     }
 
     fn inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        let mut room = self.deliver_held(io.up, io.up_room);
+        let mut room = self.deliver_held(io.upper, io.upper_room);
         let mut needs_input = false;
         while self.held.is_empty() && self.read == End::Open {
             if !self.prefix_kept {
@@ -328,10 +327,10 @@ impl Tls {
                 self.sni_pending = false;
             }
             let mut receive = Receive {
-                up: io.up,
+                up: io.upper,
                 room,
                 held: &mut self.held,
-                down: io.down,
+                down: io.lower,
                 extra_discard: 0,
             };
             let (discard, step) = self.conn.process(&mut io.input[..], &mut receive);
@@ -350,7 +349,7 @@ impl Tls {
                     break;
                 }
                 Step::PeerClosed => self.read = End::Closed,
-                Step::Failed(e) => return Err(self.fail(e, io.down)),
+                Step::Failed(e) => return Err(self.fail(e, io.lower)),
             }
         }
         if self.read == End::Closed {
@@ -386,11 +385,11 @@ impl Tls {
             return Ok(());
         }
         let mut send = Send {
-            start: io.down.len(),
+            start: io.lower.len(),
             input: io.input,
             flush: io.flush,
-            down: io.down,
-            down_room: io.down_room,
+            down: io.lower,
+            down_room: io.lower_room,
             buffer_limit: self.buffer_limit,
             may_write: !self.conn.common().is_handshaking(),
             closed: false,

@@ -66,8 +66,8 @@ impl ReadSide {
 /// A streaming zstd layer: one zstd frame per direction for the life of the
 /// connection, with the compression context kept across messages.
 ///
-/// Outbound, [`Flush::Hold`] lets zstd gather bytes into larger blocks,
-/// [`Flush::Batch`] ends the block so the peer can decode everything sent so
+/// Outbound, zstd gathers each call's input (a whole write batch) into
+/// blocks, [`Flush::Batch`] ends the block so the peer can decode everything sent so
 /// far on arrival, and [`Flush::Finish`] ends the frame, after which
 /// [`Layer::is_write_closed`] is `true`. Output never exceeds the room
 /// offered below (the bound is kept strictly, not just softly): the rest
@@ -236,7 +236,6 @@ impl Zstd {
 
     fn outbound(&mut self, io: Outbound<'_>) -> Result<(), ZstdError> {
         let directive = match io.flush {
-            Flush::Hold => Directive::Continue,
             Flush::Batch => Directive::Flush,
             Flush::Finish => Directive::End,
         };
@@ -254,7 +253,7 @@ impl Zstd {
             self.write = WriteSide::Open(Encoder::new(&self.config)?);
         }
         if let WriteSide::Open(encoder) = &mut self.write
-            && encoder.run(io.input, io.down, io.down_room, directive)?
+            && encoder.run(io.input, io.lower, io.lower_room, directive)?
             && encoder.is_ending()
         {
             // The frame is complete: free the context.
@@ -276,11 +275,11 @@ impl Zstd {
         let Inbound {
             input,
             input_ended,
-            up,
-            up_room,
+            upper,
+            upper_room,
             ..
         } = io;
-        if let Err(e) = self.inbound(input, up, up_room) {
+        if let Err(e) = self.inbound(input, upper, upper_room) {
             // The connection is over: free the context now.
             self.read = ReadSide::Failed;
             return Err(e.into_core(NAME));

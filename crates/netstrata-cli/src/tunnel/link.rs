@@ -200,7 +200,7 @@ impl Layer for Gate {
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
         let credit = self.credit();
-        let n = transfer(io.input, io.up, io.up_room.min(credit));
+        let n = transfer(io.input, io.upper, io.upper_room.min(credit));
         self.link.credit[self.side.index()].fetch_sub(n, Ordering::AcqRel);
         if io.input_ended && io.input.is_empty() {
             self.read_closed = true;
@@ -212,7 +212,7 @@ impl Layer for Gate {
         if self.write_closed && !io.input.is_empty() {
             return Err(Error::misuse("tunnel", "write after shutdown"));
         }
-        let n = transfer(io.input, io.down, io.down_room);
+        let n = transfer(io.input, io.lower, io.lower_room);
         self.link.return_credit(self.side.other(), n);
         if io.flush == Flush::Finish && io.input.is_empty() {
             self.write_closed = true;
@@ -270,26 +270,13 @@ mod tests {
 
     fn inbound(gate: &mut Gate, now: Instant, input: &mut BytesMut, up: &mut BytesMut) {
         let mut down = BytesMut::new();
-        gate.handle_inbound(Inbound {
-            now,
-            input,
-            input_ended: false,
-            up,
-            up_room: usize::MAX,
-            down: &mut down,
-        })
-        .unwrap();
+        gate.handle_inbound(Inbound::new(now, input, up, &mut down))
+            .unwrap();
     }
 
     fn outbound(gate: &mut Gate, now: Instant, input: &mut BytesMut, down: &mut BytesMut) {
-        gate.handle_outbound(Outbound {
-            now,
-            input,
-            flush: Flush::Batch,
-            down,
-            down_room: usize::MAX,
-        })
-        .unwrap();
+        gate.handle_outbound(Outbound::new(now, input, Flush::Batch, down))
+            .unwrap();
     }
 
     /// The reader stops at the window. The writer returning credit wakes

@@ -79,26 +79,26 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     }
 
     fn run_inbound(&mut self, now: Instant) -> Result<()> {
-        let up_room = self.message_buffer().saturating_sub(self.app_in.len());
+        let upper_room = self.message_buffer().saturating_sub(self.app_in.len());
         let result = inbound_counted(
             &mut self.counters,
             Inbound {
                 now,
                 input: &mut self.wire_in,
                 input_ended: self.read != ReadSide::Open,
-                up: &mut self.app_in,
-                up_room,
-                down: &mut self.wire_out,
+                upper: &mut self.app_in,
+                upper_room,
+                lower: &mut self.wire_out,
             },
             |io| self.stack.handle_inbound(io),
         );
         let appended = self.failed.record(result)?;
-        if appended > up_room {
+        if appended > upper_room {
             return Err(self
                 .failed
-                .fail(room_exceeded(self.stack.name(), appended, up_room)));
+                .fail(room_exceeded(self.stack.name(), appended, upper_room)));
         }
-        self.inbound_stalled = appended == up_room;
+        self.inbound_stalled = appended == upper_room;
         // Inbound work may answer toward the wire or end a handshake that
         // releases held writes.
         self.outbound_dirty = true;

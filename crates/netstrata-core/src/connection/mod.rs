@@ -56,8 +56,9 @@ enum WriteSide {
     Finished,
 }
 
-/// A [`Connection`]'s figures.
+/// A [`Connection`]'s figures. More may be added: start from `default()`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionStats {
     /// Each layer, top first.
     pub layers: Vec<LayerStats>,

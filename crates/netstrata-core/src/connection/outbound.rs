@@ -80,8 +80,8 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                     now,
                     input: &mut self.app_out,
                     flush,
-                    down: &mut self.wire_out,
-                    down_room: room,
+                    lower: &mut self.wire_out,
+                    lower_room: room,
                 },
                 |io| self.stack.handle_outbound(io),
             );

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::Connection;
-use crate::stack::{BoxedLayer, DynStack, Edge};
+use crate::stack::{BoxedLayer, DynStack, StackBuffers};
 use crate::{Codec, Layer, Result};
 
 impl<C: Codec> Connection<DynStack, C> {
@@ -22,11 +22,11 @@ impl<C: Codec> Connection<DynStack, C> {
         self.stack.insert(
             index,
             layer,
-            Edge {
-                up: &mut self.app_in,
-                from_up: &mut self.app_out,
-                from_down: &mut self.wire_in,
-                down: &mut self.wire_out,
+            StackBuffers {
+                inbound_above: &mut self.app_in,
+                outbound_above: &mut self.app_out,
+                inbound_below: &mut self.wire_in,
+                outbound_below: &mut self.wire_out,
             },
         )
     }
@@ -39,11 +39,11 @@ impl<C: Codec> Connection<DynStack, C> {
         self.stack.remove(
             index,
             now,
-            Edge {
-                up: &mut self.app_in,
-                from_up: &mut self.app_out,
-                from_down: &mut self.wire_in,
-                down: &mut self.wire_out,
+            StackBuffers {
+                inbound_above: &mut self.app_in,
+                outbound_above: &mut self.app_out,
+                inbound_below: &mut self.wire_in,
+                outbound_below: &mut self.wire_out,
             },
         )
     }

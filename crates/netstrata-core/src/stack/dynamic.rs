@@ -12,17 +12,29 @@ use crate::{Error, Result};
 
 /// The caller's four buffers around a stack, needed to insert or remove a
 /// layer on a live connection ([`crate::Connection::insert_layer`] passes its
-/// own).
+/// own). Each name says which direction the bytes travel and on which side
+/// of the stack they wait:
+///
+/// ```text
+///   inbound_above ▲   │ outbound_above      (the codec's side)
+///             ┌───┴───▼───┐
+///             │   stack   │
+///             └───▲───┬───┘
+///   inbound_below │   ▼ outbound_below      (the transport's side)
+/// ```
+///
+/// The four are all there is around a stack, so the struct is exhaustive:
+/// write it as a literal.
 #[derive(Debug)]
-pub struct Edge<'a> {
-    /// Inbound bytes the stack delivered above, not yet consumed.
-    pub up: &'a mut BytesMut,
+pub struct StackBuffers<'a> {
+    /// Inbound bytes the stack delivered above, not yet consumed there.
+    pub inbound_above: &'a mut BytesMut,
     /// Outbound bytes waiting above the stack, not yet given to it.
-    pub from_up: &'a mut BytesMut,
+    pub outbound_above: &'a mut BytesMut,
     /// Inbound bytes waiting below the stack, not yet given to it.
-    pub from_down: &'a mut BytesMut,
+    pub inbound_below: &'a mut BytesMut,
     /// Outbound bytes the stack delivered below, not yet sent.
-    pub down: &'a mut BytesMut,
+    pub outbound_below: &'a mut BytesMut,
 }
 
 /// Prepends `front` to `buf`.
@@ -43,7 +55,7 @@ impl DynStack {
     /// the layer above produced before the insertion stay below the new
     /// layer, so they are sent as they were written, ahead of anything the
     /// new layer emits. At the top, the caller's unconsumed inbound bytes
-    /// (`edge.up`) are handed to the new layer, so a peer that pipelines the
+    /// (`buffers.inbound_above`) are handed to the new layer, so a peer that pipelines the
     /// first upgraded bytes right behind its last plain message is read
     /// correctly.
     ///
@@ -51,7 +63,12 @@ impl DynStack {
     /// stay where they are: insert below other layers only at a point where
     /// the peer cannot have sent upgraded bytes yet (after a STARTTLS-style
     /// request and answer), or insert at the top.
-    pub fn insert(&mut self, index: usize, layer: BoxedLayer, edge: Edge<'_>) -> Result<()> {
+    pub fn insert(
+        &mut self,
+        index: usize,
+        layer: BoxedLayer,
+        buffers: StackBuffers<'_>,
+    ) -> Result<()> {
         self.failed.check()?;
         let n = self.layers.len();
         if index > n {
@@ -63,12 +80,14 @@ impl DynStack {
         if n == 0 {
             // The new layer sits between the caller's buffers: what the empty
             // stack already passed up must be read again, by the new layer.
-            prepend(edge.from_down, edge.up.split());
-            edge.down.extend_from_slice(&edge.from_up.split());
+            prepend(buffers.inbound_below, buffers.inbound_above.split());
+            buffers
+                .outbound_below
+                .extend_from_slice(&buffers.outbound_above.split());
         } else if index == 0 {
             let joint = Joint {
-                up: edge.up.split(),
-                down: edge.from_up.split(),
+                inbound: buffers.inbound_above.split(),
+                outbound: buffers.outbound_above.split(),
             };
             self.joints.insert(0, joint);
         } else {
@@ -93,7 +112,12 @@ impl DynStack {
     /// already transformed cannot be taken back: remove it at a sync point,
     /// after the last byte the peer sent under it and before the peer sends
     /// anything without it (a downgrade request and its answer).
-    pub fn remove(&mut self, index: usize, now: Instant, edge: Edge<'_>) -> Result<BoxedLayer> {
+    pub fn remove(
+        &mut self,
+        index: usize,
+        now: Instant,
+        buffers: StackBuffers<'_>,
+    ) -> Result<BoxedLayer> {
         self.failed.check()?;
         let n = self.layers.len();
         if index >= n {
@@ -103,20 +127,20 @@ impl DynStack {
             ));
         }
         // Drain what waits above the layer into what waits below it.
-        let Edge {
-            up,
-            from_up,
-            from_down,
-            down,
-        } = edge;
+        let StackBuffers {
+            inbound_above,
+            outbound_above,
+            inbound_below,
+            outbound_below,
+        } = buffers;
         let (above, below) = self.joints.split_at_mut(index);
         let from = match index.checked_sub(1) {
-            Some(a) => &mut above[a].down,
-            None => &mut *from_up,
+            Some(a) => &mut above[a].outbound,
+            None => &mut *outbound_above,
         };
         let to = match below.first_mut() {
-            Some(j) if index + 1 < n => &mut j.down,
-            _ => &mut *down,
+            Some(j) if index + 1 < n => &mut j.outbound,
+            _ => &mut *outbound_below,
         };
         let name = self.layers[index].name();
         let result = outbound_counted(
@@ -125,15 +149,15 @@ impl DynStack {
                 now,
                 input: from,
                 flush: Flush::Batch,
-                down: to,
-                down_room: usize::MAX,
+                lower: to,
+                lower_room: usize::MAX,
             },
             |io| self.layers[index].handle_outbound(io),
         );
         self.failed.record(result)?;
         let stuck = match index.checked_sub(1) {
-            Some(a) => self.joints[a].down.len(),
-            None => from_up.len(),
+            Some(a) => self.joints[a].outbound.len(),
+            None => outbound_above.len(),
         };
         if stuck > 0 {
             return Err(Error::misuse(
@@ -147,16 +171,16 @@ impl DynStack {
         match (above, below) {
             (Some(a), Some(b)) => {
                 let joint = &mut self.joints[a];
-                joint.up.extend_from_slice(&b.up);
-                joint.down = b.down;
+                joint.inbound.extend_from_slice(&b.inbound);
+                joint.outbound = b.outbound;
             }
             (None, Some(b)) => {
-                up.extend_from_slice(&b.up);
-                *from_up = b.down;
+                inbound_above.extend_from_slice(&b.inbound);
+                *outbound_above = b.outbound;
             }
             (Some(a), None) => {
                 let joint = self.joints.remove(a);
-                prepend(from_down, joint.up);
+                prepend(inbound_below, joint.inbound);
             }
             (None, None) => {}
         }

@@ -24,7 +24,7 @@ pub trait Layers {
     /// [`Layer::handle_outbound`] of layer `i`.
     fn outbound(&mut self, i: usize, io: Outbound<'_>) -> Result<()>;
     /// [`Layer::handle_timeout`] of layer `i`.
-    fn timeout(&mut self, i: usize, now: Instant, down: &mut BytesMut) -> Result<()>;
+    fn timeout(&mut self, i: usize, now: Instant, lower: &mut BytesMut) -> Result<()>;
     /// [`Layer::release_buffers`] of layer `i`.
     fn release(&mut self, i: usize);
 }
@@ -52,8 +52,8 @@ impl Layers for Vec<BoxedLayer> {
     fn outbound(&mut self, i: usize, io: Outbound<'_>) -> Result<()> {
         self[i].handle_outbound(io)
     }
-    fn timeout(&mut self, i: usize, now: Instant, down: &mut BytesMut) -> Result<()> {
-        self[i].handle_timeout(now, down)
+    fn timeout(&mut self, i: usize, now: Instant, lower: &mut BytesMut) -> Result<()> {
+        self[i].handle_timeout(now, lower)
     }
     fn release(&mut self, i: usize) {
         self[i].release_buffers()
@@ -116,9 +116,9 @@ macro_rules! tuple_layers {
                     _ => unreachable!("layer index {i} out of range"),
                 }
             }
-            fn timeout(&mut self, i: usize, now: Instant, down: &mut BytesMut) -> Result<()> {
+            fn timeout(&mut self, i: usize, now: Instant, lower: &mut BytesMut) -> Result<()> {
                 match i {
-                    $($idx => self.$idx.handle_timeout(now, down),)+
+                    $($idx => self.$idx.handle_timeout(now, lower),)+
                     _ => unreachable!("layer index {i} out of range"),
                 }
             }

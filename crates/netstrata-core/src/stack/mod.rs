@@ -23,16 +23,16 @@ use crate::layer::{ByteCounters, Inbound, Layer, LayerStats, Outbound};
 use crate::layers::PassThrough;
 use crate::{Error, Result, StickyError};
 
-pub use dynamic::Edge;
+pub use dynamic::StackBuffers;
 pub use members::{BoxedLayer, DynStack, Layers};
 
 /// The buffers between two adjacent layers of a stack.
 #[derive(Debug, Default)]
 struct Joint {
-    /// Bytes going up: produced by the lower layer, not yet taken by the upper.
-    up: BytesMut,
-    /// Bytes going down: produced by the upper layer, not yet taken by the lower.
-    down: BytesMut,
+    /// Inbound bytes: produced by the lower layer, not yet taken by the upper.
+    inbound: BytesMut,
+    /// Outbound bytes: produced by the upper layer, not yet taken by the lower.
+    outbound: BytesMut,
 }
 
 /// Layers composed into one layer, top (toward the application) first.
@@ -145,8 +145,8 @@ impl<L: Layers> Layer for Stack<L> {
             .min()
     }
 
-    fn handle_timeout(&mut self, now: Instant, down: &mut BytesMut) -> Result<()> {
-        StickyError::guard(self, |s| &mut s.failed, |s| s.run_timeout(now, down))
+    fn handle_timeout(&mut self, now: Instant, lower: &mut BytesMut) -> Result<()> {
+        StickyError::guard(self, |s| &mut s.failed, |s| s.run_timeout(now, lower))
     }
 
     fn wants_read(&self) -> bool {
@@ -154,7 +154,7 @@ impl<L: Layers> Layer for Stack<L> {
         !self.failed.has_failed()
             && (0..n).all(|i| self.layers.layer(i).wants_read())
             && n.checked_sub(2)
-                .is_none_or(|j| self.joints[j].up.len() < self.buffer_limit)
+                .is_none_or(|j| self.joints[j].inbound.len() < self.buffer_limit)
     }
 
     fn is_handshaking(&self) -> bool {
@@ -177,8 +177,8 @@ impl<L: Layers> Layer for Stack<L> {
 
     fn release_buffers(&mut self) {
         for joint in &mut self.joints {
-            release_if_empty(&mut joint.up);
-            release_if_empty(&mut joint.down);
+            release_if_empty(&mut joint.inbound);
+            release_if_empty(&mut joint.outbound);
         }
         for i in 0..self.layers.count() {
             self.layers.release(i);

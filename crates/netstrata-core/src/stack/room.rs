@@ -20,9 +20,10 @@ impl<L: Layers> Stack<L> {
             now,
             input,
             input_ended,
-            up,
-            up_room,
-            down,
+            upper,
+            upper_room,
+            lower,
+            ..
         } = io;
         let Self {
             layers,
@@ -31,7 +32,7 @@ impl<L: Layers> Stack<L> {
             buffer_limit,
             ..
         } = self;
-        let up_start = up.len();
+        let upper_start = upper.len();
         loop {
             let (mut moved, mut blocked) = (false, false);
             for i in (0..n).rev() {
@@ -41,19 +42,19 @@ impl<L: Layers> Stack<L> {
                     layers.layer(i + 1).is_read_closed()
                 };
                 let (above, here) = joints.split_at_mut(i);
-                let (from, to_down) = match here.first_mut() {
-                    Some(j) if i + 1 < n => (&mut j.up, &mut j.down),
-                    _ => (&mut *input, &mut *down),
+                let (from, answers) = match here.first_mut() {
+                    Some(j) if i + 1 < n => (&mut j.inbound, &mut j.outbound),
+                    _ => (&mut *input, &mut *lower),
                 };
                 let (to, room) = match i.checked_sub(1) {
                     Some(a) => {
-                        let b = &mut above[a].up;
+                        let b = &mut above[a].inbound;
                         let room = buffer_limit.saturating_sub(b.len());
                         (b, room)
                     }
                     None => {
-                        let used = up.len().saturating_sub(up_start);
-                        (&mut *up, up_room.saturating_sub(used))
+                        let used = upper.len().saturating_sub(upper_start);
+                        (&mut *upper, upper_room.saturating_sub(used))
                     }
                 };
                 let before = from.len();
@@ -63,9 +64,9 @@ impl<L: Layers> Stack<L> {
                         now,
                         input: from,
                         input_ended: ended,
-                        up: to,
-                        up_room: room,
-                        down: to_down,
+                        upper: to,
+                        upper_room: room,
+                        lower: answers,
                     },
                     |io| layers.inbound(i, io),
                 )?;
@@ -90,8 +91,9 @@ impl<L: Layers> Stack<L> {
             now,
             input,
             flush,
-            down,
-            down_room,
+            lower,
+            lower_room,
+            ..
         } = io;
         let Self {
             layers,
@@ -100,7 +102,7 @@ impl<L: Layers> Stack<L> {
             buffer_limit,
             ..
         } = self;
-        let down_start = down.len();
+        let lower_start = lower.len();
         loop {
             let (mut moved, mut blocked) = (false, false);
             for (i, counters) in counters.iter_mut().enumerate() {
@@ -113,17 +115,17 @@ impl<L: Layers> Stack<L> {
                 };
                 let (above, here) = joints.split_at_mut(i);
                 let from = match i.checked_sub(1) {
-                    Some(a) => &mut above[a].down,
+                    Some(a) => &mut above[a].outbound,
                     None => &mut *input,
                 };
                 let (to, room) = match here.first_mut() {
                     Some(j) if i + 1 < n => {
-                        let room = buffer_limit.saturating_sub(j.down.len());
-                        (&mut j.down, room)
+                        let room = buffer_limit.saturating_sub(j.outbound.len());
+                        (&mut j.outbound, room)
                     }
                     _ => {
-                        let used = down.len().saturating_sub(down_start);
-                        (&mut *down, down_room.saturating_sub(used))
+                        let used = lower.len().saturating_sub(lower_start);
+                        (&mut *lower, lower_room.saturating_sub(used))
                     }
                 };
                 let before = (from.len(), to.len());
@@ -133,8 +135,8 @@ impl<L: Layers> Stack<L> {
                         now,
                         input: from,
                         flush,
-                        down: to,
-                        down_room: room,
+                        lower: to,
+                        lower_room: room,
                     },
                     |io| layers.outbound(i, io),
                 )?;
@@ -148,7 +150,7 @@ impl<L: Layers> Stack<L> {
         }
     }
 
-    pub(super) fn run_timeout(&mut self, now: Instant, down: &mut BytesMut) -> Result<()> {
+    pub(super) fn run_timeout(&mut self, now: Instant, lower: &mut BytesMut) -> Result<()> {
         let n = self.layers.count();
         for i in 0..n {
             if self
@@ -158,8 +160,8 @@ impl<L: Layers> Stack<L> {
                 .is_some_and(|t| t <= now)
             {
                 let to = match self.joints.get_mut(i) {
-                    Some(j) if i + 1 < n => &mut j.down,
-                    _ => &mut *down,
+                    Some(j) if i + 1 < n => &mut j.outbound,
+                    _ => &mut *lower,
                 };
                 let before = to.len();
                 let result = self.layers.timeout(i, now, to);
@@ -183,24 +185,25 @@ pub(crate) fn inbound_counted(
         now,
         input,
         input_ended,
-        up,
-        up_room,
-        down,
+        upper,
+        upper_room,
+        lower,
+        ..
     } = io;
-    let before = (input.len(), up.len(), down.len());
+    let before = (input.len(), upper.len(), lower.len());
     let result = call(Inbound {
         now,
         input: &mut *input,
         input_ended,
-        up: &mut *up,
-        up_room,
-        down: &mut *down,
+        upper: &mut *upper,
+        upper_room,
+        lower: &mut *lower,
     });
-    let appended = up.len().saturating_sub(before.1);
+    let appended = upper.len().saturating_sub(before.1);
     counters.count_inbound(
         before.0.saturating_sub(input.len()),
         appended,
-        down.len().saturating_sub(before.2),
+        lower.len().saturating_sub(before.2),
     );
     result.map(|()| appended)
 }
@@ -224,20 +227,21 @@ pub(crate) fn outbound_counted(
         now,
         input,
         flush,
-        down,
-        down_room,
+        lower,
+        lower_room,
+        ..
     } = io;
-    let before = (input.len(), down.len());
+    let before = (input.len(), lower.len());
     let result = call(Outbound {
         now,
         input: &mut *input,
         flush,
-        down: &mut *down,
-        down_room,
+        lower: &mut *lower,
+        lower_room,
     });
     counters.count_outbound(
         before.0.saturating_sub(input.len()),
-        down.len().saturating_sub(before.1),
+        lower.len().saturating_sub(before.1),
     );
     result
 }
