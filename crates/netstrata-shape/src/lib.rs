@@ -114,11 +114,11 @@ mod bucket;
 mod datagram;
 mod epoch;
 mod error;
-mod gate;
 mod global;
 mod limit;
 mod meter;
 mod shaper;
+mod throttle;
 
 pub use datagram::{DatagramPolicy, DatagramShaper, Verdict};
 pub use error::ShapeError;
