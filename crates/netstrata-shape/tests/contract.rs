@@ -299,3 +299,18 @@ fn limits_read_back_through_handles() {
     // Before any traffic the figures are zero.
     assert_eq!(handle.stats(Instant::now()), Default::default());
 }
+
+/// The exported conformance suite, on a shaper that limits both ways (the
+/// pair runs on the virtual clock, so the waits cost nothing), one that
+/// only counts, and one held to a global limiter.
+#[test]
+fn the_shaper_passes_the_conformance_suite() {
+    let limited = || {
+        let limit = Limit::new(64 * 1024, 4096).expect("a valid limit");
+        ShapeConfig::new().with_inbound(limit).with_outbound(limit)
+    };
+    netstrata_core::testing::check_layer(|_| Shaper::new(limited()));
+    netstrata_core::testing::check_layer(|_| Shaper::unlimited());
+    let global = GlobalLimiter::new(limited());
+    netstrata_core::testing::check_layer(|_| Shaper::unlimited().with_global(&global));
+}

@@ -268,3 +268,11 @@ fn settings_have_documented_defaults_and_checked_setters() {
         assert!(std::panic::catch_unwind(bad).is_err());
     }
 }
+
+/// The exported conformance suite, at the default level and at 19. Output
+/// keeps the room below exactly, so no slack.
+#[test]
+fn the_layer_passes_the_conformance_suite() {
+    netstrata_core::testing::check_layer(|_| Zstd::new());
+    netstrata_core::testing::check_layer(|_| Zstd::with_config(ZstdConfig::new().with_level(19)));
+}
