@@ -6,8 +6,8 @@ mod common;
 use bytes::BytesMut;
 use common::{feed_inbound, feed_outbound, split_at};
 use netstrata::layers::{Checksummed, PassThrough, Xor};
-use netstrata::testing::Conformance;
 use netstrata::{DynStack, Error, Flush, Inbound, Layer, Stack};
+use netstrata_core::testing::Conformance;
 use proptest::prelude::*;
 
 fn wire_of<L: Layer>(mut layer: L, data: &[u8]) -> Vec<u8> {
