@@ -65,13 +65,12 @@ impl<L: Layer> Calls<L> {
         self.input.extend_from_slice(&[0x5a; 64]);
         self.now += Duration::from_micros(1);
         self.layer
-            .handle_outbound(Outbound {
-                now: self.now,
-                input: &mut self.input,
-                flush: Flush::Batch,
-                down: &mut self.down,
-                down_room: usize::MAX,
-            })
+            .handle_outbound(Outbound::new(
+                self.now,
+                &mut self.input,
+                Flush::Batch,
+                &mut self.down,
+            ))
             .unwrap();
         assert_eq!(self.down.len(), 64);
         self.down.clear();

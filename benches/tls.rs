@@ -200,26 +200,13 @@ fn layer_pair(c: &Configs) -> (Tls, Tls) {
 }
 
 fn out(tls: &mut Tls, now: Instant, input: &mut BytesMut, down: &mut BytesMut) {
-    tls.handle_outbound(Outbound {
-        now,
-        input,
-        flush: Flush::Batch,
-        down,
-        down_room: usize::MAX,
-    })
-    .unwrap();
+    tls.handle_outbound(Outbound::new(now, input, Flush::Batch, down))
+        .unwrap();
 }
 
 fn inb(tls: &mut Tls, now: Instant, input: &mut BytesMut, up: &mut BytesMut, down: &mut BytesMut) {
-    tls.handle_inbound(Inbound {
-        now,
-        input,
-        input_ended: false,
-        up,
-        up_room: usize::MAX,
-        down,
-    })
-    .unwrap();
+    tls.handle_inbound(Inbound::new(now, input, up, down))
+        .unwrap();
 }
 
 struct LayerBulk {

@@ -238,25 +238,23 @@ impl Run for Ours<'_> {
         self.input.extend_from_slice(batch);
         self.wire.clear();
         self.tx
-            .handle_outbound(Outbound {
-                now: self.now,
-                input: &mut self.input,
-                flush: Flush::Batch,
-                down: &mut self.wire,
-                down_room: 64 * 1024,
-            })
+            .handle_outbound(
+                Outbound::new(self.now, &mut self.input, Flush::Batch, &mut self.wire)
+                    .with_lower_room(64 * 1024),
+            )
             .unwrap();
         let wire = self.wire.len();
         self.plain.clear();
         self.rx
-            .handle_inbound(Inbound {
-                now: self.now,
-                input: &mut self.wire,
-                input_ended: false,
-                up: &mut self.plain,
-                up_room: 8 << 20,
-                down: &mut BytesMut::new(),
-            })
+            .handle_inbound(
+                Inbound::new(
+                    self.now,
+                    &mut self.wire,
+                    &mut self.plain,
+                    &mut BytesMut::new(),
+                )
+                .with_upper_room(8 << 20),
+            )
             .unwrap();
         assert_eq!(self.plain.len(), batch.len());
         black_box(&self.plain);
@@ -497,14 +495,15 @@ impl<'a> FramesInARow<'a> {
         self.wire.extend_from_slice(&self.frames[i]);
         self.plain.clear();
         self.rx
-            .handle_inbound(Inbound {
-                now: self.now,
-                input: &mut self.wire,
-                input_ended: false,
-                up: &mut self.plain,
-                up_room: 8 << 20,
-                down: &mut BytesMut::new(),
-            })
+            .handle_inbound(
+                Inbound::new(
+                    self.now,
+                    &mut self.wire,
+                    &mut self.plain,
+                    &mut BytesMut::new(),
+                )
+                .with_upper_room(8 << 20),
+            )
             .unwrap();
         assert_eq!(self.plain.len(), self.sizes[i]);
         black_box(&self.plain);

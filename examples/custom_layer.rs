@@ -22,7 +22,7 @@
 //!
 //! What to look at, in `impl Layer for Sequenced`: consume what you can from
 //! `input` and leave the rest (the caller offers it again); never append
-//! more than `up_room` upward (hold verified bytes and say `wants_read() ==
+//! more than `upper_room` upward (hold verified bytes and say `wants_read() ==
 //! false` meanwhile, so the driver stops reading and the peer feels
 //! backpressure); flush on `Flush::Batch`, end on `Flush::Finish`; fail
 //! with an `Error` naming the layer (peer fault or caller misuse). Byte
@@ -204,11 +204,11 @@ impl Layer for Sequenced {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        let mut room = io.up_room;
+        let mut room = io.upper_room;
         loop {
             // Verified bytes go up first, never beyond the room above.
             let n = self.verified.len().min(room);
-            io.up.put_slice(&self.verified.split_to(n));
+            io.upper.put_slice(&self.verified.split_to(n));
             room -= n;
             if !self.verified.is_empty() {
                 // No room: take no more input (wants_read is false now).
@@ -251,28 +251,23 @@ impl Layer for Sequenced {
                 false => Err(Error::misuse(NAME, SeqError::WriteAfterEnd)),
             };
         }
-        // Under `Hold`, wait for a full record: many small writes of a
-        // batch become one record.
-        let min = match io.flush {
-            Flush::Hold => self.max_record,
-            Flush::Batch | Flush::Finish => 1,
-        };
-        let start = io.down.len();
-        while io.input.len() >= min {
-            let used = io.down.len() - start;
-            let room = io.down_room.saturating_sub(used + HEADER + TRAILER);
+        // The whole batch is in `input`: many small writes become few records.
+        let start = io.lower.len();
+        while !io.input.is_empty() {
+            let used = io.lower.len() - start;
+            let room = io.lower_room.saturating_sub(used + HEADER + TRAILER);
             let n = io.input.len().min(self.max_record).min(room);
             if n == 0 {
                 // The layer below is full: the rest stays in `input`.
                 return Ok(());
             }
             let payload = io.input.split_to(n);
-            self.write_record(&payload, io.down);
+            self.write_record(&payload, io.lower);
         }
         if io.flush == Flush::Finish && io.input.is_empty() {
             // The end record: an empty payload. It may exceed the room by
             // its 10 bytes.
-            self.write_record(&[], io.down);
+            self.write_record(&[], io.lower);
             self.write_closed = true;
         }
         Ok(())

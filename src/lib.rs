@@ -79,8 +79,8 @@
 
 pub use netstrata_core::{
     Blocking, BoxedLayer, ByteCounters, Codec, Connection, ConnectionConfig, ConnectionStats,
-    Duplex, DynStack, Edge, Error, Flush, Inbound, Layer, LayerExt, LayerStats, Layers, Outbound,
-    RawCodec, Result, Source, Stack, State, Transport, layers, transfer,
+    Duplex, DynStack, Error, Flush, Inbound, Layer, LayerExt, LayerStats, Layers, Outbound,
+    RawCodec, Result, Source, Stack, StackBuffers, State, StickyError, Transport, layers, transfer,
 };
 
 #[cfg(feature = "testing")]

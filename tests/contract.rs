@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use common::{feed_inbound, feed_outbound, split_at};
 use netstrata::layers::{Checksummed, PassThrough, Xor};
 use netstrata::{DynStack, Error, Flush, Inbound, Layer, Stack};
+use netstrata_core::testing::Conformance;
 use proptest::prelude::*;
 
 fn wire_of<L: Layer>(mut layer: L, data: &[u8]) -> Vec<u8> {
@@ -65,14 +66,12 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
         let chunks = split_at(&data, &cuts);
-        for flush in [Flush::Hold, Flush::Batch] {
-            prop_assert_eq!(
-                feed_outbound(&mut Xor::new(*b"abc"), &chunks, flush),
-                wire_of(Xor::new(*b"abc"), &data)
-            );
-            let wire = feed_outbound(&mut Checksummed::new(), &chunks, flush);
-            prop_assert_eq!(feed_inbound(&mut Checksummed::new(), &[wire], &[usize::MAX]), data.clone());
-        }
+        prop_assert_eq!(
+            feed_outbound(&mut Xor::new(*b"abc"), &chunks, Flush::Batch),
+            wire_of(Xor::new(*b"abc"), &data)
+        );
+        let wire = feed_outbound(&mut Checksummed::new(), &chunks, Flush::Batch);
+        prop_assert_eq!(feed_inbound(&mut Checksummed::new(), &[wire], &[usize::MAX]), data.clone());
     }
 }
 
@@ -80,14 +79,7 @@ fn inbound_err<L: Layer>(layer: &mut L, wire: &[u8], ended: bool) -> Error {
     let now = std::time::Instant::now();
     let (mut input, mut up, mut down) = (BytesMut::from(wire), BytesMut::new(), BytesMut::new());
     layer
-        .handle_inbound(Inbound {
-            now,
-            input: &mut input,
-            input_ended: ended,
-            up: &mut up,
-            up_room: usize::MAX,
-            down: &mut down,
-        })
+        .handle_inbound(Inbound::new(now, &mut input, &mut up, &mut down).with_input_ended(ended))
         .expect_err("must fail")
 }
 
@@ -136,13 +128,15 @@ fn writes_after_finish_are_misuse() {
         feed_outbound(&mut layer, &[b"x".to_vec()], Flush::Batch);
         let mut input = BytesMut::from(&b"late"[..]);
         let err = layer
-            .handle_outbound(netstrata::Outbound {
-                now: std::time::Instant::now(),
-                input: &mut input,
-                flush: Flush::Batch,
-                down: &mut BytesMut::new(),
-                down_room: 1024,
-            })
+            .handle_outbound(
+                netstrata::Outbound::new(
+                    std::time::Instant::now(),
+                    &mut input,
+                    Flush::Batch,
+                    &mut BytesMut::new(),
+                )
+                .with_lower_room(1024),
+            )
             .expect_err(name);
         assert!(matches!(err, Error::Misuse { .. }), "{name}: {err}");
     }
@@ -181,17 +175,104 @@ fn stack_signals_backpressure_when_the_bottom_joint_is_full() {
     let mut input = BytesMut::from(&[1u8; 500][..]);
     let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
     stack
-        .handle_inbound(Inbound {
-            now,
-            input: &mut input,
-            input_ended: false,
-            up: &mut up,
-            up_room: 0,
-            down: &mut down,
-        })
+        .handle_inbound(Inbound::new(now, &mut input, &mut up, &mut down).with_upper_room(0))
         .unwrap();
     // Nothing may go up; the joint fills to its limit and reading stops.
     assert!(up.is_empty());
     assert_eq!(input.len(), 400);
     assert!(!stack.wants_read());
+}
+
+/// The exported suite on every demo layer and on stacks of them. The
+/// pass-through layer moves a whole batch at once when nothing waits below
+/// (a buffer swap: its room is soft without a bound), and the checksummed
+/// layer's end record (10 bytes) may exceed the room.
+#[test]
+fn every_demo_layer_and_stack_passes_the_conformance_suite() {
+    Conformance::new(|_| Xor::new(*b"abc")).run();
+    Conformance::new(|_| Checksummed::new())
+        .with_lower_slack(10)
+        .run();
+    Conformance::new(|_| PassThrough::new())
+        .with_lower_slack(usize::MAX)
+        .run();
+    Conformance::new(|_| Stack::new((Xor::new(*b"abc"), Checksummed::new())))
+        .with_lower_slack(10)
+        .run();
+    Conformance::new(|_| common::static3())
+        .with_lower_slack(usize::MAX)
+        .run();
+    Conformance::new(|_| common::dynamic3())
+        .with_lower_slack(usize::MAX)
+        .run();
+    Conformance::new(|_| DynStack::new(vec![]))
+        .with_lower_slack(usize::MAX)
+        .run();
+}
+
+/// A pass-through that breaks the contract as it is told to, to show the
+/// suite catches each break.
+struct Broken {
+    ignores_room: bool,
+    forgets_errors: bool,
+    write_closed: bool,
+    read_closed: bool,
+}
+
+impl Layer for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+
+    fn handle_inbound(&mut self, io: Inbound<'_>) -> netstrata::Result<()> {
+        let room = if self.ignores_room {
+            usize::MAX
+        } else {
+            io.upper_room
+        };
+        netstrata::transfer(io.input, io.upper, room);
+        self.read_closed = io.input_ended && io.input.is_empty();
+        Ok(())
+    }
+
+    fn handle_outbound(&mut self, io: netstrata::Outbound<'_>) -> netstrata::Result<()> {
+        if self.write_closed && !io.input.is_empty() {
+            if self.forgets_errors {
+                self.write_closed = false;
+            }
+            return Err(Error::misuse("broken", "write after shutdown"));
+        }
+        netstrata::transfer(io.input, io.lower, io.lower_room);
+        self.write_closed |= io.flush == Flush::Finish && io.input.is_empty();
+        Ok(())
+    }
+
+    fn is_read_closed(&self) -> bool {
+        self.read_closed
+    }
+
+    fn is_write_closed(&self) -> bool {
+        self.write_closed
+    }
+}
+
+fn broken(ignores_room: bool, forgets_errors: bool) -> Broken {
+    Broken {
+        ignores_room,
+        forgets_errors,
+        write_closed: false,
+        read_closed: false,
+    }
+}
+
+#[test]
+#[should_panic(expected = "broken (rule 4): handle_inbound appended")]
+fn the_suite_catches_a_layer_that_ignores_the_room() {
+    Conformance::new(|_| broken(true, false)).run();
+}
+
+#[test]
+#[should_panic(expected = "broken (rule 7)")]
+fn the_suite_catches_an_error_that_does_not_stick() {
+    Conformance::new(|_| broken(false, true)).run();
 }

@@ -48,14 +48,7 @@ pub fn feed_inbound<L: Layer>(
     for (i, piece) in data.chunks(chunk).enumerate() {
         input.extend_from_slice(piece);
         let room = room(i);
-        let result = layer.handle_inbound(Inbound {
-            now,
-            input: &mut input,
-            input_ended: (i + 1) * chunk >= data.len(),
-            up: &mut up,
-            up_room: room,
-            down: &mut down,
-        });
+        let result = layer.handle_inbound(Inbound::new(now, &mut input, &mut up, &mut down).with_upper_room(room).with_input_ended((i + 1) * chunk >= data.len()));
         assert!(up.len() <= room);
         after(layer);
         sticky.check(result);

@@ -77,14 +77,7 @@ impl End {
 
     fn read(&mut self, now: Instant, room: usize, ended: bool) {
         let mut up = BytesMut::new();
-        let result = self.stack.handle_inbound(Inbound {
-            now,
-            input: &mut self.input,
-            input_ended: ended,
-            up: &mut up,
-            up_room: room,
-            down: &mut self.down,
-        });
+        let result = self.stack.handle_inbound(Inbound::new(now, &mut self.input, &mut up, &mut self.down).with_upper_room(room).with_input_ended(ended));
         assert!(up.len() <= room);
         self.got += up.len();
         self.errors.check(result);
@@ -92,13 +85,7 @@ impl End {
 
     fn write(&mut self, now: Instant, flush: Flush) {
         self.plain.extend_from_slice(b"ping");
-        let result = self.stack.handle_outbound(Outbound {
-            now,
-            input: &mut self.plain,
-            flush,
-            down: &mut self.down,
-            down_room: 1 << 16,
-        });
+        let result = self.stack.handle_outbound(Outbound::new(now, &mut self.plain, flush, &mut self.down).with_lower_room(1 << 16));
         self.errors.check(result);
     }
 }

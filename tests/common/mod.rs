@@ -107,7 +107,7 @@ impl Layer for Hello {
                     io.input.advance(1);
                     self.received = true;
                     if !self.sent {
-                        io.down.extend_from_slice(b"H");
+                        io.lower.extend_from_slice(b"H");
                         self.sent = true;
                     }
                 }
@@ -121,17 +121,17 @@ impl Layer for Hello {
                 None => return Ok(()),
             }
         }
-        netstrata::transfer(io.input, io.up, io.up_room);
+        netstrata::transfer(io.input, io.upper, io.upper_room);
         Ok(())
     }
     fn handle_outbound(&mut self, io: Outbound<'_>) -> netstrata::Result<()> {
         self.start(io.now);
         if !self.sent && self.initiator {
-            io.down.extend_from_slice(b"H");
+            io.lower.extend_from_slice(b"H");
             self.sent = true;
         }
         if self.received {
-            netstrata::transfer(io.input, io.down, io.down_room);
+            netstrata::transfer(io.input, io.lower, io.lower_room);
         }
         Ok(())
     }
@@ -171,14 +171,11 @@ pub fn feed_inbound<L: Layer>(layer: &mut L, chunks: &[Vec<u8>], rooms: &[usize]
             turn += 1;
             let before = input.len();
             layer
-                .handle_inbound(Inbound {
-                    now,
-                    input,
-                    input_ended: ended,
-                    up: &mut up,
-                    up_room: room,
-                    down: &mut down,
-                })
+                .handle_inbound(
+                    Inbound::new(now, input, &mut up, &mut down)
+                        .with_upper_room(room)
+                        .with_input_ended(ended),
+                )
                 .expect("valid input");
             assert!(
                 up.len() <= room,
@@ -214,23 +211,11 @@ pub fn feed_outbound<L: Layer>(layer: &mut L, chunks: &[Vec<u8>], flush: Flush) 
             flush
         };
         layer
-            .handle_outbound(Outbound {
-                now,
-                input: &mut input,
-                flush,
-                down: &mut down,
-                down_room: usize::MAX,
-            })
+            .handle_outbound(Outbound::new(now, &mut input, flush, &mut down))
             .expect("outbound");
     }
     layer
-        .handle_outbound(Outbound {
-            now,
-            input: &mut input,
-            flush: Flush::Finish,
-            down: &mut down,
-            down_room: usize::MAX,
-        })
+        .handle_outbound(Outbound::new(now, &mut input, Flush::Finish, &mut down))
         .expect("finish");
     assert!(input.is_empty());
     assert!(layer.is_write_closed());

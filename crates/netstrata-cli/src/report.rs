@@ -232,21 +232,19 @@ mod tests {
     use super::*;
 
     fn stats(name: &'static str, n: u64) -> ConnectionStats {
-        ConnectionStats {
-            layers: vec![LayerStats {
-                name,
-                bytes: ByteCounters {
-                    inbound_in: n,
-                    inbound_out: 2 * n,
-                    outbound_in: 3 * n,
-                    outbound_out: 4 * n,
-                },
-            }],
-            messages_in: 1,
-            messages_out: 2,
-            wire_in: n,
-            wire_out: 4 * n,
-        }
+        let bytes = ByteCounters {
+            inbound_in: n,
+            inbound_out: 2 * n,
+            outbound_in: 3 * n,
+            outbound_out: 4 * n,
+        };
+        let mut stats = ConnectionStats::default();
+        stats.layers = vec![LayerStats::new(name, bytes)];
+        stats.messages_in = 1;
+        stats.messages_out = 2;
+        stats.wire_in = n;
+        stats.wire_out = 4 * n;
+        stats
     }
 
     #[test]

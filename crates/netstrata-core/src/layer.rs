@@ -5,11 +5,27 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Work handed to [`Layer::handle_inbound`]: bytes from the lower side (toward
 /// the wire) to turn into bytes for the upper side (toward the application).
+///
+/// A layer reads and uses the fields; a driver builds one with
+/// [`Inbound::new`] and the `with_*` setters (fields may be added, so the
+/// struct cannot be written as a literal outside this crate):
+///
+/// ```
+/// # use std::time::Instant;
+/// # use bytes::BytesMut;
+/// use netstrata_core::Inbound;
+/// let (mut input, mut upper, mut lower) = (BytesMut::from(&b"wire"[..]), BytesMut::new(), BytesMut::new());
+/// let io = Inbound::new(Instant::now(), &mut input, &mut upper, &mut lower)
+///     .with_upper_room(4096)
+///     .with_input_ended(true);
+/// assert_eq!(io.upper_room, 4096);
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Inbound<'a> {
     /// The current time. Layers never read a clock.
     pub now: Instant,
@@ -19,23 +35,60 @@ pub struct Inbound<'a> {
     pub input: &'a mut BytesMut,
     /// No byte will follow those in `input`: the lower side has ended.
     pub input_ended: bool,
-    /// Where the layer appends decoded bytes.
-    pub up: &'a mut BytesMut,
-    /// How many bytes the layer may append to `up` in this call. A strict
+    /// Where the layer appends decoded bytes, for its upper neighbour.
+    pub upper: &'a mut BytesMut,
+    /// How many bytes the layer may append to `upper` in this call. A strict
     /// bound: it is what keeps a decompression bomb or a flood bounded.
-    pub up_room: usize,
+    pub upper_room: usize,
     /// Where the layer appends bytes it must send toward the wire in answer
-    /// (handshake messages, alerts). A stack passes them through the layers
-    /// below on its next [`Layer::handle_outbound`] call.
-    pub down: &'a mut BytesMut,
+    /// (handshake messages, alerts), for its lower neighbour. A stack passes
+    /// them through the layers below on its next [`Layer::handle_outbound`]
+    /// call.
+    pub lower: &'a mut BytesMut,
+}
+
+impl<'a> Inbound<'a> {
+    /// Work on `input` at `now`: decoded bytes go to `upper`, answers toward
+    /// the wire to `lower`. The input has not ended and the upward room is
+    /// unbounded until set with [`with_input_ended`](Self::with_input_ended)
+    /// and [`with_upper_room`](Self::with_upper_room).
+    pub fn new(
+        now: Instant,
+        input: &'a mut BytesMut,
+        upper: &'a mut BytesMut,
+        lower: &'a mut BytesMut,
+    ) -> Self {
+        Self {
+            now,
+            input,
+            input_ended: false,
+            upper,
+            upper_room: usize::MAX,
+            lower,
+        }
+    }
+
+    /// Sets how many bytes the layer may append to `upper` (strict).
+    #[must_use]
+    pub fn with_upper_room(mut self, room: usize) -> Self {
+        self.upper_room = room;
+        self
+    }
+
+    /// Sets whether the lower side has ended after `input`.
+    #[must_use]
+    pub fn with_input_ended(mut self, ended: bool) -> Self {
+        self.input_ended = ended;
+        self
+    }
 }
 
 /// When a layer must make what it has consumed decodable by the peer.
+///
+/// Not `#[non_exhaustive]`: every layer must handle every variant, so a new
+/// one would be a breaking change to the contract, not an addition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flush {
-    /// More writes follow; the layer may keep bytes back to build larger
-    /// records or blocks.
-    Hold,
     /// The write batch is over: once `input` is consumed, emit everything so
     /// the peer can decode all of it on arrival (zstd end of block, TLS record).
     Batch,
@@ -47,7 +100,11 @@ pub enum Flush {
 
 /// Work handed to [`Layer::handle_outbound`]: bytes from the upper side to
 /// turn into bytes for the lower side.
+///
+/// A layer reads and uses the fields; a driver builds one with
+/// [`Outbound::new`] and [`with_lower_room`](Outbound::with_lower_room).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Outbound<'a> {
     /// The current time.
     pub now: Instant,
@@ -55,18 +112,46 @@ pub struct Outbound<'a> {
     pub input: &'a mut BytesMut,
     /// Whether to flush or finish after `input`.
     pub flush: Flush,
-    /// Where the layer appends encoded bytes.
-    pub down: &'a mut BytesMut,
-    /// How many bytes the layer should append to `down`. A soft bound: a
+    /// Where the layer appends encoded bytes, for its lower neighbour.
+    pub lower: &'a mut BytesMut,
+    /// How many bytes the layer should append to `lower`. A soft bound: a
     /// layer whose output comes in indivisible units (a TLS record, a zstd
     /// block) stops taking input once the room is used and may exceed it by
     /// at most one unit, which it documents.
-    pub down_room: usize,
+    pub lower_room: usize,
+}
+
+impl<'a> Outbound<'a> {
+    /// Work on `input` at `now`, flushed as `flush` says, into `lower`. The
+    /// downward room is unbounded until set with
+    /// [`with_lower_room`](Self::with_lower_room).
+    pub fn new(
+        now: Instant,
+        input: &'a mut BytesMut,
+        flush: Flush,
+        lower: &'a mut BytesMut,
+    ) -> Self {
+        Self {
+            now,
+            input,
+            flush,
+            lower,
+            lower_room: usize::MAX,
+        }
+    }
+
+    /// Sets how many bytes the layer should append to `lower` (soft).
+    #[must_use]
+    pub fn with_lower_room(mut self, room: usize) -> Self {
+        self.lower_room = room;
+        self
+    }
 }
 
 /// Bytes that crossed one layer, counted by the stack around every call.
 ///
-/// Layers do not count; stacks and [`crate::Connection`] measure the buffers
+/// The four figures are all a layer has (each direction, on each side), so
+/// the struct is exhaustive. Layers do not count; stacks and [`crate::Connection`] measure the buffers
 /// before and after each call, so every layer, including one a user writes,
 /// gets exact figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -107,11 +192,19 @@ impl ByteCounters {
 
 /// One layer's figures, as listed by [`Layer::collect_stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LayerStats {
     /// The layer's [`Layer::name`].
     pub name: &'static str,
     /// What crossed it.
     pub bytes: ByteCounters,
+}
+
+impl LayerStats {
+    /// The figures `bytes` of the layer called `name`.
+    pub fn new(name: &'static str, bytes: ByteCounters) -> Self {
+        Self { name, bytes }
+    }
 }
 
 /// A bidirectional, sans-IO byte transform between a lower side (toward the
@@ -125,10 +218,10 @@ pub struct LayerStats {
 ///    [`handle_timeout`](Layer::handle_timeout).
 /// 2. **Caller-owned buffers.** A layer consumes from the front of its input
 ///    and appends to the outputs it is given. Inbound work may produce bytes
-///    toward the wire ([`Inbound::down`]).
+///    toward the wire ([`Inbound::lower`]).
 /// 3. **Chunking does not matter.** Any split of the input into calls gives
 ///    the same output bytes, one byte at a time included.
-/// 4. **Bounded.** A layer never appends more than [`Inbound::up_room`]
+/// 4. **Bounded.** A layer never appends more than [`Inbound::upper_room`]
 ///    bytes upward, never buffers more than a documented limit because of
 ///    what the peer sent, and reports [`wants_read`](Layer::wants_read)
 ///    `false` when it will take no more input, so the driver stops reading
@@ -140,10 +233,13 @@ pub struct LayerStats {
 ///    inbound side it reports [`is_read_closed`](Layer::is_read_closed) only
 ///    at a clean end, and returns [`crate::Error::Truncated`] when the lower
 ///    side ends anywhere else.
-/// 7. **Typed errors.** Failures are [`crate::Error`]s naming the layer, peer
-///    faults apart from caller misuse. After an error the layer is dead;
-///    stacks and connections keep the first error and never call it again.
-///    No input from the network may panic.
+/// 7. **Typed errors, the first one sticks.** Failures are [`crate::Error`]s
+///    naming the layer, peer faults apart from caller misuse. After an error
+///    the layer is dead: every later call returns that first error again and
+///    produces no byte, [`poll_timeout`](Layer::poll_timeout) is `None` and
+///    [`wants_read`](Layer::wants_read) `false`. Layers, stacks and
+///    connections all keep it with one piece, [`crate::StickyError`]. No
+///    input from the network may panic.
 /// 8. **Counted.** Stacks count the bytes crossing every layer; see
 ///    [`ByteCounters`].
 ///
@@ -177,9 +273,9 @@ pub trait Layer {
     }
 
     /// Tells the layer that `now` has reached a deadline it asked for. Bytes
-    /// it must send go to `down`.
-    fn handle_timeout(&mut self, now: Instant, down: &mut BytesMut) -> Result<()> {
-        let _ = (now, down);
+    /// it must send go to `lower`.
+    fn handle_timeout(&mut self, now: Instant, lower: &mut BytesMut) -> Result<()> {
+        let _ = (now, lower);
         Ok(())
     }
 
@@ -223,10 +319,7 @@ pub trait Layer {
     /// Appends this layer's figures to `out`; `own` are the counters the
     /// caller kept for it. Stacks override this to list each member instead.
     fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
-        out.push(LayerStats {
-            name: self.name(),
-            bytes: *own,
-        });
+        out.push(LayerStats::new(self.name(), *own));
     }
 }
 
@@ -243,8 +336,8 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     fn poll_timeout(&self) -> Option<Instant> {
         (**self).poll_timeout()
     }
-    fn handle_timeout(&mut self, now: Instant, down: &mut BytesMut) -> Result<()> {
-        (**self).handle_timeout(now, down)
+    fn handle_timeout(&mut self, now: Instant, lower: &mut BytesMut) -> Result<()> {
+        (**self).handle_timeout(now, lower)
     }
     fn wants_read(&self) -> bool {
         (**self).wants_read()
@@ -274,75 +367,4 @@ pub(crate) fn release_if_empty(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
         *buf = BytesMut::new();
     }
-}
-
-/// Runs one inbound call through `call` and counts what crossed. Returns
-/// how many bytes went up; the caller checks them against the room it gave
-/// ([`room_exceeded`]), so a faulty user layer cannot break the bound unseen.
-pub(crate) fn inbound_counted(
-    counters: &mut ByteCounters,
-    io: Inbound<'_>,
-    call: impl FnOnce(Inbound<'_>) -> Result<()>,
-) -> Result<usize> {
-    let Inbound {
-        now,
-        input,
-        input_ended,
-        up,
-        up_room,
-        down,
-    } = io;
-    let before = (input.len(), up.len(), down.len());
-    let result = call(Inbound {
-        now,
-        input: &mut *input,
-        input_ended,
-        up: &mut *up,
-        up_room,
-        down: &mut *down,
-    });
-    let appended = up.len().saturating_sub(before.1);
-    counters.count_inbound(
-        before.0.saturating_sub(input.len()),
-        appended,
-        down.len().saturating_sub(before.2),
-    );
-    result.map(|()| appended)
-}
-
-/// The error for a layer that appended more than its upward room.
-#[cold]
-pub(crate) fn room_exceeded(layer: &'static str, appended: usize, room: usize) -> Error {
-    Error::misuse(
-        layer,
-        format!("layer appended {appended} bytes upward with room for {room}"),
-    )
-}
-
-/// Runs one outbound call through `call` and counts what crossed.
-pub(crate) fn outbound_counted(
-    counters: &mut ByteCounters,
-    io: Outbound<'_>,
-    call: impl FnOnce(Outbound<'_>) -> Result<()>,
-) -> Result<()> {
-    let Outbound {
-        now,
-        input,
-        flush,
-        down,
-        down_room,
-    } = io;
-    let before = (input.len(), down.len());
-    let result = call(Outbound {
-        now,
-        input: &mut *input,
-        flush,
-        down: &mut *down,
-        down_room,
-    });
-    counters.count_outbound(
-        before.0.saturating_sub(input.len()),
-        down.len().saturating_sub(before.1),
-    );
-    result
 }

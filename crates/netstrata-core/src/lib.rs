@@ -81,6 +81,7 @@ mod error;
 mod layer;
 pub mod layers;
 mod stack;
+mod sticky;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -89,4 +90,5 @@ pub use codec::{Codec, RawCodec};
 pub use connection::{Connection, ConnectionConfig, ConnectionStats, State};
 pub use error::{Error, Result, Source};
 pub use layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
-pub use stack::{BoxedLayer, DynStack, Edge, LayerExt, Layers, Stack, transfer};
+pub use stack::{BoxedLayer, DynStack, LayerExt, Layers, Stack, StackBuffers, transfer};
+pub use sticky::StickyError;

@@ -268,12 +268,12 @@ impl Layer for NeedsHello {
     fn handle_inbound(&mut self, io: Inbound<'_>) -> netstrata_core::Result<()> {
         self.deadline.get_or_insert(io.now + self.limit);
         self.greeted |= !io.input.is_empty();
-        netstrata_core::transfer(io.input, io.up, io.up_room);
+        netstrata_core::transfer(io.input, io.upper, io.upper_room);
         Ok(())
     }
     fn handle_outbound(&mut self, io: Outbound<'_>) -> netstrata_core::Result<()> {
         self.deadline.get_or_insert(io.now + self.limit);
-        netstrata_core::transfer(io.input, io.down, io.down_room);
+        netstrata_core::transfer(io.input, io.lower, io.lower_room);
         Ok(())
     }
     fn poll_timeout(&self) -> Option<Instant> {

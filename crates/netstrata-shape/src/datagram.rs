@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::gate::{Deadline, Fate, Gate};
 use crate::global::GlobalLimiter;
 use crate::limit::{Direction, ShapeConfig};
-use crate::shaper::{Conn, ShaperHandle, budget, fresh_budget};
+use crate::shaper::{ShaperHandle, ShaperShared, call_limits, fresh_limits};
+use crate::throttle::{Deadline, Fate, Throttle};
 
 /// What a [`DatagramShaper`] does with a datagram the budget cannot pass now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +62,9 @@ pub enum Verdict {
 /// ```
 #[derive(Debug)]
 pub struct DatagramShaper {
-    conn: Arc<Conn>,
+    conn: Arc<ShaperShared>,
     global: Option<GlobalLimiter>,
-    gate: Gate,
+    throttle: Throttle,
     policy: DatagramPolicy,
     /// The datagram told to wait: its length and when it was first offered.
     pending: Option<(u64, Instant)>,
@@ -75,9 +75,9 @@ impl DatagramShaper {
     /// A datagram shaper with `config`'s outbound limit and `policy`.
     pub fn new(config: ShapeConfig, policy: DatagramPolicy) -> Self {
         Self {
-            conn: Conn::new(&config),
+            conn: ShaperShared::new(&config),
             global: None,
-            gate: Gate::default(),
+            throttle: Throttle::default(),
             policy,
             pending: None,
             dropped: 0,
@@ -126,18 +126,18 @@ impl DatagramShaper {
                 first.checked_add(d).map_or(Deadline::Never, Deadline::At)
             }
         };
-        let b = budget(
+        let b = call_limits(
             &self.conn,
             self.global.as_ref(),
             Direction::Outbound,
-            &mut self.gate,
+            &mut self.throttle,
         );
-        match self.gate.datagram(now, len, deadline, &b) {
+        match self.throttle.datagram(now, len, deadline, &b) {
             Fate::Send => {
                 self.pending = None;
                 let global = self.global.as_ref();
                 self.conn
-                    .record(Direction::Outbound, global, &mut self.gate, now, len);
+                    .record(Direction::Outbound, global, &mut self.throttle, now, len);
                 Verdict::Send
             }
             Fate::WaitUntil(at) => {
@@ -155,8 +155,8 @@ impl DatagramShaper {
     /// Gives up the datagram told to wait, and its place in a global queue.
     pub fn cancel(&mut self) {
         self.pending = None;
-        let b = fresh_budget(&self.conn, self.global.as_ref(), Direction::Outbound);
-        self.gate.abandon(&b);
+        let b = fresh_limits(&self.conn, self.global.as_ref(), Direction::Outbound);
+        self.throttle.abandon(&b);
     }
 }
 

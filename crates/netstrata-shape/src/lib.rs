@@ -87,7 +87,7 @@
 //! // Writes the bytes of `input` that the budget allows to `wire`.
 //! fn write(shaper: &mut Shaper, now: Instant, input: &mut BytesMut, wire: &mut BytesMut)
 //!     -> netstrata_core::Result<()> {
-//!     let io = Outbound { now, input, flush: Flush::Batch, down: wire, down_room: usize::MAX };
+//!     let io = Outbound::new(now, input, Flush::Batch, wire);
 //!     shaper.handle_outbound(io)
 //! }
 //! let now = Instant::now();
@@ -114,11 +114,11 @@ mod bucket;
 mod datagram;
 mod epoch;
 mod error;
-mod gate;
 mod global;
 mod limit;
 mod meter;
 mod shaper;
+mod throttle;
 
 pub use datagram::{DatagramPolicy, DatagramShaper, Verdict};
 pub use error::ShapeError;

@@ -5,34 +5,36 @@ use std::task::Waker;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use netstrata_core::{Flush, Inbound, Layer, Outbound, Result, transfer};
+use netstrata_core::{Flush, Inbound, Layer, Outbound, Result, StickyError, transfer};
 
 use crate::epoch::Epoch;
-use crate::gate::{Budget, Gate, Shared, Wait};
 use crate::global::GlobalLimiter;
 use crate::limit::{Direction, Limit, LimitCell, ShapeConfig};
 use crate::meter::{Meter, TrafficStats};
+use crate::throttle::{CallLimits, PoolLimit, Throttle, Wait};
 use crate::{NAME, ShapeError};
 
-/// One direction of a connection's shared state.
+/// One direction of what a shaper shares with its handles: its limit and
+/// its traffic meter.
 #[derive(Debug)]
-pub(crate) struct Side {
+pub(crate) struct SharedDirection {
     pub(crate) limit: LimitCell,
     pub(crate) meter: Meter,
 }
 
-/// What a shaper shares with its handles.
+/// What a shaper shares with its handles (and a datagram shaper with its):
+/// the limits and meters of both directions, and the connection's waker.
 #[derive(Debug)]
-pub(crate) struct Conn {
+pub(crate) struct ShaperShared {
     pub(crate) epoch: Epoch,
-    pub(crate) sides: [Side; 2],
+    pub(crate) sides: [SharedDirection; 2],
     /// The connection's waker, woken when a handle changes a limit.
     waker: Mutex<Option<Waker>>,
 }
 
-impl Conn {
+impl ShaperShared {
     pub(crate) fn new(config: &ShapeConfig) -> Arc<Self> {
-        let side = |d| Side {
+        let side = |d| SharedDirection {
             limit: LimitCell::new(config.limit(d)),
             meter: Meter::new(config.window()),
         };
@@ -47,14 +49,14 @@ impl Conn {
         self.waker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts `n` bytes that passed at `now`, here and globally; `gate`
+    /// Counts `n` bytes that passed at `now`, here and globally; `throttle`
     /// keeps the writer's cursors.
     #[inline]
     pub(crate) fn record(
         &self,
         direction: Direction,
         global: Option<&GlobalLimiter>,
-        gate: &mut Gate,
+        throttle: &mut Throttle,
         now: Instant,
         n: u64,
     ) {
@@ -63,10 +65,10 @@ impl Conn {
         }
         let meter = &self.sides[direction.index()].meter;
         // A shaper is its connection meter's only writer.
-        meter.record_with(&mut gate.cursors[0], &self.epoch, now, n, true);
+        meter.record_with(&mut throttle.cursors[0], &self.epoch, now, n, true);
         if let Some(g) = global {
             let meter = &g.pool(direction).meter;
-            meter.record_with(&mut gate.cursors[1], g.epoch(), now, n, false);
+            meter.record_with(&mut throttle.cursors[1], g.epoch(), now, n, false);
         }
     }
 }
@@ -81,11 +83,11 @@ impl Conn {
 /// rate.
 #[derive(Debug, Clone)]
 pub struct ShaperHandle {
-    conn: Arc<Conn>,
+    conn: Arc<ShaperShared>,
 }
 
 impl ShaperHandle {
-    pub(crate) fn new(conn: Arc<Conn>) -> Self {
+    pub(crate) fn new(conn: Arc<ShaperShared>) -> Self {
         Self { conn }
     }
 
@@ -115,36 +117,36 @@ impl ShaperHandle {
     }
 }
 
-/// The limits of one direction for one call, from the caches in `gate`.
-pub(crate) fn budget<'a>(
-    conn: &Conn,
+/// The limits of one direction for one call, from the caches in `throttle`.
+pub(crate) fn call_limits<'a>(
+    conn: &ShaperShared,
     global: Option<&'a GlobalLimiter>,
     direction: Direction,
-    gate: &mut Gate,
-) -> Budget<'a> {
-    let local = gate.local.get(&conn.sides[direction.index()].limit);
+    throttle: &mut Throttle,
+) -> CallLimits<'a> {
+    let local = throttle.local.get(&conn.sides[direction.index()].limit);
     let global = global.map(|g| {
         let pool = g.pool(direction);
-        Shared {
+        PoolLimit {
             pool,
-            limit: gate.global.get(&pool.limit),
+            limit: throttle.global.get(&pool.limit),
             epoch: g.epoch(),
         }
     });
-    Budget { local, global }
+    CallLimits { local, global }
 }
 
 /// The limits of one direction as they are now (no cache: for getters).
-pub(crate) fn fresh_budget<'a>(
-    conn: &Conn,
+pub(crate) fn fresh_limits<'a>(
+    conn: &ShaperShared,
     global: Option<&'a GlobalLimiter>,
     direction: Direction,
-) -> Budget<'a> {
-    Budget {
+) -> CallLimits<'a> {
+    CallLimits {
         local: conn.sides[direction.index()].limit.load().1,
         global: global.map(|g| {
             let pool = g.pool(direction);
-            Shared {
+            PoolLimit {
                 pool,
                 limit: pool.limit.load().1,
                 epoch: g.epoch(),
@@ -170,26 +172,29 @@ pub(crate) fn fresh_budget<'a>(
 /// - the [`Layer`] calls, which a stack or [`netstrata_core::Connection`] makes.
 #[derive(Debug)]
 pub struct Shaper {
-    conn: Arc<Conn>,
+    conn: Arc<ShaperShared>,
     global: Option<GlobalLimiter>,
     /// Inbound, outbound.
-    gates: [Gate; 2],
+    throttles: [Throttle; 2],
     read_closed: bool,
     write_closed: bool,
     /// The key of this shaper's waker in the global limiter's registry.
     global_waker: Option<u64>,
+    /// The first error (a write after shutdown); the layer is dead after it.
+    failed: StickyError,
 }
 
 impl Shaper {
     /// A shaper with `config`'s limits (and no global limiter).
     pub fn new(config: ShapeConfig) -> Self {
         Self {
-            conn: Conn::new(&config),
+            conn: ShaperShared::new(&config),
             global: None,
-            gates: Default::default(),
+            throttles: Default::default(),
             read_closed: false,
             write_closed: false,
             global_waker: None,
+            failed: StickyError::new(),
         }
     }
 
@@ -223,36 +228,36 @@ impl Shaper {
         let Self {
             conn,
             global,
-            gates,
+            throttles,
             ..
         } = self;
-        let gate = &mut gates[direction.index()];
-        let b = budget(conn, global.as_ref(), direction, gate);
+        let throttle = &mut throttles[direction.index()];
+        let b = call_limits(conn, global.as_ref(), direction, throttle);
         let moved = if b.is_unlimited() {
-            if gate.wait() != Wait::Idle {
+            if throttle.wait() != Wait::Idle {
                 // The limits were lifted while it waited.
-                gate.abandon(&b);
+                throttle.abandon(&b);
             }
             transfer(input, output, room)
         } else {
             let mut moved = 0;
             loop {
                 let max = input.len().min(room - moved) as u64;
-                let allowed = gate.allowance(now, max, &b);
+                let allowed = throttle.allowance(now, max, &b);
                 if allowed == 0 {
                     break;
                 }
                 // `allowed <= max`, which fits in a usize.
                 moved += transfer(input, output, allowed as usize);
-                gate.passed(allowed, &b);
+                throttle.passed(allowed, &b);
             }
-            gate.settle(&b);
+            throttle.settle(&b);
             if direction == Direction::Inbound && input.is_empty() {
-                gate.idle_read(now, &b);
+                throttle.idle_read(now, &b);
             }
             moved
         };
-        conn.record(direction, global.as_ref(), gate, now, moved as u64);
+        conn.record(direction, global.as_ref(), throttle, now, moved as u64);
         moved
     }
 }
@@ -263,48 +268,67 @@ impl Layer for Shaper {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        self.failed.check()?;
         if !self.read_closed {
-            self.pass(Direction::Inbound, io.now, io.input, io.up, io.up_room);
+            self.pass(
+                Direction::Inbound,
+                io.now,
+                io.input,
+                io.upper,
+                io.upper_room,
+            );
             self.read_closed = io.input_ended && io.input.is_empty();
         }
         Ok(())
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+        self.failed.check()?;
         if self.write_closed {
             if io.input.is_empty() {
                 return Ok(());
             }
-            return Err(ShapeError::WriteAfterShutdown.into());
+            return Err(self.failed.fail(ShapeError::WriteAfterShutdown.into()));
         }
-        self.pass(Direction::Outbound, io.now, io.input, io.down, io.down_room);
+        self.pass(
+            Direction::Outbound,
+            io.now,
+            io.input,
+            io.lower,
+            io.lower_room,
+        );
         self.write_closed = io.flush == Flush::Finish && io.input.is_empty();
         Ok(())
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if self.failed.has_failed() {
+            return None;
+        }
         [Direction::Inbound, Direction::Outbound]
             .into_iter()
             .filter_map(|d| {
-                let gate = &self.gates[d.index()];
-                if gate.wait() == Wait::Idle {
+                let throttle = &self.throttles[d.index()];
+                if throttle.wait() == Wait::Idle {
                     return None;
                 }
-                gate.wake(&fresh_budget(&self.conn, self.global.as_ref(), d))
+                throttle.wake(&fresh_limits(&self.conn, self.global.as_ref(), d))
             })
             .min()
     }
 
     fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
+        self.failed.check()?;
         for d in [Direction::Inbound, Direction::Outbound] {
-            let b = fresh_budget(&self.conn, self.global.as_ref(), d);
-            self.gates[d.index()].expire(now, &b);
+            let b = fresh_limits(&self.conn, self.global.as_ref(), d);
+            self.throttles[d.index()].expire(now, &b);
         }
         Ok(())
     }
 
     fn wants_read(&self) -> bool {
-        self.read_closed || self.gates[Direction::Inbound.index()].wait() == Wait::Idle
+        !self.failed.has_failed()
+            && (self.read_closed || self.throttles[Direction::Inbound.index()].wait() == Wait::Idle)
     }
 
     fn is_read_closed(&self) -> bool {
@@ -331,8 +355,8 @@ impl Drop for Shaper {
         // A waiting ticket must not hold up the connections queued behind it.
         if self.global.is_some() {
             for d in [Direction::Inbound, Direction::Outbound] {
-                let b = fresh_budget(&self.conn, self.global.as_ref(), d);
-                self.gates[d.index()].abandon(&b);
+                let b = fresh_limits(&self.conn, self.global.as_ref(), d);
+                self.throttles[d.index()].abandon(&b);
             }
         }
     }

@@ -45,13 +45,15 @@ fn run_outbound(
         let room = rooms[turn % rooms.len()];
         turn += 1;
         shaper
-            .handle_outbound(Outbound {
-                now,
-                input: &mut input,
-                flush: if done { Flush::Finish } else { Flush::Batch },
-                down: &mut down,
-                down_room: room,
-            })
+            .handle_outbound(
+                Outbound::new(
+                    now,
+                    &mut input,
+                    if done { Flush::Finish } else { Flush::Batch },
+                    &mut down,
+                )
+                .with_lower_room(room),
+            )
             .unwrap();
         assert!(down.len() <= room, "down room exceeded");
         if !down.is_empty() {
@@ -119,14 +121,7 @@ proptest! {
             let mut up = BytesMut::new();
             let room = rooms[turn % rooms.len()];
             turn += 1;
-            shaper.handle_inbound(Inbound {
-                now,
-                input: &mut input,
-                input_ended: fed == data.len(),
-                up: &mut up,
-                up_room: room,
-                down: &mut BytesMut::new(),
-            }).unwrap();
+            shaper.handle_inbound(Inbound::new(now, &mut input, &mut up, &mut BytesMut::new()).with_upper_room(room).with_input_ended(fed == data.len())).unwrap();
             prop_assert!(up.len() <= room);
             if refusing {
                 prop_assert_eq!(input.len(), before, "consumed while refusing");
@@ -176,13 +171,12 @@ fn write_after_shutdown_is_misuse_naming_the_layer() {
     let mut shaper = Shaper::unlimited();
     let now = Instant::now();
     let mut call = |input: &[u8], flush| {
-        shaper.handle_outbound(Outbound {
+        shaper.handle_outbound(Outbound::new(
             now,
-            input: &mut BytesMut::from(input),
+            &mut BytesMut::from(input),
             flush,
-            down: &mut BytesMut::new(),
-            down_room: usize::MAX,
-        })
+            &mut BytesMut::new(),
+        ))
     };
     call(b"last", Flush::Finish).unwrap();
     call(b"", Flush::Batch).unwrap();
@@ -304,4 +298,19 @@ fn limits_read_back_through_handles() {
     assert_eq!(global.limit(Direction::Outbound), Some(limit));
     // Before any traffic the figures are zero.
     assert_eq!(handle.stats(Instant::now()), Default::default());
+}
+
+/// The exported conformance suite, on a shaper that limits both ways (the
+/// pair runs on the virtual clock, so the waits cost nothing), one that
+/// only counts, and one held to a global limiter.
+#[test]
+fn the_shaper_passes_the_conformance_suite() {
+    let limited = || {
+        let limit = Limit::new(64 * 1024, 4096).expect("a valid limit");
+        ShapeConfig::new().with_inbound(limit).with_outbound(limit)
+    };
+    netstrata_core::testing::check_layer(|_| Shaper::new(limited()));
+    netstrata_core::testing::check_layer(|_| Shaper::unlimited());
+    let global = GlobalLimiter::new(limited());
+    netstrata_core::testing::check_layer(|_| Shaper::unlimited().with_global(&global));
 }

@@ -331,13 +331,7 @@ fn saturate(g: &GlobalLimiter, clock: &AtomicU64, passed: &AtomicU64, start: Ins
         let now = start + Duration::from_nanos(t);
         let mut down = BytesMut::new();
         shaper
-            .handle_outbound(Outbound {
-                now,
-                input: &mut input,
-                flush: Flush::Batch,
-                down: &mut down,
-                down_room: usize::MAX,
-            })
+            .handle_outbound(Outbound::new(now, &mut input, Flush::Batch, &mut down))
             .unwrap();
         passed.fetch_add(down.len() as u64, Ordering::SeqCst);
         if shaper.poll_timeout().is_some_and(|w| w <= now) {

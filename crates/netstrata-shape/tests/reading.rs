@@ -14,14 +14,9 @@ use netstrata_shape::{GlobalLimiter, Limit, ShapeConfig, Shaper};
 fn read(shaper: &mut Shaper, now: Instant, input: &mut BytesMut, up_room: usize) -> usize {
     let mut up = BytesMut::new();
     shaper
-        .handle_inbound(Inbound {
-            now,
-            input,
-            input_ended: false,
-            up: &mut up,
-            up_room,
-            down: &mut BytesMut::new(),
-        })
+        .handle_inbound(
+            Inbound::new(now, input, &mut up, &mut BytesMut::new()).with_upper_room(up_room),
+        )
         .unwrap();
     up.len()
 }
@@ -128,14 +123,9 @@ fn any_read_sizes_give_the_same_bytes_within_the_rate() {
         }
         let mut up = BytesMut::new();
         shaper
-            .handle_inbound(Inbound {
-                now,
-                input: &mut input,
-                input_ended: false,
-                up: &mut up,
-                up_room: 1,
-                down: &mut BytesMut::new(),
-            })
+            .handle_inbound(
+                Inbound::new(now, &mut input, &mut up, &mut BytesMut::new()).with_upper_room(1),
+            )
             .unwrap();
         if !up.is_empty() {
             deliveries.push((ns(now - start), up.len() as u64));

@@ -181,10 +181,6 @@ impl Send<'_> {
                 // the stream still moves.
                 n = 1;
             }
-            if self.flush == Flush::Hold {
-                // Only whole records; small writes wait for the batch's end.
-                n -= n % MAX_RECORD;
-            }
             if n == 0 {
                 break;
             }

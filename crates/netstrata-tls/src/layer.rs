@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use netstrata_core::{Error, Inbound, Layer, Outbound, Result};
+use netstrata_core::{Error, Inbound, Layer, Outbound, Result, StickyError};
 use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::UnbufferedServerConnection;
@@ -65,9 +65,8 @@ enum Timer {
 ///   not done by then, [`Layer::handle_timeout`] fails with
 ///   [`Error::TimedOut`].
 /// - **Writes.** All input of a call is encrypted at once, so a batch of
-///   small messages becomes records of up to 16 KiB. With
-///   [`Flush::Hold`](netstrata_core::Flush::Hold) only whole 16 KiB records
-///   are written. Output honours `down_room` except for at most one
+///   small messages becomes records of up to 16 KiB. Output honours
+///   `lower_room` except for at most one
 ///   record's overhead (29 bytes) and the handshake messages and alerts the
 ///   layer owes the peer.
 /// - **Shutdown.** [`Flush::Finish`](netstrata_core::Flush::Finish) (once
@@ -92,14 +91,14 @@ enum Timer {
 ///   handshake message expected (a certificate chain; rustls refuses
 ///   messages over 64 KiB), or the handshake stalls until its timeout;
 /// - received plaintext: the part of one record (at most 16 KiB) that did
-///   not fit `up_room`; the layer processes no more input until it went
+///   not fit `upper_room`; the layer processes no more input until it went
 ///   up, and reports [`Layer::wants_read`] `false` until then, so a
 ///   flooding peer meets TCP backpressure;
 /// - outgoing records: written into `down` as they are made, so nothing is
 ///   held between calls; each step encrypts at most
 ///   [`buffer_limit`](Self::buffer_limit) plaintext bytes.
 ///
-/// Plaintext goes up strictly within `up_room`. After the handshake an
+/// Plaintext goes up strictly within `upper_room`. After the handshake an
 /// idle layer holds no I/O buffer, only rustls' connection state
 /// (`benches/tls.rs` prints the figure); [`Layer::release_buffers`] frees
 /// held plaintext's allocation once it went up.
@@ -118,11 +117,11 @@ pub struct Tls {
     sni_pending: bool,
     read: End,
     write: End,
-    failed: Option<Error>,
+    failed: StickyError,
     handshake_timeout: Duration,
     timer: Timer,
     buffer_limit: usize,
-    /// Decrypted plaintext that did not fit `up_room` (part of one record).
+    /// Decrypted plaintext that did not fit `upper_room` (part of one record).
     held: BytesMut,
     /// rustls holds no part of a handshake message in the input buffer, so
     /// it may be driven with an empty one (as outbound calls do).
@@ -144,7 +143,7 @@ impl std::fmt::Debug for Tls {
             .field("handshaking", &self.is_handshaking())
             .field("read", &self.read)
             .field("write", &self.write)
-            .field("failed", &self.failed)
+            .field("failed", &self.failed.error())
             .finish_non_exhaustive()
     }
 }
@@ -188,7 +187,7 @@ impl Tls {
             server_name: None,
             read: End::Open,
             write: End::Open,
-            failed: None,
+            failed: StickyError::new(),
             handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
             timer: Timer::Unstarted,
             buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
@@ -270,24 +269,14 @@ impl Tls {
 
     // ---- internals ----
 
-    fn check(&self) -> Result<()> {
-        self.failed.as_ref().map_or(Ok(()), |e| Err(e.clone()))
-    }
-
-    /// Keeps the first error: the layer is dead after it.
-    fn keep(&mut self, result: Result<()>) -> Result<()> {
-        if let Err(e) = &result {
-            self.failed.get_or_insert_with(|| e.clone());
-        }
-        result
-    }
-
-    fn start(&mut self, now: Instant) {
+    /// Starts the handshake clock at the first call.
+    fn start(&mut self, now: Instant) -> &mut Self {
         if self.timer == Timer::Unstarted {
             self.timer = now
                 .checked_add(self.handshake_timeout)
                 .map_or(Timer::Never, Timer::At);
         }
+        self
     }
 
     /// Keeps the stream's first bytes: until rustls discards any input,
@@ -325,7 +314,7 @@ impl Tls {
     }
 
     fn inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        let mut room = self.deliver_held(io.up, io.up_room);
+        let mut room = self.deliver_held(io.upper, io.upper_room);
         let mut needs_input = false;
         while self.held.is_empty() && self.read == End::Open {
             if !self.prefix_kept {
@@ -338,10 +327,10 @@ impl Tls {
                 self.sni_pending = false;
             }
             let mut receive = Receive {
-                up: io.up,
+                up: io.upper,
                 room,
                 held: &mut self.held,
-                down: io.down,
+                down: io.lower,
                 extra_discard: 0,
             };
             let (discard, step) = self.conn.process(&mut io.input[..], &mut receive);
@@ -360,7 +349,7 @@ impl Tls {
                     break;
                 }
                 Step::PeerClosed => self.read = End::Closed,
-                Step::Failed(e) => return Err(self.fail(e, io.down)),
+                Step::Failed(e) => return Err(self.fail(e, io.lower)),
             }
         }
         if self.read == End::Closed {
@@ -396,11 +385,11 @@ impl Tls {
             return Ok(());
         }
         let mut send = Send {
-            start: io.down.len(),
+            start: io.lower.len(),
             input: io.input,
             flush: io.flush,
-            down: io.down,
-            down_room: io.down_room,
+            down: io.lower,
+            down_room: io.lower_room,
             buffer_limit: self.buffer_limit,
             may_write: !self.conn.common().is_handshaking(),
             closed: false,
@@ -430,31 +419,25 @@ impl Layer for Tls {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        self.check()?;
-        self.start(io.now);
-        let result = self.inbound(io);
-        self.keep(result)
+        StickyError::guard(self, |t| &mut t.failed, |t| t.start(io.now).inbound(io))
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
-        self.check()?;
-        self.start(io.now);
-        let result = self.outbound(io);
-        self.keep(result)
+        StickyError::guard(self, |t| &mut t.failed, |t| t.start(io.now).outbound(io))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         match self.timer {
-            Timer::At(at) if self.failed.is_none() && self.is_handshaking() => Some(at),
+            Timer::At(at) if !self.failed.has_failed() && self.is_handshaking() => Some(at),
             _ => None,
         }
     }
 
     fn handle_timeout(&mut self, now: Instant, _down: &mut BytesMut) -> Result<()> {
-        self.check()?;
+        self.failed.check()?;
         self.start(now);
         match self.poll_timeout() {
-            Some(at) if now >= at => self.keep(Err(Error::TimedOut {
+            Some(at) if now >= at => Err(self.failed.fail(Error::TimedOut {
                 layer: NAME,
                 what: "handshake not complete",
             })),
@@ -463,7 +446,7 @@ impl Layer for Tls {
     }
 
     fn wants_read(&self) -> bool {
-        self.failed.is_none() && (self.read == End::Closed || self.held.is_empty())
+        !self.failed.has_failed() && (self.read == End::Closed || self.held.is_empty())
     }
 
     fn is_handshaking(&self) -> bool {

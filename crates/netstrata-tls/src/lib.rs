@@ -9,7 +9,7 @@
 //!
 //! ```text
 //!   upper side   plaintext: app bytes (frames, zstd output)
-//!                   │ handle_outbound            ▲ handle_inbound (≤ up_room;
+//!                   │ handle_outbound            ▲ handle_inbound (≤ upper_room;
 //!                   ▼                            │  a record's rest held)
 //!              ┌─────────────── Tls ─────────────┴───┐
 //!              │ encrypt ─┐    rustls unbuffered   ▲ │ decrypt in place,

@@ -108,19 +108,19 @@ fn many_small_writes_in_one_batch_become_few_records() {
         input.extend_from_slice(&i.to_be_bytes());
         input.extend_from_slice(b"0123456789");
     }
-    // Hold: only whole 16 KiB records go out.
-    let wire = direct::outbound(&mut client, now, &mut input, Flush::Hold);
-    assert_eq!(input.len(), 14_000, "under one record: held");
-    assert!(wire.is_empty());
-    // Batch: everything, as one record.
+    // One batch: everything, as one record.
     let wire = direct::outbound(&mut client, now, &mut input, Flush::Batch);
     assert!(input.is_empty());
     assert_eq!(direct::record_lengths(&wire), [14_000 + 17]);
 
+    // A larger batch: full 16 KiB records, then the rest.
     let mut big = BytesMut::from(&vec![1u8; 40_000][..]);
-    let wire = direct::outbound(&mut client, now, &mut big, Flush::Hold);
-    assert_eq!(big.len(), 40_000 - 32_768);
-    assert_eq!(direct::record_lengths(&wire), [16_401, 16_401]);
+    let wire = direct::outbound(&mut client, now, &mut big, Flush::Batch);
+    assert!(big.is_empty());
+    assert_eq!(
+        direct::record_lengths(&wire),
+        [16_401, 16_401, 40_000 - 32_768 + 17]
+    );
 }
 
 #[test]
@@ -130,13 +130,9 @@ fn output_honours_the_room_within_one_record_overhead() {
     for room in [1, 30, 100, 5000, 17_000, 70_000] {
         let mut down = BytesMut::new();
         client
-            .handle_outbound(Outbound {
-                now,
-                input: &mut input,
-                flush: Flush::Batch,
-                down: &mut down,
-                down_room: room,
-            })
+            .handle_outbound(
+                Outbound::new(now, &mut input, Flush::Batch, &mut down).with_lower_room(room),
+            )
             .unwrap();
         assert!(!down.is_empty());
         // One byte in a TLS 1.3 record (22 bytes overhead) when the room is tiny.
@@ -177,13 +173,15 @@ fn writes_after_close_notify_are_misuse() {
     direct::outbound(&mut client, now, &mut BytesMut::new(), Flush::Finish);
     assert!(client.is_write_closed());
     let err = client
-        .handle_outbound(Outbound {
-            now,
-            input: &mut BytesMut::from(&b"late"[..]),
-            flush: Flush::Batch,
-            down: &mut BytesMut::new(),
-            down_room: 100,
-        })
+        .handle_outbound(
+            Outbound::new(
+                now,
+                &mut BytesMut::from(&b"late"[..]),
+                Flush::Batch,
+                &mut BytesMut::new(),
+            )
+            .with_lower_room(100),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Misuse { layer: "tls", .. }), "{err}");
     assert!(!err.is_peer_fault());

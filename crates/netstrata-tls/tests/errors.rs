@@ -85,13 +85,10 @@ fn the_deadline_starts_at_the_first_call_and_ends_with_the_handshake() {
     let err = client.handle_timeout(at, &mut BytesMut::new()).unwrap_err();
     assert!(timed_out(Some(&err)), "{err}");
     // The first error sticks.
-    let again = client.handle_outbound(netstrata_core::Outbound {
-        now: at,
-        input: &mut BytesMut::new(),
-        flush: Flush::Batch,
-        down: &mut BytesMut::new(),
-        down_room: 100,
-    });
+    let again = client.handle_outbound(
+        netstrata_core::Outbound::new(at, &mut BytesMut::new(), Flush::Batch, &mut BytesMut::new())
+            .with_lower_room(100),
+    );
     assert!(timed_out(again.err().as_ref()));
 
     // A completed handshake has no deadline.
@@ -254,14 +251,9 @@ fn a_failing_layer_owes_the_peer_an_alert() {
     let mut hello = direct::outbound(&mut client, now, &mut BytesMut::new(), Flush::Batch);
     let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
     let err = server
-        .handle_inbound(netstrata_core::Inbound {
-            now,
-            input: &mut hello,
-            input_ended: false,
-            up: &mut up,
-            up_room: 1000,
-            down: &mut down,
-        })
+        .handle_inbound(
+            netstrata_core::Inbound::new(now, &mut hello, &mut up, &mut down).with_upper_room(1000),
+        )
         .unwrap_err();
     assert!(matches!(tls_error(&err), TlsError::Protocol(_)), "{err}");
     // ServerHello, then the alert, encrypted under the handshake keys.

@@ -40,3 +40,17 @@ proptest! {
         prop_assert_eq!(pair.server.conn.state(), State::Closed);
     }
 }
+
+/// The exported conformance suite, a client against a server. Past the
+/// handshake, output keeps the room but for one record's overhead.
+#[test]
+fn the_layer_passes_the_conformance_suite() {
+    use netstrata_core::testing::{Conformance, Side};
+    use netstrata_tls::Tls;
+    Conformance::new(|side| match side {
+        Side::Client => Tls::client(client_config(), "localhost").expect("a client"),
+        Side::Server => Tls::server(server_config()).expect("a server"),
+    })
+    .with_lower_slack(29)
+    .run();
+}

@@ -41,8 +41,6 @@ impl Produce for Compress<'_, '_, '_> {
 /// What the caller asks of one outbound call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Directive {
-    /// Take input; zstd may keep it to build larger blocks.
-    Continue,
     /// Take input, then emit everything (end of block).
     Flush,
     /// Take input, then end the frame.
@@ -140,7 +138,6 @@ impl Encoder {
         };
         self.ending = directive == Directive::End;
         let op = match directive {
-            Directive::Continue => ZSTD_EndDirective::ZSTD_e_continue,
             Directive::Flush => ZSTD_EndDirective::ZSTD_e_flush,
             Directive::End => ZSTD_EndDirective::ZSTD_e_end,
         };
@@ -167,16 +164,9 @@ impl Encoder {
             room -= written;
             let left = out.result.map_err(ZstdError::compressing)?;
             self.held = (self.held + consumed).min(self.block_size);
-            let done = input.is_empty()
-                && match directive {
-                    Directive::Continue => true,
-                    Directive::Flush | Directive::End => left == 0,
-                };
-            if done {
-                self.pending = directive == Directive::Continue && (self.pending || consumed > 0);
-                if directive != Directive::Continue {
-                    self.held = 0;
-                }
+            if input.is_empty() && left == 0 {
+                self.pending = false;
+                self.held = 0;
                 return Ok(true);
             }
             if written == out.offered {

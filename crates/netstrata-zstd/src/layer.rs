@@ -3,7 +3,7 @@
 use std::fmt;
 
 use bytes::{Buf, BytesMut};
-use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result};
+use netstrata_core::{Error, Flush, Inbound, Layer, Outbound, Result, StickyError};
 
 use crate::decoder::{Decoder, Progress};
 use crate::encoder::{Directive, Encoder};
@@ -66,8 +66,8 @@ impl ReadSide {
 /// A streaming zstd layer: one zstd frame per direction for the life of the
 /// connection, with the compression context kept across messages.
 ///
-/// Outbound, [`Flush::Hold`] lets zstd gather bytes into larger blocks,
-/// [`Flush::Batch`] ends the block so the peer can decode everything sent so
+/// Outbound, zstd gathers each call's input (a whole write batch) into
+/// blocks, [`Flush::Batch`] ends the block so the peer can decode everything sent so
 /// far on arrival, and [`Flush::Finish`] ends the frame, after which
 /// [`Layer::is_write_closed`] is `true`. Output never exceeds the room
 /// offered below (the bound is kept strictly, not just softly): the rest
@@ -96,6 +96,8 @@ pub struct Zstd {
     config: ZstdConfig,
     write: WriteSide,
     read: ReadSide,
+    /// The first error; the layer is dead after it.
+    failed: StickyError,
 }
 
 impl Zstd {
@@ -113,6 +115,7 @@ impl Zstd {
                 kept: None,
                 after_frame: false,
             },
+            failed: StickyError::new(),
         }
     }
 
@@ -233,7 +236,6 @@ impl Zstd {
 
     fn outbound(&mut self, io: Outbound<'_>) -> Result<(), ZstdError> {
         let directive = match io.flush {
-            Flush::Hold => Directive::Continue,
             Flush::Batch => Directive::Flush,
             Flush::Finish => Directive::End,
         };
@@ -251,13 +253,62 @@ impl Zstd {
             self.write = WriteSide::Open(Encoder::new(&self.config)?);
         }
         if let WriteSide::Open(encoder) = &mut self.write
-            && encoder.run(io.input, io.down, io.down_room, directive)?
+            && encoder.run(io.input, io.lower, io.lower_room, directive)?
             && encoder.is_ending()
         {
             // The frame is complete: free the context.
             self.write = WriteSide::Ended;
         }
         Ok(())
+    }
+
+    /// One outbound call; an error ends the direction.
+    fn write_stream(&mut self, io: Outbound<'_>) -> Result<()> {
+        self.outbound(io).map_err(|e| {
+            self.write = WriteSide::Failed;
+            e.into_core(NAME)
+        })
+    }
+
+    /// One inbound call: frames decoded, the end of the transport judged.
+    fn read_stream(&mut self, io: Inbound<'_>) -> Result<()> {
+        let Inbound {
+            input,
+            input_ended,
+            upper,
+            upper_room,
+            ..
+        } = io;
+        if let Err(e) = self.inbound(input, upper, upper_room) {
+            // The connection is over: free the context now.
+            self.read = ReadSide::Failed;
+            return Err(e.into_core(NAME));
+        }
+        if !input_ended {
+            return Ok(());
+        }
+        let detail = match &self.read {
+            ReadSide::Boundary { after_frame, .. } if input.is_empty() => {
+                if *after_frame {
+                    // The end of the transport at a frame boundary.
+                    self.read = ReadSide::Ended;
+                    return Ok(());
+                }
+                "transport ended before the first zstd frame"
+            }
+            ReadSide::Boundary { .. } => "transport ended inside a zstd frame header",
+            ReadSide::Skipping { .. } => "transport ended inside a skippable frame",
+            ReadSide::Frame(d) if input.is_empty() && !d.is_stalled() => {
+                "transport ended inside a zstd frame"
+            }
+            // Still delivering what zstd or the caller holds, or done.
+            ReadSide::Frame(_) | ReadSide::Ended | ReadSide::Failed => return Ok(()),
+        };
+        self.read = ReadSide::Failed;
+        Err(Error::Truncated {
+            layer: NAME,
+            detail,
+        })
     }
 }
 
@@ -296,54 +347,16 @@ impl Layer for Zstd {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        let Inbound {
-            input,
-            input_ended,
-            up,
-            up_room,
-            ..
-        } = io;
-        if let Err(e) = self.inbound(input, up, up_room) {
-            // The connection is over: free the context now.
-            self.read = ReadSide::Failed;
-            return Err(e.into_core(NAME));
-        }
-        if !input_ended {
-            return Ok(());
-        }
-        let detail = match &self.read {
-            ReadSide::Boundary { after_frame, .. } if input.is_empty() => {
-                if *after_frame {
-                    // The end of the transport at a frame boundary.
-                    self.read = ReadSide::Ended;
-                    return Ok(());
-                }
-                "transport ended before the first zstd frame"
-            }
-            ReadSide::Boundary { .. } => "transport ended inside a zstd frame header",
-            ReadSide::Skipping { .. } => "transport ended inside a skippable frame",
-            ReadSide::Frame(d) if input.is_empty() && !d.is_stalled() => {
-                "transport ended inside a zstd frame"
-            }
-            // Still delivering what zstd or the caller holds, or done.
-            ReadSide::Frame(_) | ReadSide::Ended | ReadSide::Failed => return Ok(()),
-        };
-        self.read = ReadSide::Failed;
-        Err(Error::Truncated {
-            layer: NAME,
-            detail,
-        })
+        StickyError::guard(self, |z| &mut z.failed, |z| z.read_stream(io))
     }
 
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
-        self.outbound(io).map_err(|e| {
-            self.write = WriteSide::Failed;
-            e.into_core(NAME)
-        })
+        StickyError::guard(self, |z| &mut z.failed, |z| z.write_stream(io))
     }
 
     fn wants_read(&self) -> bool {
         match &self.read {
+            _ if self.failed.has_failed() => false,
             ReadSide::Frame(d) => !d.is_stalled(),
             ReadSide::Boundary { .. } | ReadSide::Skipping { .. } | ReadSide::Ended => true,
             ReadSide::Failed => false,

@@ -16,7 +16,7 @@
 //!                     ▼                   │ the room above (strict)
 //!   ┌─ Zstd ─────────────────────┬─────────────────────────────────────┐
 //!   │ encoder: made on 1st write │ decoder: per frame header            │
-//!   │  Hold   gather into blocks │  header read before libzstd sees it  │
+//!   │  a batch gathered in blocks│  header read before libzstd sees it  │
 //!   │  Batch  end the block      │  window ≤ 1 << max_window_log        │
 //!   │  Finish end the frame      │  memory reserved from the budget     │
 //!   │                            │  frames in a row, skippable skipped  │

@@ -485,14 +485,16 @@ fn the_layer_ends_its_stream_where_its_input_ends() {
     let mut z = Zstd::new();
     let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
     let mut call = |z: &mut Zstd, bytes: &[u8], input_ended: bool| {
-        z.handle_inbound(Inbound {
-            now: std::time::Instant::now(),
-            input: &mut BytesMut::from(bytes),
-            input_ended,
-            up: &mut up,
-            up_room: 1024,
-            down: &mut down,
-        })
+        z.handle_inbound(
+            Inbound::new(
+                std::time::Instant::now(),
+                &mut BytesMut::from(bytes),
+                &mut up,
+                &mut down,
+            )
+            .with_upper_room(1024)
+            .with_input_ended(input_ended),
+        )
     };
     call(&mut z, &wire, false).unwrap();
     assert!(!z.is_read_closed(), "another frame may follow");
@@ -533,24 +535,16 @@ fn writing_after_the_end_is_the_callers_fault() {
     let now = std::time::Instant::now();
     let mut down = BytesMut::new();
     let mut input = BytesMut::from(&b"bye"[..]);
-    z.handle_outbound(Outbound {
-        now,
-        input: &mut input,
-        flush: Flush::Finish,
-        down: &mut down,
-        down_room: 1 << 20,
-    })
+    z.handle_outbound(
+        Outbound::new(now, &mut input, Flush::Finish, &mut down).with_lower_room(1 << 20),
+    )
     .unwrap();
     assert!(z.is_write_closed());
     let mut more = BytesMut::from(&b"x"[..]);
     let err = z
-        .handle_outbound(Outbound {
-            now,
-            input: &mut more,
-            flush: Flush::Batch,
-            down: &mut down,
-            down_room: 1 << 20,
-        })
+        .handle_outbound(
+            Outbound::new(now, &mut more, Flush::Batch, &mut down).with_lower_room(1 << 20),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Misuse { layer: "zstd", .. }), "{err}");
     assert_eq!(

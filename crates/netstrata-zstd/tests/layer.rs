@@ -1,4 +1,4 @@
-//! The layer on its own: exact bounds on both sides, Hold, laziness, and in
+//! The layer on its own: exact bounds on both sides, batches, laziness, and in
 //! stacks with other layers.
 
 mod common;
@@ -15,14 +15,8 @@ use netstrata_zstd::{Zstd, ZstdConfig};
 
 fn outbound(z: &mut Zstd, input: &mut BytesMut, flush: Flush, room: usize) -> BytesMut {
     let mut down = BytesMut::new();
-    z.handle_outbound(Outbound {
-        now: Instant::now(),
-        input,
-        flush,
-        down: &mut down,
-        down_room: room,
-    })
-    .unwrap();
+    z.handle_outbound(Outbound::new(Instant::now(), input, flush, &mut down).with_lower_room(room))
+        .unwrap();
     down
 }
 
@@ -33,14 +27,11 @@ fn inbound_all(z: &mut Zstd, input: &[u8], room: usize, ended: bool) -> Vec<u8> 
     let mut out = Vec::new();
     loop {
         let mut up = BytesMut::new();
-        z.handle_inbound(Inbound {
-            now: Instant::now(),
-            input: &mut input,
-            input_ended: ended,
-            up: &mut up,
-            up_room: room,
-            down: &mut BytesMut::new(),
-        })
+        z.handle_inbound(
+            Inbound::new(Instant::now(), &mut input, &mut up, &mut BytesMut::new())
+                .with_upper_room(room)
+                .with_input_ended(ended),
+        )
         .unwrap();
         assert!(up.len() <= room, "{} bytes up with room {room}", up.len());
         out.extend_from_slice(&up);
@@ -103,30 +94,26 @@ fn encoded_bytes_never_exceed_the_room_below() {
     }
 }
 
-/// Hold lets zstd keep small writes for a larger block; the next Batch,
-/// even with no new input, emits them.
+/// Each Batch ends a block the peer decodes on arrival; an empty Batch
+/// with nothing pending writes nothing.
 #[test]
-fn hold_keeps_bytes_until_the_batch() {
+fn each_batch_decodes_on_arrival_and_an_empty_batch_writes_nothing() {
     let mut z = Zstd::new();
-    let mut held = Vec::new();
+    let mut wire = Vec::new();
     for i in 0..10u8 {
-        let down = outbound(
+        let batch = outbound(
             &mut z,
             &mut BytesMut::from(&[i; 100][..]),
-            Flush::Hold,
+            Flush::Batch,
             1 << 20,
         );
-        held.extend_from_slice(&down);
+        wire.extend_from_slice(&batch);
+        let expected: Vec<u8> = (0..=i).flat_map(|i| [i; 100]).collect();
+        assert_eq!(
+            inbound_all(&mut Zstd::new(), &wire, 1 << 20, false),
+            expected
+        );
     }
-    let flushed = outbound(&mut z, &mut BytesMut::new(), Flush::Batch, 1 << 20);
-    assert!(!flushed.is_empty());
-    held.extend_from_slice(&flushed);
-    let expected: Vec<u8> = (0..10u8).flat_map(|i| [i; 100]).collect();
-    assert_eq!(
-        inbound_all(&mut Zstd::new(), &held, 1 << 20, false),
-        expected
-    );
-    // Nothing pending now: another empty Batch writes nothing.
     assert!(outbound(&mut z, &mut BytesMut::new(), Flush::Batch, 1 << 20).is_empty());
 }
 
@@ -171,14 +158,10 @@ fn wants_read_follows_the_room_above() {
     let mut input = BytesMut::from(&wire[..]);
     let mut up = BytesMut::new();
     let mut call = |z: &mut Zstd, up: &mut BytesMut, room: usize| {
-        z.handle_inbound(Inbound {
-            now: Instant::now(),
-            input: &mut input,
-            input_ended: false,
-            up,
-            up_room: room,
-            down: &mut BytesMut::new(),
-        })
+        z.handle_inbound(
+            Inbound::new(Instant::now(), &mut input, up, &mut BytesMut::new())
+                .with_upper_room(room),
+        )
         .unwrap();
     };
     call(&mut z, &mut up, 1000);
@@ -284,4 +267,12 @@ fn settings_have_documented_defaults_and_checked_setters() {
     ] {
         assert!(std::panic::catch_unwind(bad).is_err());
     }
+}
+
+/// The exported conformance suite, at the default level and at 19. Output
+/// keeps the room below exactly, so no slack.
+#[test]
+fn the_layer_passes_the_conformance_suite() {
+    netstrata_core::testing::check_layer(|_| Zstd::new());
+    netstrata_core::testing::check_layer(|_| Zstd::with_config(ZstdConfig::new().with_level(19)));
 }

@@ -102,13 +102,12 @@ fn ours(config: ZstdConfig, batches: &[Vec<u8>]) -> usize {
     let mut total = 0;
     for batch in batches {
         let mut down = BytesMut::new();
-        z.handle_outbound(Outbound {
-            now: Instant::now(),
-            input: &mut BytesMut::from(&batch[..]),
-            flush: Flush::Batch,
-            down: &mut down,
-            down_room: usize::MAX,
-        })
+        z.handle_outbound(Outbound::new(
+            Instant::now(),
+            &mut BytesMut::from(&batch[..]),
+            Flush::Batch,
+            &mut down,
+        ))
         .unwrap();
         total += down.len();
     }

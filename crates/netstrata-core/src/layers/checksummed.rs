@@ -1,7 +1,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 
 use crate::layer::{Flush, Inbound, Layer, Outbound};
-use crate::{Error, Result};
+use crate::{Error, Result, StickyError};
 
 const NAME: &str = "checksummed";
 const HEADER: usize = 2;
@@ -48,9 +48,8 @@ enum WriteState {
 /// A record layer with an end-of-stream marker and a running checksum.
 ///
 /// Outbound bytes become records `[u16 big-endian length 1..=65535][payload]`.
-/// With [`Flush::Hold`] small writes stay in the caller's buffer until 16 KiB
-/// gather, so a batch of small writes becomes few records; with
-/// [`Flush::Batch`] everything is sent. [`Flush::Finish`] adds the end
+/// A batch of small writes arrives as one input and becomes few records;
+/// with [`Flush::Batch`] everything is sent. [`Flush::Finish`] adds the end
 /// record, a zero length followed by the 64-bit FNV-1a checksum of every
 /// payload byte sent. Records honour the outbound room; the 10-byte end
 /// record may exceed it.
@@ -71,12 +70,10 @@ pub struct Checksummed {
     read_sum: Fnv,
     write: WriteState,
     write_sum: Fnv,
+    failed: StickyError,
 }
 
 impl Checksummed {
-    /// Bytes gathered under [`Flush::Hold`] before a record is written.
-    pub const HOLD_THRESHOLD: usize = 16 * 1024;
-
     /// A fresh layer.
     pub fn new() -> Self {
         Self {
@@ -86,6 +83,7 @@ impl Checksummed {
             read_sum: Fnv::new(),
             write: WriteState::Open,
             write_sum: Fnv::new(),
+            failed: StickyError::new(),
         }
     }
 
@@ -115,7 +113,29 @@ impl Layer for Checksummed {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        let mut room = io.up_room;
+        StickyError::guard(self, |l| &mut l.failed, |l| l.inbound(io))
+    }
+
+    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+        StickyError::guard(self, |l| &mut l.failed, |l| l.outbound(io))
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.failed.has_failed()
+    }
+
+    fn is_read_closed(&self) -> bool {
+        self.read == ReadState::Closed
+    }
+
+    fn is_write_closed(&self) -> bool {
+        self.write == WriteState::Closed
+    }
+}
+
+impl Checksummed {
+    fn inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        let mut room = io.upper_room;
         loop {
             match self.read {
                 ReadState::Header => match self.gather(io.input, HEADER) {
@@ -135,7 +155,7 @@ impl Layer for Checksummed {
                         break;
                     }
                     self.read_sum.update(&io.input[..n]);
-                    io.up.extend_from_slice(&io.input.split_to(n));
+                    io.upper.extend_from_slice(&io.input.split_to(n));
                     room -= n;
                     self.read = match remaining - n {
                         0 => ReadState::Header,
@@ -164,40 +184,29 @@ impl Layer for Checksummed {
         Ok(())
     }
 
-    fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
+    fn outbound(&mut self, io: Outbound<'_>) -> Result<()> {
         if self.write == WriteState::Closed {
             return match io.input.is_empty() {
                 true => Ok(()),
                 false => Err(Error::misuse(NAME, "write after shutdown")),
             };
         }
-        if io.flush == Flush::Hold && io.input.len() < Self::HOLD_THRESHOLD {
-            return Ok(());
-        }
-        let start = io.down.len();
+        let start = io.lower.len();
         while !io.input.is_empty() {
-            let used = io.down.len() - start;
-            let Some(room) = io.down_room.checked_sub(used + HEADER).filter(|&r| r > 0) else {
+            let used = io.lower.len() - start;
+            let Some(room) = io.lower_room.checked_sub(used + HEADER).filter(|&r| r > 0) else {
                 break;
             };
             let n = io.input.len().min(MAX_RECORD).min(room);
-            io.down.put_u16(n as u16);
+            io.lower.put_u16(n as u16);
             self.write_sum.update(&io.input[..n]);
-            io.down.extend_from_slice(&io.input.split_to(n));
+            io.lower.extend_from_slice(&io.input.split_to(n));
         }
         if io.flush == Flush::Finish && io.input.is_empty() {
-            io.down.put_u16(0);
-            io.down.put_u64(self.write_sum.0);
+            io.lower.put_u16(0);
+            io.lower.put_u64(self.write_sum.0);
             self.write = WriteState::Closed;
         }
         Ok(())
-    }
-
-    fn is_read_closed(&self) -> bool {
-        self.read == ReadState::Closed
-    }
-
-    fn is_write_closed(&self) -> bool {
-        self.write == WriteState::Closed
     }
 }

@@ -15,7 +15,7 @@ pub use checksummed::Checksummed;
 pub use pass_through::PassThrough;
 pub use xor::Xor;
 
-use crate::{Error, Result};
+use crate::{Error, Flush, Result, StickyError};
 
 /// Which end of its streams a simple layer has reached, one per direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,13 +29,19 @@ pub(crate) enum End {
 
 /// Bookkeeping shared by layers that end a direction when their input ends
 /// and add nothing of their own at shutdown.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Ends {
     pub(crate) read: End,
     pub(crate) write: End,
+    pub(crate) failed: StickyError,
 }
 
 impl Ends {
+    /// Refuses every call after an error (contract rule 7).
+    pub(crate) fn before_inbound(&self) -> Result<()> {
+        self.failed.check()
+    }
+
     /// Marks the read side closed once the input has ended and is consumed.
     pub(crate) fn after_inbound(&mut self, input_ended: bool, input_empty: bool) {
         if input_ended && input_empty {
@@ -43,17 +49,26 @@ impl Ends {
         }
     }
 
-    /// Refuses input after the write side closed.
-    pub(crate) fn before_outbound(&self, layer: &'static str, input_empty: bool) -> Result<()> {
+    /// Refuses every call after an error, and input after the write side
+    /// closed (which is the first error).
+    pub(crate) fn before_outbound(&mut self, layer: &'static str, input_empty: bool) -> Result<()> {
+        self.failed.check()?;
         if self.write == End::Closed && !input_empty {
-            return Err(Error::misuse(layer, "write after shutdown"));
+            return Err(self
+                .failed
+                .fail(Error::misuse(layer, "write after shutdown")));
         }
         Ok(())
     }
 
+    /// Whether the layer takes input: not after an error.
+    pub(crate) fn wants_read(&self) -> bool {
+        !self.failed.has_failed()
+    }
+
     /// Marks the write side closed once a `Finish` has consumed all input.
-    pub(crate) fn after_outbound(&mut self, flush: crate::Flush, input_empty: bool) {
-        if flush == crate::Flush::Finish && input_empty {
+    pub(crate) fn after_outbound(&mut self, flush: Flush, input_empty: bool) {
+        if flush == Flush::Finish && input_empty {
             self.write = End::Closed;
         }
     }

@@ -38,8 +38,9 @@ impl Layer for PassThrough {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        self.ends.before_inbound()?;
         if self.ends.read == End::Open {
-            transfer(io.input, io.up, io.up_room);
+            transfer(io.input, io.upper, io.upper_room);
         }
         self.ends.after_inbound(io.input_ended, io.input.is_empty());
         Ok(())
@@ -48,17 +49,21 @@ impl Layer for PassThrough {
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
         self.ends
             .before_outbound(self.name(), io.input.is_empty())?;
-        if io.down.is_empty() {
+        if io.lower.is_empty() {
             // Moving all of it is a buffer swap: no copy, no memory added.
             // The room is soft; keeping to it here would split one batch
             // into a full write and a remainder (two system calls and two
             // segments where one does).
-            std::mem::swap(io.input, io.down);
+            std::mem::swap(io.input, io.lower);
         } else {
-            transfer(io.input, io.down, io.down_room);
+            transfer(io.input, io.lower, io.lower_room);
         }
         self.ends.after_outbound(io.flush, io.input.is_empty());
         Ok(())
+    }
+
+    fn wants_read(&self) -> bool {
+        self.ends.wants_read()
     }
 
     fn is_read_closed(&self) -> bool {

@@ -63,8 +63,15 @@ impl Layer for Xor {
     }
 
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
+        self.ends.before_inbound()?;
         if self.ends.read == End::Open {
-            xor_into(&self.key, &mut self.in_pos, io.input, io.up, io.up_room);
+            xor_into(
+                &self.key,
+                &mut self.in_pos,
+                io.input,
+                io.upper,
+                io.upper_room,
+            );
         }
         self.ends.after_inbound(io.input_ended, io.input.is_empty());
         Ok(())
@@ -77,11 +84,15 @@ impl Layer for Xor {
             &self.key,
             &mut self.out_pos,
             io.input,
-            io.down,
-            io.down_room,
+            io.lower,
+            io.lower_room,
         );
         self.ends.after_outbound(io.flush, io.input.is_empty());
         Ok(())
+    }
+
+    fn wants_read(&self) -> bool {
+        self.ends.wants_read()
     }
 
     fn is_read_closed(&self) -> bool {

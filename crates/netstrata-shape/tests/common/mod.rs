@@ -114,13 +114,7 @@ pub fn saturate_outbound(shaper: &mut Shaper, start: Instant, span: Duration) ->
         }
         let mut down = BytesMut::new();
         shaper
-            .handle_outbound(Outbound {
-                now,
-                input: &mut input,
-                flush: Flush::Batch,
-                down: &mut down,
-                down_room: usize::MAX,
-            })
+            .handle_outbound(Outbound::new(now, &mut input, Flush::Batch, &mut down))
             .unwrap();
         if !down.is_empty() {
             out.push((ns(now - start), down.len() as u64));
@@ -152,14 +146,7 @@ pub fn saturate_inbound(shaper: &mut Shaper, start: Instant, span: Duration) -> 
         }
         let before = input.len();
         shaper
-            .handle_inbound(Inbound {
-                now,
-                input: &mut input,
-                input_ended: false,
-                up: &mut up,
-                up_room: usize::MAX,
-                down: &mut BytesMut::new(),
-            })
+            .handle_inbound(Inbound::new(now, &mut input, &mut up, &mut BytesMut::new()))
             .unwrap();
         if !wanted {
             assert_eq!(input.len(), before, "consumed input while refusing reads");
@@ -247,24 +234,16 @@ impl Senders {
         let mut out = BytesMut::new();
         if self.reading {
             shaper
-                .handle_inbound(Inbound {
-                    now: self.now,
+                .handle_inbound(Inbound::new(
+                    self.now,
                     input,
-                    input_ended: false,
-                    up: &mut out,
-                    up_room: usize::MAX,
-                    down: &mut BytesMut::new(),
-                })
+                    &mut out,
+                    &mut BytesMut::new(),
+                ))
                 .unwrap();
         } else {
             shaper
-                .handle_outbound(Outbound {
-                    now: self.now,
-                    input,
-                    flush: Flush::Batch,
-                    down: &mut out,
-                    down_room: usize::MAX,
-                })
+                .handle_outbound(Outbound::new(self.now, input, Flush::Batch, &mut out))
                 .unwrap();
         }
         if !out.is_empty() {
@@ -348,14 +327,14 @@ impl Layer for Tap {
         "tap"
     }
     fn handle_inbound(&mut self, io: Inbound<'_>) -> Result<()> {
-        let n = transfer(io.input, io.up, io.up_room);
+        let n = transfer(io.input, io.upper, io.upper_room);
         if n > 0 {
             self.seen.lock().unwrap().inbound.push((io.now, n as u64));
         }
         Ok(())
     }
     fn handle_outbound(&mut self, io: Outbound<'_>) -> Result<()> {
-        let n = transfer(io.input, io.down, io.down_room);
+        let n = transfer(io.input, io.lower, io.lower_room);
         if n > 0 {
             self.seen.lock().unwrap().outbound.push((io.now, n as u64));
         }

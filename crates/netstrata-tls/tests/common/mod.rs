@@ -134,14 +134,8 @@ pub mod direct {
 
     pub fn outbound(tls: &mut Tls, now: Instant, input: &mut BytesMut, flush: Flush) -> BytesMut {
         let mut down = BytesMut::new();
-        tls.handle_outbound(Outbound {
-            now,
-            input,
-            flush,
-            down: &mut down,
-            down_room: usize::MAX,
-        })
-        .unwrap();
+        tls.handle_outbound(Outbound::new(now, input, flush, &mut down))
+            .unwrap();
         down
     }
 
@@ -153,14 +147,7 @@ pub mod direct {
         up_room: usize,
     ) -> netstrata_core::Result<(BytesMut, BytesMut)> {
         let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
-        tls.handle_inbound(Inbound {
-            now,
-            input,
-            input_ended: false,
-            up: &mut up,
-            up_room,
-            down: &mut down,
-        })?;
+        tls.handle_inbound(Inbound::new(now, input, &mut up, &mut down).with_upper_room(up_room))?;
         Ok((up, down))
     }
 

@@ -6,6 +6,10 @@
 //!                    ◀──handle_input─── link ◀──poll_transmit──
 //! ```
 //!
+//! Also here: [`Conformance`], the checks every shipped layer passes, for a
+//! layer of your own, and helpers for interop tests that run a tool nobody
+//! here wrote ([`external_tool`], [`run_piped`]).
+//!
 //! Time only moves when nothing else can happen: [`Pair::drive`] jumps the
 //! clock to the next segment arrival or layer deadline, so a test of a
 //! 10-second handshake timeout or a 5-second shaping window runs in
@@ -34,8 +38,15 @@ use bytes::{Bytes, BytesMut};
 
 use crate::{Codec, Connection, Error, Layer};
 
+mod conformance;
+mod tools;
+
+pub use conformance::{Conformance, check_layer};
+pub use tools::{external_tool, run_piped};
+
 /// How the link cuts what a side transmits into segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Chunking {
     /// One segment per transmit call.
     Whole,
@@ -174,6 +185,7 @@ impl Pipe {
 
 /// One side of a [`Pair`]: its connection and what its application received.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Peer<S, C> {
     /// The connection under test.
     pub conn: Connection<S, C>,
@@ -482,70 +494,4 @@ impl<S1: Layer, C1: Codec, S2: Layer, C2: Codec> Pair<S1, C1, S2, C2> {
 /// Copies `data` into a fresh buffer (test convenience).
 pub fn buf(data: &[u8]) -> BytesMut {
     BytesMut::from(data)
-}
-
-/// Whether the external program `tool` runs (`tool --version` or the given
-/// probe arguments), for tests that talk to a peer we did not write (the
-/// `zstd` and `openssl` command-line tools, `curl`).
-///
-/// Under CI (the `CI` environment variable set) a missing tool is a test
-/// failure: this panics, so an interop test can never pass by not running.
-/// Elsewhere it prints why the test is skipped and returns `false`.
-///
-/// ```
-/// if !netstrata_core::testing::external_tool("sh", &["-c", "exit 0"]) {
-///     return; // not in CI: the SKIP line says why
-/// }
-/// ```
-pub fn external_tool(tool: &str, probe: &[&str]) -> bool {
-    let probe = if probe.is_empty() {
-        &["--version"][..]
-    } else {
-        probe
-    };
-    let outcome = std::process::Command::new(tool)
-        .args(probe)
-        .stdin(std::process::Stdio::null())
-        .output();
-    let why = match outcome {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!("`{tool} {}` exited with {}", probe.join(" "), out.status),
-        Err(e) => format!("`{tool}` could not be run: {e}"),
-    };
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{why}; it is required under CI (install it in .ci/run)"
-    );
-    println!("SKIP: {why}; not tested here");
-    false
-}
-
-/// Runs `program args` with `input` on its stdin (written from a thread, so
-/// a large input cannot deadlock against a full stdout pipe) and returns
-/// its stdout. Panics, with its stderr, if it fails. Check it is there
-/// first with [`external_tool`].
-pub fn run_piped(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("`{program}` could not be run: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin was piped");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().expect("the child's output");
-    let written = writer.join().expect("the writer thread");
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    written.unwrap_or_else(|e| panic!("writing to `{program}`: {e}"));
-    out.stdout
 }

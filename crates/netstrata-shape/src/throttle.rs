@@ -21,9 +21,10 @@ pub(crate) enum Wait {
     Global,
 }
 
-/// The global side of a [`Budget`].
+/// The global side of a [`CallLimits`]: the global limiter's pool for one
+/// direction and the limit in force on it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Shared<'a> {
+pub(crate) struct PoolLimit<'a> {
     pub(crate) pool: &'a Pool,
     pub(crate) limit: Option<Limit>,
     pub(crate) epoch: &'a Epoch,
@@ -31,12 +32,12 @@ pub(crate) struct Shared<'a> {
 
 /// The limits in force for one call.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Budget<'a> {
+pub(crate) struct CallLimits<'a> {
     pub(crate) local: Option<Limit>,
-    pub(crate) global: Option<Shared<'a>>,
+    pub(crate) global: Option<PoolLimit<'a>>,
 }
 
-impl Budget<'_> {
+impl CallLimits<'_> {
     /// Whether nothing limits this direction.
     pub(crate) fn is_unlimited(&self) -> bool {
         self.local.is_none() && self.global.is_none_or(|g| g.limit.is_none())
@@ -86,9 +87,10 @@ pub(crate) enum Fate {
     Drop,
 }
 
-/// One direction's shaping state.
+/// One direction's shaping state: its own token bucket and its ticket in
+/// the global queue. It throttles the bytes a direction passes.
 #[derive(Debug, Default)]
-pub(crate) struct Gate {
+pub(crate) struct Throttle {
     bucket: Bucket,
     ticket: Option<Ticket>,
     /// Bytes of a covered global ticket not passed yet.
@@ -102,7 +104,7 @@ pub(crate) struct Gate {
     pub(crate) cursors: [Option<Cursor>; 2],
 }
 
-impl Gate {
+impl Throttle {
     pub(crate) fn wait(&self) -> Wait {
         self.wait
     }
@@ -115,17 +117,17 @@ impl Gate {
 
     /// Brings the buckets up to `now`; drops a ticket the global limit no
     /// longer needs.
-    fn refill(&mut self, now: Instant, b: &Budget<'_>) {
+    fn refill(&mut self, now: Instant, b: &CallLimits<'_>) {
         if let Some(limit) = b.local {
             self.bucket.refill(now, limit);
         }
         match b.global {
-            Some(Shared {
+            Some(PoolLimit {
                 pool,
                 limit: Some(limit),
                 epoch,
             }) => pool.refill(epoch.ns(now), limit),
-            Some(Shared { pool, .. }) => {
+            Some(PoolLimit { pool, .. }) => {
                 // The global limit was lifted while a ticket waited.
                 if let Some(ticket) = self.ticket.take() {
                     pool.abandon(ticket, None);
@@ -137,7 +139,7 @@ impl Gate {
     }
 
     /// How many of `max` bytes may pass now. Pass them, report them with
-    /// [`passed`](Self::passed), and ask again; once this returns 0 the gate
+    /// [`passed`](Self::passed), and ask again; once this returns 0 the throttle
     /// knows what it waits for ([`wake`](Self::wake)). Call
     /// [`settle`](Self::settle) before the end of the caller's call.
     ///
@@ -145,7 +147,7 @@ impl Gate {
     /// holds `min(max, grant)` bytes, then (under a global limit) takes a
     /// ticket for at most a global grant and waits for it to be covered;
     /// then it passes everything both allow.
-    pub(crate) fn allowance(&mut self, now: Instant, max: u64, b: &Budget<'_>) -> u64 {
+    pub(crate) fn allowance(&mut self, now: Instant, max: u64, b: &CallLimits<'_>) -> u64 {
         if max == 0 {
             // Nothing to pass now: a covered ticket goes back to the others.
             if self.ticket.is_some() {
@@ -212,7 +214,7 @@ impl Gate {
     }
 
     /// Spends `n` bytes of the allowance.
-    pub(crate) fn passed(&mut self, n: u64, b: &Budget<'_>) {
+    pub(crate) fn passed(&mut self, n: u64, b: &CallLimits<'_>) {
         if b.local.is_some() {
             self.bucket.take(n);
         }
@@ -221,7 +223,7 @@ impl Gate {
 
     /// Gives back global credit that was not passed (the room ran out), so
     /// a connection never holds covered bytes between calls.
-    pub(crate) fn settle(&mut self, b: &Budget<'_>) {
+    pub(crate) fn settle(&mut self, b: &CallLimits<'_>) {
         if self.credit > 0 {
             if let Some(g) = b.global {
                 g.pool.give_back(self.credit, g.limit);
@@ -233,7 +235,7 @@ impl Gate {
     /// Nothing is pending to read: reading stays paused while the own
     /// bucket holds less than a grant, so the driver does not read a
     /// trickle at a time.
-    pub(crate) fn idle_read(&mut self, now: Instant, b: &Budget<'_>) {
+    pub(crate) fn idle_read(&mut self, now: Instant, b: &CallLimits<'_>) {
         if self.ticket.is_some() {
             return;
         }
@@ -253,7 +255,7 @@ impl Gate {
 
     /// The instant the wait ends, at the limits in `b` (read afresh, so a
     /// changed rate moves it at once). `None` when not waiting.
-    pub(crate) fn wake(&self, b: &Budget<'_>) -> Option<Instant> {
+    pub(crate) fn wake(&self, b: &CallLimits<'_>) -> Option<Instant> {
         let since = self.since?;
         let at = match self.wait {
             Wait::Idle => return None,
@@ -275,7 +277,7 @@ impl Gate {
 
     /// A deadline at or before `now` has passed: stop waiting, so the next
     /// call looks again.
-    pub(crate) fn expire(&mut self, now: Instant, b: &Budget<'_>) {
+    pub(crate) fn expire(&mut self, now: Instant, b: &CallLimits<'_>) {
         if self.wake(b).is_some_and(|at| at <= now) {
             self.wait = Wait::Idle;
         }
@@ -283,7 +285,7 @@ impl Gate {
 
     /// Gives up any ticket and stops waiting (the shaper is dropped, the
     /// limits were lifted, a datagram is given up).
-    pub(crate) fn abandon(&mut self, b: &Budget<'_>) {
+    pub(crate) fn abandon(&mut self, b: &CallLimits<'_>) {
         if let (Some(ticket), Some(g)) = (self.ticket.take(), b.global) {
             g.pool.abandon(ticket, g.limit);
         }
@@ -292,14 +294,14 @@ impl Gate {
     }
 
     /// Decides on a datagram of `len` bytes (not 0): all of it passes, or
-    /// none. A ticket taken to wait for it stays with the gate until the
+    /// none. A ticket taken to wait for it stays with the throttle until the
     /// datagram is offered again, or [`abandon`](Self::abandon)ed.
     pub(crate) fn datagram(
         &mut self,
         now: Instant,
         len: u64,
         deadline: Deadline,
-        b: &Budget<'_>,
+        b: &CallLimits<'_>,
     ) -> Fate {
         if b.local.is_some_and(|l| len > l.burst())
             || b.global_limited().is_some_and(|(_, l)| len > l.burst())
