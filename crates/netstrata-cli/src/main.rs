@@ -12,18 +12,18 @@ macro_rules! say {
 }
 
 mod args;
+mod live;
+mod logging;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use args::{LayerArgs, PayloadArg, Role, TlsArgs, parse_secs, resolve};
 use clap::{Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use netstrata_cli::demo::{self, DemoOptions};
-use netstrata_cli::load::{self, LoadOptions, Progress};
-use netstrata_cli::report::{bytes, rate, shaping_lines};
+use netstrata_cli::load::{self, LoadOptions};
+use netstrata_cli::report::shaping_lines;
 use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
 use netstrata_cli::{echo, plot};
@@ -146,7 +146,7 @@ impl StatsArgs {
     /// Starts printing `stack`'s figures, and `closes` if given, if asked for.
     fn start(&self, stack: &StackOptions, closes: Option<CloseCounts>) {
         if let Some(every) = self.stats_every {
-            print_stats_every(stack.clone(), closes, Duration::from_secs_f64(every));
+            live::print_stats_every(stack.clone(), closes, Duration::from_secs_f64(every));
         }
     }
 }
@@ -228,7 +228,7 @@ enum PlotArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    logging::init(cli.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -236,40 +236,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The crates whose logs `-v` and `-vv` turn up.
-const OUR_CRATES: [&str; 7] = [
-    "netstrata_core",
-    "netstrata_frame",
-    "netstrata_zstd",
-    "netstrata_tls",
-    "netstrata_shape",
-    "netstrata_reactor",
-    "netstrata_cli",
-];
-
-/// Logs to stderr through `tracing-subscriber`: `RUST_LOG` if set, else
-/// warnings, and netstrata's own debug (`-v`) or trace (`-vv`) lines.
-fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let spec = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => spec,
-        _ => {
-            let (others, ours) = match verbose {
-                0 => ("warn", "warn"),
-                1 => ("warn", "debug"),
-                _ => ("debug", "trace"),
-            };
-            let ours: Vec<String> = OUR_CRATES.iter().map(|c| format!("{c}={ours}")).collect();
-            format!("{others},{}", ours.join(","))
-        }
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(spec))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -328,8 +294,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 payload: load.payload.into(),
                 stack,
             };
-            let bar = progress_bar(load.secs, !json);
-            let report = load::run(&opts, |p| show_progress(bar.as_ref(), &p))
+            let bar = live::progress_bar(load.secs, !json);
+            let report = load::run(&opts, |p| live::show_progress(bar.as_ref(), &p))
                 .map_err(|e| format!("bench against {addr} failed: {e}"))?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
@@ -450,8 +416,8 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
         rate,
         window: Duration::from_secs_f64(a.window),
     };
-    let bar = progress_bar(a.secs, true);
-    let report = demo::run(&opts, |p| show_progress(bar.as_ref(), &p))?;
+    let bar = live::progress_bar(a.secs, true);
+    let report = demo::run(&opts, |p| live::show_progress(bar.as_ref(), &p))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -460,76 +426,4 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
-}
-
-/// A progress bar on stderr if it is a terminal and `wanted`.
-fn progress_bar(secs: f64, wanted: bool) -> Option<ProgressBar> {
-    (wanted && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new((secs * 10.0) as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    })
-}
-
-fn show_progress(bar: Option<&ProgressBar>, p: &Progress) {
-    let Some(bar) = bar else { return };
-    bar.set_position((p.elapsed.as_secs_f64() * 10.0) as u64);
-    let msgs = p.messages as f64 / p.elapsed.as_secs_f64().max(1e-3);
-    let mut msg = format!("{msgs:.0} msgs/s");
-    if let Some(t) = p.traffic {
-        msg.push_str(&format!(
-            ", {} out on the wire",
-            rate(t.outbound.throughput as f64)
-        ));
-    }
-    bar.set_message(msg);
-}
-
-/// Prints the global traffic counters of `stack`'s connections, the
-/// `closes` by reason and the zstd decoders' memory every `every` while
-/// they change, from a thread of its own, for as long as the process runs.
-fn print_stats_every(stack: StackOptions, closes: Option<CloseCounts>, every: Duration) {
-    std::thread::spawn(move || {
-        let (mut last_traffic, mut last_closes) = (None, None);
-        loop {
-            std::thread::sleep(every);
-            if let Some(t) = stack.traffic(std::time::Instant::now()) {
-                let totals = (t.outbound.total_bytes, t.inbound.total_bytes);
-                if last_traffic.replace(totals) != Some(totals) || t.outbound.throughput != 0 {
-                    say!(
-                        "traffic: out {} now, peak {}, total {}; in {} now, peak {}, total {}",
-                        rate(t.outbound.throughput as f64),
-                        rate(t.outbound.peak_throughput as f64),
-                        bytes(t.outbound.total_bytes),
-                        rate(t.inbound.throughput as f64),
-                        rate(t.inbound.peak_throughput as f64),
-                        bytes(t.inbound.total_bytes),
-                    );
-                }
-            }
-            let Some(closes) = &closes else { continue };
-            let total = closes.total();
-            if total == 0 || last_closes.replace(total) == Some(total) {
-                continue;
-            }
-            let by_kind: Vec<String> = closes
-                .snapshot()
-                .iter()
-                .map(|(kind, n)| format!("{n} {kind}"))
-                .collect();
-            say!("closed: {total} ({})", by_kind.join(", "));
-            if let Some(zstd) = &stack.zstd {
-                let budget = zstd.decoder_budget();
-                say!(
-                    "zstd decoders: {} of {} in use, {} refused",
-                    bytes(budget.in_use() as u64),
-                    bytes(budget.capacity() as u64),
-                    budget.refused()
-                );
-            }
-        }
-    });
 }
