@@ -119,6 +119,7 @@ mod global;
 mod limit;
 mod meter;
 mod shaper;
+mod sync;
 
 pub use datagram::{DatagramPolicy, DatagramShaper, Verdict};
 pub use error::ShapeError;

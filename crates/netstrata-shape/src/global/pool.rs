@@ -50,11 +50,12 @@
 //! against a `tail` that only grows, so the burst holds under any
 //! interleaving of threads.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use crate::limit::{FAIR_ROUND, GRANT_INTERVAL, Limit, LimitCell, NS, ShapeConfig};
 use crate::meter::Meter;
+use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// A reservation of `len` bytes in a global bucket: the bytes
 /// `[end - len, end)` of its tail.
@@ -386,6 +387,9 @@ impl Pool {
         self.done(ticket);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;
 
 #[cfg(test)]
 mod tests {
