@@ -58,8 +58,8 @@ struct Wakers {
 /// connection held below its share by its own limit takes tickets less
 /// often and leaves the rest to the others. None is starved: a ticket is
 /// covered after the tickets ahead of it, at an instant fixed when it was
-/// taken, whatever the others do (a dropped connection's ticket leaves the
-/// queue if it is the newest, else its bytes go unused once). With `n`
+/// taken, whatever the others do (a dropped connection's ticket keeps its
+/// place and its bytes go unused, once). With `n`
 /// connections waiting, a grant is `min(5 ms, 50 ms / n)` of the rate
 /// ([`FAIR_ROUND`](crate::FAIR_ROUND)), so every waiting connection is
 /// served at least every 50 ms or so. Datagram shapers with
