@@ -107,31 +107,38 @@ fn datagram(seq: u32) -> Vec<u8> {
     d
 }
 
+/// Counts the intact echoes on `socket` until the answer to `STATS`.
+fn count_echoes(socket: &UdpSocket) -> Result<(u32, String), String> {
+    let (mut echoes, mut buf) = (0, [0u8; 2048]);
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .map_err(|e| format!("no STATS answer: {e}"))?;
+        match &buf[..n] {
+            data if n == SIZE => {
+                let seq = u32::from_be_bytes(data[..4].try_into().expect("4 bytes"));
+                if data != datagram(seq) {
+                    return Err(format!("echo of datagram {seq} differs"));
+                }
+                echoes += 1;
+            }
+            stats => return Ok((echoes, String::from_utf8_lossy(stats).into_owned())),
+        }
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (server, handle, server_thread) = start_server()?;
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.connect(server)?;
     socket.set_read_timeout(Some(Duration::from_millis(500)))?;
 
-    // Echoes are counted on another thread while this one sends.
+    // Echoes are counted on another thread while this one sends; it ends
+    // with the answer to STATS.
     let receiver = socket.try_clone()?;
-    let counter = thread::spawn(move || -> Result<(u32, String), String> {
-        let (mut echoes, mut buf) = (0, [0u8; 2048]);
-        loop {
-            let n = receiver
-                .recv(&mut buf)
-                .map_err(|e| format!("no STATS answer: {e}"))?;
-            match &buf[..n] {
-                data if n == SIZE => {
-                    let seq = u32::from_be_bytes(data[..4].try_into().expect("4 bytes"));
-                    if data != datagram(seq) {
-                        return Err(format!("echo of datagram {seq} differs"));
-                    }
-                    echoes += 1;
-                }
-                stats => return Ok((echoes, String::from_utf8_lossy(stats).into_owned())),
-            }
-        }
+    let (counted, count) = mpsc::channel();
+    let counter = thread::spawn(move || {
+        let _ = counted.send(count_echoes(&receiver));
     });
 
     let limit = Limit::per_second(CLIENT_RATE)?;
@@ -154,16 +161,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         socket.send(&d)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    // Let the last echoes land, then ask (again, should the question be lost).
-    thread::sleep(Duration::from_millis(100));
+    // The server answers STATS after the datagrams sent before it, so the
+    // answer comes after their echoes. Ask again should the question or the
+    // answer be lost (the counter gives up 500 ms after the last datagram).
+    let mut answer = None;
     for _ in 0..3 {
         socket.send(b"STATS")?;
-        thread::sleep(Duration::from_millis(100));
-        if counter.is_finished() {
+        if let Ok(result) = count.recv_timeout(Duration::from_millis(100)) {
+            answer = Some(result);
             break;
         }
     }
-    let (echoes, stats) = counter.join().map_err(|_| "receiver panicked")??;
+    let answer = match answer {
+        Some(answer) => answer,
+        None => count.recv().map_err(|_| "receiver panicked")?,
+    };
+    counter.join().map_err(|_| "receiver panicked")?;
+    let (echoes, stats) = answer?;
     handle.stop()?;
     server_thread.join().map_err(|_| "server panicked")??;
 

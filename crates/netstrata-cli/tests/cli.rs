@@ -14,7 +14,7 @@ fn load(addr: std::net::SocketAddr, size: usize, payload: Payload) -> load::Repo
         conns: 4,
         depth: 8,
         size,
-        duration: Duration::from_millis(400),
+        duration: Duration::from_millis(150),
         payload,
         stack: StackOptions::default(),
     };
@@ -117,7 +117,7 @@ fn tls_zstd_and_shaping_through_the_tool_stack() {
         conns: 2,
         depth: 4,
         size: 2000,
-        duration: Duration::from_millis(1500),
+        duration: Duration::from_millis(600),
         payload: Payload::Random,
         stack: client_stack,
     };

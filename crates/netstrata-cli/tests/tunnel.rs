@@ -4,6 +4,8 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -81,17 +83,46 @@ fn body(len: usize) -> Vec<u8> {
 
 /// A target that sends `data` to its one client, then ends its stream and
 /// reads until the client's end.
-fn sending_target(data: Vec<u8>) -> (SocketAddr, thread::JoinHandle<()>) {
+struct SendingTarget {
+    addr: SocketAddr,
+    thread: thread::JoinHandle<()>,
+    /// Bytes written so far.
+    written: Arc<AtomicUsize>,
+}
+
+fn sending_target(data: Vec<u8>) -> SendingTarget {
     let target = TcpListener::bind(any_port()).unwrap();
     let addr = target.local_addr().unwrap();
-    let server = thread::spawn(move || {
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&written);
+    let thread = thread::spawn(move || {
         let (mut s, _) = target.accept().unwrap();
-        s.write_all(&data).unwrap();
+        for chunk in data.chunks(64 * 1024) {
+            s.write_all(chunk).unwrap();
+            counter.fetch_add(chunk.len(), Ordering::Release);
+        }
         s.shutdown(Shutdown::Write).unwrap();
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
     });
-    (addr, server)
+    SendingTarget {
+        addr,
+        thread,
+        written,
+    }
+}
+
+/// Whether the target's end of a connection to it is probing a zero window
+/// (timer 4 in `/proc/net/tcp`): its peer has stopped reading and its
+/// receive buffer is full.
+fn zero_window_toward(target: SocketAddr) -> bool {
+    let port = format!(":{:04X}", target.port());
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|line| {
+        // "sl local rem st tx_queue:rx_queue tr:when ..."; 01 is ESTABLISHED.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields[1].ends_with(&port) && fields[3] == "01" && fields[5].starts_with("04:")
+    })
 }
 
 /// A client of `tunnel` whose reads give up after `secs`, so that a hang
@@ -158,9 +189,9 @@ fn shaped_transfer_completes_no_faster_than_the_rate() {
     // Incompressible: the wire carries at least the body.
     let data: Vec<u8> =
         netstrata_cli::load::payload(netstrata_cli::load::Payload::Random, 1_000_000);
-    let (target_addr, server) = sending_target(data.clone());
+    let target = sending_target(data.clone());
     let rate = 4_000_000;
-    let (far, near) = tunnel_pair(target_addr, Some(rate));
+    let (far, near) = tunnel_pair(target.addr, Some(rate));
     let start = Instant::now();
     let mut client = client_of(&near, 20);
     let mut got = Vec::new();
@@ -168,7 +199,7 @@ fn shaped_transfer_completes_no_faster_than_the_rate() {
     let took = start.elapsed();
     assert!(got == data, "body differs ({} bytes)", got.len());
     client.shutdown(Shutdown::Write).unwrap();
-    server.join().unwrap();
+    target.thread.join().unwrap();
     // The default burst is 50 ms of the rate: 0.2 s at the least.
     let burst = rate / 20;
     let least = Duration::from_secs_f64((data.len() as u64 - burst) as f64 / rate as f64);
@@ -245,22 +276,33 @@ fn curl_through_two_tunnels() {
     far.stop().unwrap();
 }
 
-/// A client that stops reading, long enough for the tunnel's window and
-/// the sockets' buffers to fill, then reads everything: the tunnel has no
-/// timer to look again, so the stream resumes only because draining the
-/// client side wakes the target side. Every byte arrives, in order.
+/// A client that stops reading until the tunnel's window and the sockets'
+/// buffers are full, then reads everything: the tunnel has no timer to
+/// look again, so the stream resumes only because draining the client side
+/// wakes the target side. Every byte arrives, in order.
 #[test]
 fn a_slow_reader_gets_every_byte_once_it_reads_again() {
     // Well beyond the window plus what loopback sockets buffer.
     let data = body(24 * 1024 * 1024);
-    let (target_addr, server) = sending_target(data.clone());
-    let tunnel = plain_tunnel(target_addr);
+    let target = sending_target(data.clone());
+    let tunnel = plain_tunnel(target.addr);
     let mut client = client_of(&tunnel, 20);
     let mut got = vec![0; 1000];
     client.read_exact(&mut got).unwrap();
+    let mut stalled_at = 0;
     for _ in 0..3 {
-        // Not a timing claim: only a pause in reading, whatever its length.
-        thread::sleep(Duration::from_millis(150));
+        // Full: the tunnel has stopped reading from the target, which
+        // wrote more since the last time it was.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let written = target.written.load(Ordering::Acquire);
+            if written > stalled_at && zero_window_toward(target.addr) {
+                stalled_at = written;
+                break;
+            }
+            assert!(Instant::now() < deadline, "the tunnel never filled up");
+            thread::yield_now();
+        }
         let mut chunk = vec![0; 4 * 1024 * 1024];
         client.read_exact(&mut chunk).unwrap();
         got.extend_from_slice(&chunk);
@@ -268,7 +310,7 @@ fn a_slow_reader_gets_every_byte_once_it_reads_again() {
     client.read_to_end(&mut got).unwrap();
     assert!(got == data, "body differs ({} bytes)", got.len());
     client.shutdown(Shutdown::Write).unwrap();
-    server.join().unwrap();
+    target.thread.join().unwrap();
     tunnel.stop().unwrap();
 }
 

@@ -1,14 +1,21 @@
 //! Accept errors such as EMFILE must not spin the loop or kill the server.
 //!
-//! The parent runs this same test binary as a child that serves on loopback,
-//! lowers the child's open-file limit with `prlimit`, opens more
-//! connections than the child may accept, and reads the child's CPU time
-//! from `/proc/PID/stat`: a loop retrying `accept` at once would burn a whole
-//! core; a paused one stays near zero.
+//! The parent runs this same test binary as a child that serves on loopback
+//! and logs its warnings to stdout, lowers the child's open-file limit with
+//! `prlimit`, and opens more connections than the child may accept. The
+//! child then fails to accept, pauses, retries, fails again, each failure a
+//! warning. Over a window of several retries, read from the child's own
+//! log, the parent checks that the retries were paced (a loop retrying at
+//! once logs them back to back) and reads the child's CPU time from
+//! `/proc/PID/stat` (a loop spinning between them would burn a core; a
+//! paused one stays near zero).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +25,12 @@ use netstrata_reactor::{Context, EventLoop, Handler, LoopConfig};
 
 const CHILD: &str = "NETSTRATA_EMFILE_CHILD";
 
+/// Accept failures the window spans.
+const RETRIES: u32 = 4;
+/// The least pause between two retries that is not spinning (the loop
+/// pauses 100 ms; a loop retrying at once logs its retries microseconds apart).
+const MIN_PAUSE: Duration = Duration::from_millis(10);
+
 struct Quiet;
 impl Handler for Quiet {
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
@@ -25,10 +38,17 @@ impl Handler for Quiet {
     }
 }
 
-/// The child: serve for a few seconds, then exit.
+/// The child: serve until stdin ends, then report the connections it holds.
 fn child() {
+    // Warnings to stdout, stamped with the time since start.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stdout)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .init();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    println!("PORT {}", listener.local_addr().unwrap().port());
+    let port = listener.local_addr().unwrap().port();
     let mut event_loop = EventLoop::new(LoopConfig::new()).unwrap();
     event_loop
         .listen(
@@ -37,10 +57,20 @@ fn child() {
             |_| Quiet,
         )
         .unwrap();
-    let end = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < end {
-        event_loop.turn(Some(Duration::from_millis(100))).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let (handle, done_by_parent) = (event_loop.handle(), Arc::clone(&done));
+    let parent = std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        done_by_parent.store(true, Ordering::Release);
+        // Only to wake the loop: it is not run again.
+        let _ = handle.stop();
+    });
+    // Everything the child holds is open before it says where it listens.
+    println!("PORT {port}");
+    while !done.load(Ordering::Acquire) {
+        event_loop.turn(None).unwrap();
     }
+    parent.join().unwrap();
     println!("CONNECTIONS {}", event_loop.connections());
 }
 
@@ -51,6 +81,39 @@ fn cpu_ticks(pid: u32) -> u64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The child's lines, as they come.
+struct Output(mpsc::Receiver<String>);
+
+impl Output {
+    /// The next line for which `pick` gives something; fails the test if
+    /// none comes within 10 s or the child ends first.
+    fn next<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(found) = pick(&line) {
+                        return found;
+                    }
+                }
+                Err(e) => panic!("no {what} from the child: {e}"),
+            }
+        }
+    }
+}
+
+/// The child's time stamp (seconds since it started) of a warning that
+/// accepting failed.
+fn accept_failure(line: &str) -> Option<f64> {
+    // "  0.123456789s  WARN netstrata_reactor::...: accept failed; ..."
+    if !(line.contains(" WARN ") && line.contains("accept")) {
+        return None;
+    }
+    let stamp = line.split_whitespace().next()?;
+    stamp.strip_suffix('s')?.parse().ok()
 }
 
 #[test]
@@ -69,18 +132,24 @@ fn emfile_does_not_spin() {
             "--test-threads=1",
         ])
         .env(CHILD, "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = proc.id();
-    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-    let port: u16 = loop {
-        let line = lines.next().expect("child output").unwrap();
-        // libtest may print its own prefix on the same line.
-        if let Some((_, p)) = line.split_once("PORT ") {
-            break p.trim().parse().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = BufReader::new(proc.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
         }
-    };
+    });
+    let output = Output(rx);
+    // libtest may print its own prefix on the same line.
+    let port: u16 = output.next("port", |l| {
+        l.split_once("PORT ")
+            .map(|(_, p)| p.trim().parse().unwrap())
+    });
     // Room for what the child has open now and a few connections, no more.
     let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -95,29 +164,39 @@ fn emfile_does_not_spin() {
         .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
         .collect();
     assert!(conns.len() > 10, "the kernel refused our connections");
-    std::thread::sleep(Duration::from_millis(300));
-    let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(1));
-    let used = cpu_ticks(pid) - before;
-    // A spinning loop uses ~100 ticks per second; allow generous noise.
-    if used > 20 {
+
+    // The child is at its limit once accepting fails; the window runs from
+    // that failure to the RETRIES-th one after it.
+    let first = output.next("accept failure", accept_failure);
+    let (start, before) = (Instant::now(), cpu_ticks(pid));
+    let mut last = first;
+    for _ in 0..RETRIES {
+        last = output.next("accept failure", accept_failure);
+    }
+    let (window, used) = (start.elapsed(), cpu_ticks(pid) - before);
+    let paced = Duration::from_secs_f64(last - first);
+    let spinning = paced < MIN_PAUSE * RETRIES || {
+        // A spinning loop uses ~100 ticks per second of the window; a paused
+        // one next to none. Allow a quarter of a core, and the ticks' grain.
+        let ticks = window.as_millis() as u64 / 10;
+        used > ticks / 4 + 2
+    };
+    if spinning {
         let _ = proc.kill();
         let _ = proc.wait();
-        panic!("the loop used {used} CPU ticks in one second at EMFILE");
+        panic!(
+            "the loop spun at EMFILE: {RETRIES} retries in {paced:?} (at least \
+             {MIN_PAUSE:?} apart expected), {used} CPU ticks in {window:?}"
+        );
     }
-    // Still alive and serving what it could accept.
-    let mut rest = String::new();
-    for line in lines.map_while(Result::ok) {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
-    assert!(proc.wait().unwrap().success(), "child failed: {rest}");
-    let accepted: usize = rest
-        .lines()
-        .find_map(|l| l.split_once("CONNECTIONS ").map(|(_, n)| n.trim()))
-        .expect("child report")
-        .parse()
-        .unwrap();
+
+    // Still alive, and serving what it could accept.
+    drop(proc.stdin.take());
+    let accepted: usize = output.next("report", |l| {
+        l.split_once("CONNECTIONS ")
+            .map(|(_, n)| n.trim().parse().unwrap())
+    });
+    assert!(proc.wait().unwrap().success(), "the child failed");
     assert!(
         accepted >= 1 && accepted < conns.len(),
         "accepted {accepted}"

@@ -38,6 +38,8 @@ struct Pushed {
     queue: Option<VecDeque<Bytes>>,
     /// How many messages had to wait in `queue`.
     waited: usize,
+    /// Told when the first message has to wait.
+    first_wait: mpsc::Sender<()>,
 }
 
 impl Pushed {
@@ -73,6 +75,9 @@ impl Handler for Pushed {
         };
         queue.push_back(msg);
         if queue.len() > 1 {
+            if self.waited == 0 {
+                let _ = self.first_wait.send(());
+            }
             self.waited += 1;
         }
         self.drain(cx);
@@ -122,9 +127,17 @@ fn peer(server: &Server) -> Blocking<TcpStream, Plain, LengthDelimited> {
 
 /// A one-loop server with small socket buffers, so a peer that does not
 /// read fills the connection's send buffer after a few hundred KiB.
-fn server(queue: bool) -> (Server, mpsc::Receiver<ConnId>, mpsc::Receiver<Closed>) {
+struct Pushing {
+    server: Server,
+    ids: mpsc::Receiver<ConnId>,
+    closed: mpsc::Receiver<Closed>,
+    first_wait: mpsc::Receiver<()>,
+}
+
+fn server(queue: bool) -> Pushing {
     let (ids_tx, ids) = mpsc::channel();
     let (closed_tx, closed) = mpsc::channel();
+    let (first_wait_tx, first_wait) = mpsc::channel();
     let config = LoopConfig::new()
         .with_watermarks(64 * 1024, 128 * 1024)
         .with_socket(SocketOptions::new().with_send_buffer(64 * 1024));
@@ -133,8 +146,14 @@ fn server(queue: bool) -> (Server, mpsc::Receiver<ConnId>, mpsc::Receiver<Closed
         closed: closed_tx.clone(),
         queue: queue.then(VecDeque::new),
         waited: 0,
+        first_wait: first_wait_tx.clone(),
     });
-    (server, ids, closed)
+    Pushing {
+        server,
+        ids,
+        closed,
+        first_wait,
+    }
 }
 
 fn numbered(i: u32) -> Bytes {
@@ -145,22 +164,32 @@ fn numbered(i: u32) -> Bytes {
 
 #[test]
 fn a_peer_that_does_not_read_gets_a_reset_not_a_stream_with_a_gap() {
-    let (server, ids, closed) = server(false);
+    let Pushing {
+        server,
+        ids,
+        closed,
+        ..
+    } = server(false);
     let mut peer = TcpStream::connect(server.local_addr()).unwrap();
     peer.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
     let handle = server.handles()[0].clone();
     // Push until the connection ends; the peer reads nothing meanwhile.
+    // (While the loop's queue is full, only wait for the end.)
     let msg = numbered(0);
     let deadline = Instant::now() + Duration::from_secs(20);
     let reason = loop {
-        handle.send(id, msg.clone()).unwrap();
-        if let Ok(closed) = closed.try_recv() {
-            break closed.reason;
+        match handle.send(id, msg.clone()) {
+            Ok(()) | Err(HandleError::Full { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        match closed.recv_timeout(Duration::from_micros(200)) {
+            Ok(closed) => break closed.reason,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("{e}"),
         }
         assert!(Instant::now() < deadline, "the connection never ended");
-        thread::sleep(Duration::from_micros(200));
     };
     assert!(
         matches!(
@@ -188,7 +217,12 @@ fn a_peer_that_does_not_read_gets_a_reset_not_a_stream_with_a_gap() {
 
 #[test]
 fn a_handler_can_queue_what_the_connection_cannot_take() {
-    let (server, ids, closed) = server(true);
+    let Pushing {
+        server,
+        ids,
+        closed,
+        first_wait,
+    } = server(true);
     let mut peer = peer(&server);
     let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
     let handle = server.handles()[0].clone();
@@ -198,7 +232,10 @@ fn a_handler_can_queue_what_the_connection_cannot_take() {
     for i in 0..total {
         handle.send(id, numbered(i)).unwrap();
     }
-    thread::sleep(Duration::from_millis(200));
+    // Not reading until the handler has had to queue one.
+    first_wait
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the handler's queue was never used");
     for i in 0..total {
         let msg = peer.recv().unwrap().expect("a message");
         assert_eq!(msg.len(), MESSAGE);
@@ -234,20 +271,6 @@ impl Handler for Stalling {
         let _ = self.stalled.send(());
         let release = self.release.lock().unwrap();
         let _ = release.recv_timeout(Duration::from_secs(20));
-    }
-}
-
-/// Retries `command` while the loop's queue is full.
-fn until_queued(command: impl Fn() -> Result<(), HandleError>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match command() {
-            Ok(()) => return,
-            Err(HandleError::Full { .. }) if Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => panic!("{e}"),
-        }
     }
 }
 
@@ -306,14 +329,18 @@ fn a_loop_that_cannot_keep_up_refuses_commands_and_loses_none_it_took() {
         "stop shares the aborts' budget"
     );
 
-    // Once the loop runs again, the queue drains and takes commands again.
+    // Once the loop runs again, the queue drains and takes commands again:
+    // a send's budget is freed when the loop takes it, so once the last
+    // message taken has arrived, the sends' budget is all free.
     release.send(()).unwrap();
-    until_queued(|| handle.send(id, numbered(taken)));
-    until_queued(|| handle.close(id));
-    for i in 0..=taken {
+    for i in 0..taken {
         let msg = peer.recv().unwrap().expect("a message");
         assert_eq!(msg[..4], i.to_be_bytes(), "message {i}");
     }
+    handle.send(id, numbered(taken)).unwrap();
+    handle.close(id).unwrap();
+    let msg = peer.recv().unwrap().expect("a message");
+    assert_eq!(msg[..4], taken.to_be_bytes(), "message {taken}");
     assert!(
         peer.recv().unwrap().is_none(),
         "clean end after all of them"
@@ -332,7 +359,6 @@ impl Handler for Deferred {
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
         let (handle, id) = (cx.handle(), cx.id());
         thread::spawn(move || {
-            thread::sleep(Duration::from_millis(5));
             let reply = [b"done: ".as_slice(), &msg].concat();
             handle.send(id, reply.into()).unwrap();
         });

@@ -130,6 +130,9 @@ struct Flood {
     total: usize,
     max_queued: Arc<Mutex<usize>>,
     writable: mpsc::Sender<()>,
+    /// Told the messages sent so far each time a send crosses the high
+    /// watermark and the handler waits for on_writable.
+    stalled: mpsc::Sender<usize>,
 }
 
 impl Flood {
@@ -140,10 +143,11 @@ impl Flood {
                 break;
             }
             *sent += 1;
-            let sent = cx.send(&[7; 16 * 1024]).unwrap();
+            let outcome = cx.send(&[7; 16 * 1024]).unwrap();
             let mut max = self.max_queued.lock().unwrap();
             *max = (*max).max(cx.queued());
-            if sent == Sent::HighWatermark {
+            if outcome == Sent::HighWatermark {
+                let _ = self.stalled.send(*sent);
                 return;
             }
         }
@@ -167,6 +171,8 @@ fn a_slow_reader_bounds_the_queue_and_writable_fires() {
     let (max_queued, sent) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
     let (wtx, writable) = mpsc::channel();
     let wtx = Mutex::new(wtx);
+    let (stx, stalled) = mpsc::channel();
+    let stx = Mutex::new(stx);
     let (mq, st) = (Arc::clone(&max_queued), Arc::clone(&sent));
     let high = 256 * 1024;
     let loop_config = LoopConfig::new()
@@ -182,14 +188,19 @@ fn a_slow_reader_bounds_the_queue_and_writable_fires() {
             total,
             max_queued: Arc::clone(&mq),
             writable: wtx.lock().unwrap().clone(),
+            stalled: stx.lock().unwrap().clone(),
         },
     )
     .unwrap();
     let mut conn = client(server.local_addr());
-    // Do not read for a while: the server must stall, its queue bounded.
-    thread::sleep(Duration::from_millis(300));
-    let sent_while_stalled = *sent.lock().unwrap();
-    assert!(sent_while_stalled < total, "the server never stalled");
+    // Not reading yet: the server must stall, its queue bounded.
+    let sent_while_stalled = stalled
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server never stalled");
+    assert!(
+        sent_while_stalled < total,
+        "the server stalled only at the end"
+    );
     let queued = *max_queued.lock().unwrap();
     assert!(queued <= high + 16 * 1024 + 8, "queue grew to {queued}");
     let mut got = 0;
@@ -218,13 +229,17 @@ fn peer_half_close_and_reset() {
     assert!(matches!(reason, CloseReason::Clean), "{reason:?}");
 
     // Reset mid-frame: the server sees an I/O error or a truncation, and
-    // carries on with other connections.
-    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    // carries on with other connections. (An echo first: the server has
+    // taken the connection before the reset comes.)
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
     socket2::SockRef::from(&stream)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
-    (&stream).write_all(&[0, 0, 0, 9, 1, 2]).unwrap();
-    thread::sleep(Duration::from_millis(50));
+    stream.write_all(&[0, 0, 0, 2, b'h', b'i']).unwrap();
+    let mut echo = [0; 6];
+    stream.read_exact(&mut echo).unwrap();
+    assert_eq!(echo, [0, 0, 0, 2, b'h', b'i']);
+    stream.write_all(&[0, 0, 0, 9, 1, 2]).unwrap();
     drop(stream);
     let reason = closed.recv_timeout(Duration::from_secs(10)).unwrap();
     let io_or_truncated = match &reason {
@@ -445,11 +460,13 @@ fn connect_timeout_against_a_full_backlog() {
     let mut fillers = Vec::new();
     let (tx, events) = mpsc::channel();
     let mut event_loop =
-        EventLoop::new(LoopConfig::new().with_connect_timeout(Duration::from_millis(300))).unwrap();
-    // Fill the accept queue, then connect once more.
-    for _ in 0..4 {
-        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            fillers.push(s);
+        EventLoop::new(LoopConfig::new().with_connect_timeout(Duration::from_millis(100))).unwrap();
+    // Fill the accept queue (until a connect of ours times out), then
+    // connect once more.
+    while fillers.len() < 4 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
         }
     }
     event_loop
@@ -595,8 +612,13 @@ fn data_and_fin_read_in_one_turn_are_both_seen() {
     }
     stream.write_all(&[0, 0, 0, 2, b'h', b'i']).unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
-    thread::sleep(Duration::from_millis(100));
+    // The frame and the FIN are in the server's socket once its kernel has
+    // acknowledged the FIN: our side is then in FIN_WAIT2.
     let deadline = Instant::now() + Duration::from_secs(10);
+    while tcp_state(&stream) != FIN_WAIT2 {
+        assert!(Instant::now() < deadline, "the FIN was never acknowledged");
+        thread::yield_now();
+    }
     let reason = loop {
         ev.turn(Some(Duration::from_millis(10))).unwrap();
         if let Ok(reason) = closed.try_recv() {
@@ -608,4 +630,27 @@ fn data_and_fin_read_in_one_turn_are_both_seen() {
     let mut back = Vec::new();
     stream.read_to_end(&mut back).unwrap();
     assert_eq!(back, [0, 0, 0, 2, b'h', b'i']);
+}
+
+/// `TCP_FIN_WAIT2` in `/proc/net/tcp`.
+const FIN_WAIT2: u8 = 5;
+
+/// The TCP state of `stream`'s socket, as `/proc/net/tcp` shows it.
+fn tcp_state(stream: &TcpStream) -> u8 {
+    let (local, peer) = (stream.local_addr().unwrap(), stream.peer_addr().unwrap());
+    // "sl local_address rem_address st ...", ports in upper-case hex.
+    let (local, peer) = (
+        format!(":{:04X}", local.port()),
+        format!(":{:04X}", peer.port()),
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields[1].ends_with(&local) && fields[2].ends_with(&peer))
+                .then(|| u8::from_str_radix(fields[3], 16).unwrap())
+        })
+        .expect("our socket in /proc/net/tcp")
 }

@@ -48,18 +48,31 @@ fn raising_a_limit_from_another_thread_wakes_a_waiting_connection() {
         |_| Sender,
     )
     .unwrap();
-    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let connect = || {
+        let stream = TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    let mut stream = connect();
     let total = FRAMES * (FRAME + 4);
     let mut got = vec![0u8; total];
     // The burst arrives, then the shaper waits for budget.
     stream.read_exact(&mut got[..BURST as usize]).unwrap();
     let handle = handles.recv_timeout(Duration::from_secs(5)).unwrap();
-    // Let the socket events of the burst pass, so that only the waker can
-    // make the loop look at the connection again.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the loop is past the turn that handles the socket events
+    // of the burst (a new socket's writable readiness comes with the next
+    // poll), so that only the waker can make it look at the connection
+    // again. A second connection's burst is written in a later turn than
+    // the first's, and a third connection, opened once that burst has
+    // arrived, is accepted in a turn after that one.
+    let mut second = connect();
+    second.read_exact(&mut [0; BURST as usize]).unwrap();
+    let _third = connect();
+    for _ in 0..2 {
+        handles.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
     handle.set_limit(Direction::Outbound, None);
     stream
         .read_exact(&mut got[BURST as usize..])

@@ -152,7 +152,8 @@ impl DatagramShaper {
         }
     }
 
-    /// Gives up the datagram told to wait, and its place in a global queue.
+    /// Gives up the datagram told to wait. Its ticket in a global queue
+    /// keeps its place: those bytes go unused, once.
     pub fn cancel(&mut self) {
         self.pending = None;
         let b = fresh_limits(&self.conn, self.global.as_ref(), Direction::Outbound);

@@ -118,6 +118,7 @@ mod global;
 mod limit;
 mod meter;
 mod shaper;
+mod sync;
 mod throttle;
 
 pub use datagram::{DatagramPolicy, DatagramShaper, Verdict};

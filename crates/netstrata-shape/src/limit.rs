@@ -1,10 +1,10 @@
 //! Limits (a rate and a burst), the configuration of a shaper, and the cell
 //! through which a limit changes at run time.
 
-use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 use crate::ShapeError;
+use crate::sync::atomic::{AtomicU64, Ordering, fence};
 
 /// Nanoseconds per second: buckets count in bytes and nanoseconds, so
 /// `rate × elapsed_ns` is an exact number of nano-bytes.
@@ -236,7 +236,7 @@ impl LimitCell {
         loop {
             let before = self.seq.load(Ordering::Acquire);
             if before & 1 == 1 {
-                std::hint::spin_loop();
+                crate::sync::spin_loop();
                 continue;
             }
             let rate = self.rate.load(Ordering::Relaxed);
@@ -264,7 +264,7 @@ impl LimitCell {
                     Err(now) => seq = now,
                 }
             } else {
-                std::hint::spin_loop();
+                crate::sync::spin_loop();
                 seq = self.seq.load(Ordering::Relaxed);
             }
         }

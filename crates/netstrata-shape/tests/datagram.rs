@@ -111,7 +111,7 @@ fn under_a_global_limit_waiting_datagrams_queue_in_order() {
 }
 
 #[test]
-fn a_cancelled_or_dropped_wait_gives_its_place_back() {
+fn a_cancelled_or_dropped_wait_keeps_its_place_and_its_bytes_go_unused() {
     let limit = Limit::new(100_000, 1000).unwrap();
     let global = GlobalLimiter::new(ShapeConfig::new().with_outbound(limit));
     let new = || DatagramShaper::new(ShapeConfig::new(), DatagramPolicy::Wait).with_global(&global);
@@ -120,11 +120,14 @@ fn a_cancelled_or_dropped_wait_gives_its_place_back() {
     assert_eq!(a.poll_send(t0, 1000), Verdict::Send);
     assert_eq!(a.poll_send(t0, 800), Verdict::WaitUntil(t0 + ms(8)));
     a.cancel();
-    // The newest ticket leaves the queue: b waits 5 ms, not 13.
-    assert_eq!(b.poll_send(t0, 500), Verdict::WaitUntil(t0 + ms(5)));
+    // Even the newest ticket keeps its place: b waits 13 ms, not 5.
+    assert_eq!(b.poll_send(t0, 500), Verdict::WaitUntil(t0 + ms(13)));
     drop(b);
     let mut c = new();
-    assert_eq!(c.poll_send(t0, 200), Verdict::WaitUntil(t0 + ms(2)));
+    assert_eq!(c.poll_send(t0, 200), Verdict::WaitUntil(t0 + ms(15)));
+    // Never more than the rate: a's and b's bytes were not passed, and are
+    // not passed by anyone else.
+    assert_eq!(global.stats(t0).outbound.total_bytes, 1000);
 }
 
 #[test]
