@@ -381,6 +381,9 @@ fn tokio_rustls_with_async_compression_against_tls_and_zstd() {
         .build()
         .unwrap();
     // What a tokio-rustls user writes: rustls' defaults, our CA trusted.
+    // (With every feature on, rustls has both providers compiled in and
+    // wants one named for the process, as such an application would.)
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = Arc::new(
         rustls::ClientConfig::builder()
             .with_root_certificates(ca.roots())

@@ -54,8 +54,29 @@ impl Clone for Identity {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "netstrata-tls needs a crypto provider: enable its `aws-lc-rs` (default) or `ring` feature"
+);
+
+/// The rustls crypto provider every configuration of this crate uses:
+/// aws-lc-rs with the `aws-lc-rs` feature (the default), else ring with the
+/// `ring` feature. With both on (as with `--all-features`), aws-lc-rs.
+pub fn provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
+}
+
+/// A session ticketer from the crate's crypto provider.
+fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, TlsError> {
+    #[cfg(feature = "aws-lc-rs")]
+    let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let ticketer = rustls::crypto::ring::Ticketer::new();
+    ticketer.map_err(TlsError::Config)
 }
 
 static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&version::TLS13];
@@ -203,8 +224,7 @@ impl ServerOptions {
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver { by_name, default }));
         config.alpn_protocols = self.alpn;
         if self.tickets {
-            config.ticketer =
-                rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Config)?;
+            config.ticketer = ticketer()?;
         }
         Ok(Arc::new(config))
     }
@@ -251,9 +271,23 @@ impl ClientOptions {
         }
     }
 
-    /// Trusts Mozilla's root set ([`pem::webpki_roots`]).
+    /// Trusts Mozilla's root set, bundled in the binary
+    /// ([`pem::webpki_roots`]).
+    #[cfg(feature = "webpki-roots")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webpki-roots")))]
     pub fn with_webpki_roots() -> Self {
         Self::new(pem::webpki_roots())
+    }
+
+    /// Trusts the platform's roots ([`pem::native_roots`]: the system
+    /// store, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set).
+    ///
+    /// # Errors
+    /// [`TlsError::NoNativeRoots`] if no root could be loaded.
+    #[cfg(feature = "native-roots")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "native-roots")))]
+    pub fn with_native_roots() -> Result<Self, TlsError> {
+        pem::native_roots().map(Self::new)
     }
 
     /// The ALPN protocols offered, most preferred first.

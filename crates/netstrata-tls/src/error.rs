@@ -49,6 +49,10 @@ pub enum TlsError {
     /// The client certificate verifier could not be built.
     #[error("bad client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// No trusted root could be loaded from the platform's store (or the
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` it names): what the loader said.
+    #[error("no trusted root could be loaded from the platform: {0}")]
+    NoNativeRoots(String),
     /// The name to connect to is neither a DNS name nor an IP address.
     #[error("invalid server name {0:?}")]
     InvalidServerName(String),
@@ -105,6 +109,7 @@ impl TlsError {
             Self::WriteAfterClose
             | Self::Config(_)
             | Self::Verifier(_)
+            | Self::NoNativeRoots(_)
             | Self::InvalidServerName(_)
             | Self::Pem { .. }
             | Self::PemEmpty { .. } => true,

@@ -1,5 +1,5 @@
 //! netstrata-tls: TLS as a sans-IO netstrata [`Layer`](netstrata_core::Layer),
-//! on rustls 0.23 with the aws-lc-rs provider.
+//! on rustls 0.23.
 //!
 //! [`Tls`] is a client or a server that sits anywhere in a stack: ciphertext
 //! on its lower side, plaintext on its upper side. It does TLS 1.3 (and
@@ -21,9 +21,28 @@
 //! It does no I/O and reads no clock of its own: time comes in as `now`
 //! and the handshake deadline goes out through `poll_timeout`. (rustls
 //! itself reads the system time to check certificate validity and ticket
-//! lifetimes.) It does not read the system certificate store: trust comes
-//! from a CA file ([`pem::load_roots`]) or Mozilla's root set
-//! ([`pem::webpki_roots`]).
+//! lifetimes.) Trust comes from a CA file ([`pem::load_roots`]), Mozilla's
+//! root set bundled in the binary (`ClientOptions::with_webpki_roots`,
+//! feature `webpki-roots`) or the platform's store
+//! (`ClientOptions::with_native_roots`, feature `native-roots`;
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR` override it).
+//!
+//! # Features
+//!
+//! | feature | default | what it does |
+//! |---|---|---|
+//! | `aws-lc-rs` | yes | rustls' aws-lc-rs crypto provider |
+//! | `ring` | no | rustls' ring provider, used when `aws-lc-rs` is off |
+//! | `webpki-roots` | yes | Mozilla's roots, bundled: `ClientOptions::with_webpki_roots` |
+//! | `native-roots` | no | the platform's roots (rustls-native-certs): `ClientOptions::with_native_roots` |
+//! | `dev-certs` | no | development certificates from a generated CA ([`dev_certs`]) |
+//!
+//! One provider is used for every configuration this crate builds
+//! ([`provider`]): aws-lc-rs when its feature is on — also when `ring` is on
+//! too, as with `--all-features` — else ring (`default-features = false,
+//! features = ["ring"]`). A build with neither does not compile. rustls'
+//! own `ClientConfig::builder()` needs a process-wide provider once both are
+//! compiled in; this crate never relies on it.
 //!
 //! - [`Tls`]: the layer; its docs state the buffering bounds and behaviour.
 //! - [`ServerOptions`], [`ClientOptions`], [`Identity`]: rustls
@@ -85,7 +104,7 @@ mod layer;
 pub mod pem;
 mod sni;
 
-pub use config::{ClientOptions, Identity, ServerOptions};
+pub use config::{ClientOptions, Identity, ServerOptions, provider};
 pub use engine::UnbufferedConnection;
 pub use error::TlsError;
 pub use layer::Tls;

@@ -52,10 +52,35 @@ pub fn load_roots(path: impl AsRef<Path>) -> Result<RootCertStore, TlsError> {
 
 /// Mozilla's root set, as shipped by the `webpki-roots` crate (no system
 /// store is read).
+#[cfg(feature = "webpki-roots")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webpki-roots")))]
 pub fn webpki_roots() -> RootCertStore {
     RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     }
+}
+
+/// The platform's trusted roots, read by rustls-native-certs: the system
+/// store, or the file and directory `SSL_CERT_FILE` and `SSL_CERT_DIR`
+/// name when set. Certificates it cannot parse are skipped.
+///
+/// # Errors
+/// [`TlsError::NoNativeRoots`] if no root could be loaded, with the
+/// loader's errors.
+#[cfg(feature = "native-roots")]
+#[cfg_attr(docsrs, doc(cfg(feature = "native-roots")))]
+pub fn native_roots() -> Result<RootCertStore, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _skipped) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(TlsError::NoNativeRoots(match errors.is_empty() {
+            true => "the platform store is empty".into(),
+            false => errors.join("; "),
+        }));
+    }
+    Ok(roots)
 }
 
 #[cfg(test)]
@@ -89,6 +114,7 @@ mod tests {
 
     #[test]
     fn the_webpki_root_set_is_not_empty() {
+        #[cfg(feature = "webpki-roots")]
         assert!(webpki_roots().len() > 100);
     }
 }

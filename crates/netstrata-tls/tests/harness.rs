@@ -214,10 +214,13 @@ fn mutual_tls_accepted_and_rejected() {
 #[test]
 fn a_configurable_verifier_can_make_client_certificates_optional() {
     let roots = Arc::new(certs().ca.roots());
-    let verifier = rustls::server::WebPkiClientVerifier::builder(roots)
-        .allow_unauthenticated()
-        .build()
-        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots,
+        netstrata_tls::provider(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .unwrap();
     let server = server_options()
         .with_client_cert_verifier(verifier)
         .build()

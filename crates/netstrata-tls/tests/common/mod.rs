@@ -59,8 +59,7 @@ pub fn client_config() -> Arc<ClientConfig> {
 /// A client that speaks TLS 1.2 only.
 pub fn tls12_only_client() -> Arc<ClientConfig> {
     use netstrata_tls::rustls;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let config = ClientConfig::builder_with_provider(provider.into())
+    let config = ClientConfig::builder_with_provider(netstrata_tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(certs().ca.roots())
