@@ -17,6 +17,7 @@ pub struct LoopConfig {
     pub(crate) read_chunk: usize,
     pub(crate) command_queue: usize,
     pub(crate) datagram_buffer: usize,
+    pub(crate) metrics_every: Duration,
 }
 
 impl LoopConfig {
@@ -34,6 +35,8 @@ impl LoopConfig {
     pub const DEFAULT_COMMAND_QUEUE: usize = 16 * 1024 * 1024;
     /// Default largest `read` call (64 KiB).
     pub const DEFAULT_READ_CHUNK: usize = 64 * 1024;
+    /// Default period of publishing the loop's figures (1 s).
+    pub const DEFAULT_METRICS_EVERY: Duration = Duration::from_secs(1);
     /// Default receive buffer of each UDP socket (64 KiB: the largest
     /// datagram UDP can carry, 65 507 bytes over IPv4 and 65 527 over IPv6,
     /// fits).
@@ -51,6 +54,7 @@ impl LoopConfig {
             read_chunk: Self::DEFAULT_READ_CHUNK,
             command_queue: Self::DEFAULT_COMMAND_QUEUE,
             datagram_buffer: Self::DEFAULT_DATAGRAM_BUFFER,
+            metrics_every: Self::DEFAULT_METRICS_EVERY,
         }
     }
 
@@ -116,6 +120,14 @@ impl LoopConfig {
     /// for a protocol with small datagrams and many sockets.
     pub fn with_datagram_buffer(mut self, bytes: usize) -> Self {
         self.datagram_buffer = bytes.max(1);
+        self
+    }
+
+    /// How often the loop publishes its figures through the `metrics`
+    /// facade (with the crate's `metrics` feature; nothing otherwise). Each
+    /// publication reads every connection's counters once.
+    pub fn with_metrics_every(mut self, every: Duration) -> Self {
+        self.metrics_every = every.max(Duration::from_millis(1));
         self
     }
 

@@ -49,6 +49,24 @@
 //! [`ConnId`]s number connections across the process (`conn N`), so a line
 //! names one connection even with several loops.
 //!
+//! # Metrics
+//!
+//! With the `metrics` feature, each loop publishes its figures through the
+//! [`metrics`](https://docs.rs/metrics) facade to whatever recorder the
+//! application installs (a Prometheus exporter, say), every
+//! [`LoopConfig::with_metrics_every`] (1 s): read from the counters the
+//! connections already keep, never per message, so the loop pays nothing
+//! per message for them. Counters are totals since the loop started.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `netstrata_connections_open` | gauge | `loop` |
+//! | `netstrata_connections_opened_total` | counter | `loop` |
+//! | `netstrata_connections_closed_total` | counter | `reason` (a [`CloseKind`]: `clean`, `zstd: peer misbehaved`, ...; per server) |
+//! | `netstrata_messages_total` | counter | `loop`, `direction` (`in`, `out`) |
+//! | `netstrata_wire_bytes_total` | counter | `loop`, `direction` |
+//! | `netstrata_layer_bytes_total` | counter | `loop`, `layer`, `direction` (`inbound`, `outbound`), `side` (`lower`, `upper`: the side of the layer the bytes crossed) |
+//!
 //! # Example
 //!
 //! An echo server on one loop, a blocking client, and a graceful shutdown:

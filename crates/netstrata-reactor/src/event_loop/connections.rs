@@ -34,6 +34,9 @@ pub(super) struct Connections<S, C, H> {
     pub(super) config: LoopConfig,
     /// Closes by kind, shared with the other loops of a server.
     pub(super) closes: CloseCounts,
+    /// What the loop publishes through `metrics`.
+    #[cfg(feature = "metrics")]
+    pub(super) figures: super::figures::Figures,
 }
 
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
@@ -46,6 +49,8 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
             handle,
             config,
             closes: CloseCounts::default(),
+            #[cfg(feature = "metrics")]
+            figures: super::figures::Figures::new(),
         }
     }
 
@@ -182,6 +187,8 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
             generation: ConnId::next_number(),
         };
         conn.set_waker(Arc::new(ConnWaker::new(self.handle.clone(), id)).into());
+        #[cfg(feature = "metrics")]
+        self.figures.opened();
         slot.insert(Entry {
             id,
             socket,

@@ -37,6 +37,8 @@ mod connections;
 mod datagrams;
 mod drive;
 mod entry;
+#[cfg(feature = "metrics")]
+mod figures;
 mod read;
 mod timers;
 mod write;
@@ -107,7 +109,17 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             queue: Arc::new(Queue::new(config.command_queue)),
         };
         let udp = Datagrams::new(config.datagram_buffer);
-        let conns = Connections::new(poll.registry().try_clone()?, handle, config);
+        #[cfg(feature = "metrics")]
+        let metrics_every = config.metrics_every;
+        #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+        let mut conns = Connections::new(poll.registry().try_clone()?, handle, config);
+        #[cfg(feature = "metrics")]
+        conns.timers.push(Timer {
+            at: Instant::now() + metrics_every,
+            token: LOOP_TIMER,
+            generation: 0,
+            kind: TimerKind::Figures,
+        });
         Ok(Self {
             poll,
             events: Events::with_capacity(1024),

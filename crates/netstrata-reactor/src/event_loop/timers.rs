@@ -37,6 +37,14 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
                         ..timer
                     });
                 }
+                #[cfg(feature = "metrics")]
+                TimerKind::Figures => {
+                    self.conns.publish_figures();
+                    self.conns.timers.push(Timer {
+                        at: now + self.conns.config.metrics_every,
+                        ..timer
+                    });
+                }
                 TimerKind::Layer | TimerKind::Idle | TimerKind::Connect | TimerKind::App(_) => {
                     self.conns.fire(timer, now);
                 }
@@ -119,6 +127,9 @@ pub(super) enum TimerKind {
     Drain,
     /// Connections idle since the last sweep give back their buffers.
     Sweep,
+    /// The loop publishes its figures (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    Figures,
 }
 
 /// One deadline: for connection `token` of generation `generation`.
