@@ -60,6 +60,10 @@ pub struct Report {
     pub errors: u64,
     /// Up to five error descriptions.
     pub error_samples: Vec<String>,
+    /// Connections that were established (a failed connect is not).
+    pub connections_opened: u64,
+    /// Why the first connection that could not be established failed.
+    pub connect_error: Option<String>,
     /// Wire bytes written by all connections within the measured window
     /// (each connection's count taken at its first event after the window).
     pub wire_out: u64,
@@ -144,6 +148,8 @@ struct Shared {
     error_samples: Vec<String>,
     wire_out: u64,
     totals: StackTotals,
+    opened: u64,
+    connect_error: Option<String>,
 }
 
 impl Shared {
@@ -165,6 +171,8 @@ struct LoadConn {
     frame: Vec<u8>,
     /// This connection's wire bytes were added to the window's total.
     counted: bool,
+    /// The connection was established.
+    opened: bool,
 }
 
 /// Adds a connection's wire bytes written so far to the window's total,
@@ -193,6 +201,8 @@ impl LoadConn {
 
 impl Handler for LoadConn {
     fn on_open(&mut self, cx: &mut Context<'_>) {
+        self.opened = true;
+        self.shared.borrow_mut().opened += 1;
         for _ in 0..self.depth {
             self.send_one(cx);
         }
@@ -242,11 +252,26 @@ impl Handler for LoadConn {
         shared.totals.add(stats);
         match reason {
             CloseReason::Clean => {}
-            other => shared.error(format!("connection closed: {other:?}")),
+            _ if !self.opened => {
+                let why = connect_failure(reason);
+                shared.error(format!("could not connect: {why}"));
+                shared.connect_error.get_or_insert(why);
+            }
+            other => shared.error(format!("connection closed: {other}")),
         }
         if !self.sent_at.is_empty() && matches!(reason, CloseReason::Clean) {
             shared.error(format!("{} echoes missing at close", self.sent_at.len()));
         }
+    }
+}
+
+/// Why a connect failed, in words: an I/O error as the system says it
+/// (`connection refused`), anything else as the close reason's own words.
+fn connect_failure(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::Io(kind) => kind.to_string(),
+        CloseReason::Error(netstrata_core::Error::Io(e)) => e.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -288,6 +313,8 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         error_samples: Vec::new(),
         wire_out: 0,
         totals: StackTotals::default(),
+        opened: 0,
+        connect_error: None,
     }));
     let payload: Rc<[u8]> = payload(opts.payload, opts.size).into();
     let mut event_loop = EventLoop::new(LoopConfig::new())?;
@@ -301,6 +328,7 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
             next_recv: 0,
             frame: Vec::with_capacity(opts.size),
             counted: false,
+            opened: false,
         };
         let conn = opts
             .stack
@@ -356,6 +384,8 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         ],
         errors: shared.errors,
         error_samples: shared.error_samples.clone(),
+        connections_opened: shared.opened,
+        connect_error: shared.connect_error.clone(),
         wire_out: shared.wire_out,
         totals: shared.totals.clone(),
         traffic,

@@ -11,6 +11,14 @@ macro_rules! say {
     }};
 }
 
+/// `eprintln!` that ignores a closed stderr instead of panicking.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod live;
 mod logging;
@@ -72,7 +80,7 @@ enum Command {
     /// every echoed byte is verified. Exits non-zero on any error.
     Bench {
         /// The echo server's address.
-        #[arg(long, default_value = "127.0.0.1:7000")]
+        #[arg(long, visible_alias = "connect", default_value = "127.0.0.1:7000")]
         addr: String,
         #[command(flatten)]
         load: LoadArgs,
@@ -226,19 +234,37 @@ enum PlotArg {
     Throughput,
 }
 
+/// Why the tool gives up: a sentence with its cause, and the exit status.
+enum Failure {
+    /// The flags ask for something that cannot be set up (status 2).
+    Setup(String),
+    /// The run itself failed (status 1).
+    Run(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Setup(message)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose);
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("netstrata: {e}");
+        Err(Failure::Setup(message)) => {
+            complain!("error: {message}");
             ExitCode::from(2)
+        }
+        Err(Failure::Run(message)) => {
+            complain!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Demo(a) => run_demo(a),
         Command::EchoServer {
@@ -265,7 +291,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 server.local_addr(),
             );
             stats.start(&stack, Some(server.close_counts()));
-            server.join().map_err(|e| format!("server failed: {e}"))?;
+            server
+                .join()
+                .map_err(|e| Failure::Run(format!("server failed: {e}")))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
@@ -295,10 +323,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 stack,
             };
             let bar = live::progress_bar(load.secs, !json);
-            let report = load::run(&opts, |p| live::show_progress(bar.as_ref(), &p))
-                .map_err(|e| format!("bench against {addr} failed: {e}"))?;
+            let report =
+                load::run(&opts, |p| live::show_progress(bar.as_ref(), &p)).map_err(|e| {
+                    let message = format!("bench against {addr} failed: {e}");
+                    match e.kind() {
+                        std::io::ErrorKind::InvalidInput => Failure::Setup(message),
+                        _ => Failure::Run(message),
+                    }
+                })?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
+            }
+            // Nothing was measured: the cause alone, not a report of zeros.
+            if report.connections_opened == 0 {
+                let why = report.connect_error.as_deref().unwrap_or("no connection");
+                return Err(Failure::Run(format!("could not connect to {addr}: {why}")));
             }
             let stack = opts.stack.describe();
             if json {
@@ -341,14 +380,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     PlotArg::Latency => plot::latency(path, &report.histogram, &stack),
                     PlotArg::Throughput => plot::throughput(path, &report.timeline, &stack),
                 };
-                drawn.map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+                drawn.map_err(|e| Failure::Run(format!("cannot draw {}: {e}", path.display())))?;
                 if !json {
                     say!("  chart written to {}", path.display());
                 }
             }
             if report.messages == 0 && report.errors > 0 {
                 let first = report.error_samples.first().map_or("", String::as_str);
-                eprintln!("netstrata: no echo from {addr}: {first}");
+                complain!("error: no echo from {addr}: {first}");
             }
             Ok(if report.errors == 0 {
                 ExitCode::SUCCESS
@@ -394,13 +433,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 tunnel.local_addr()
             );
             stats.start(&opts.stack, None);
-            tunnel.join().map_err(|e| format!("tunnel failed: {e}"))?;
+            tunnel
+                .join()
+                .map_err(|e| Failure::Run(format!("tunnel failed: {e}")))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
+fn run_demo(a: DemoArgs) -> Result<ExitCode, Failure> {
     let rate = match a.no_rate {
         true => None,
         false => Some(Limit::per_second(a.rate).map_err(|e| format!("--rate: {e}"))?),
@@ -417,7 +458,8 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
         window: Duration::from_secs_f64(a.window),
     };
     let bar = live::progress_bar(a.secs, true);
-    let report = demo::run(&opts, |p| live::show_progress(bar.as_ref(), &p))?;
+    let report =
+        demo::run(&opts, |p| live::show_progress(bar.as_ref(), &p)).map_err(Failure::Run)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -173,6 +173,24 @@ fn help_explains_every_flag() {
     }
 }
 
+/// A run none of whose connections opened: the cause as a sentence, no
+/// `Debug` form, and no report of zeros.
+#[test]
+fn a_failed_connect_is_a_sentence_not_a_report() {
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec!["bench", "--connect", "127.0.0.1:1", "--secs", "0.2"];
+        args.extend_from_slice(extra);
+        let out = netstrata(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            "error: could not connect to 127.0.0.1:1: connection refused"
+        );
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    }
+}
+
 /// One line on stderr, starting with `netstrata:` (or clap's `error:`),
 /// naming `expected`; no panic, no backtrace.
 fn assert_clear_error(out: &Output, code: i32, expected: &str) {
@@ -213,8 +231,11 @@ fn errors_are_one_clear_line() {
     let dead = closed.local_addr().unwrap().to_string();
     drop(closed);
     let out = netstrata(&["bench", "--addr", &dead, "--secs", "0.2", "--conns", "1"]);
-    assert_clear_error(&out, 1, &format!("no echo from {dead}"));
-    assert!(text(&out.stderr).contains("ConnectionRefused"));
+    assert_clear_error(
+        &out,
+        1,
+        &format!("could not connect to {dead}: connection refused"),
+    );
     let out = netstrata(&["bench", "--addr", "no-such-host.invalid:7000"]);
     assert_clear_error(&out, 2, "cannot resolve no-such-host.invalid:7000");
 

@@ -202,7 +202,7 @@ impl End {
             Err(e) => {
                 let why = format!("cannot connect to {}: {e}", opts.connect);
                 if opts.log {
-                    eprintln!("netstrata tunnel: {why}");
+                    complain!("netstrata tunnel: {why}");
                 }
                 self.pair.borrow_mut().fail(why);
                 cx.abort();
@@ -281,7 +281,7 @@ impl Handler for End {
         if let Some(closes) = pair.closed(line)
             && log
         {
-            eprintln!("netstrata tunnel: closed: {}", closes.join("; "));
+            complain!("netstrata tunnel: closed: {}", closes.join("; "));
         }
     }
 }
