@@ -27,7 +27,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use args::{LayerArgs, PayloadArg, Role, TlsArgs, parse_secs, resolve};
+use args::{
+    LayerArgs, PayloadArg, Role, TlsArgs, parse_count, parse_frame_size, parse_secs, resolve,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
 use netstrata_cli::load::{self, LoadOptions};
@@ -67,7 +69,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7000")]
         addr: String,
         /// Event loops, one thread each, sharing the port (default: one per core).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_count)]
         threads: Option<usize>,
         #[command(flatten)]
         stats: StatsArgs,
@@ -135,8 +137,8 @@ enum Command {
 #[derive(clap::Args)]
 struct StatsArgs {
     /// Print the traffic counters of all connections (total bytes each
-    /// way, current and peak throughput over --window) this often, in
-    /// seconds, while traffic flows; the echo server adds its closed
+    /// way, current and peak throughput over --window) this often (10s,
+    /// 500ms; a bare number is seconds) while traffic flows; the echo server adds its closed
     /// connections by reason and the zstd decoders' memory.
     #[arg(long, value_parser = parse_secs)]
     stats_every: Option<f64>,
@@ -164,15 +166,16 @@ impl StatsArgs {
 #[command(next_help_heading = "Load")]
 struct LoadArgs {
     /// Connections.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = parse_count)]
     conns: usize,
     /// Frames in flight per connection.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = parse_count)]
     depth: usize,
-    /// Bytes per frame (at least 8: a sequence number leads each frame).
-    #[arg(long, default_value_t = 64)]
+    /// Bytes per frame, at least 8: a sequence number leads each frame
+    /// (suffixes: 1KiB, 16KiB).
+    #[arg(long, default_value_t = 64, value_parser = parse_frame_size)]
     size: usize,
-    /// Seconds to measure.
+    /// How long to measure: 5s, 500ms, 2m, or a number of seconds.
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
     secs: f64,
     /// What each frame carries.
@@ -183,15 +186,15 @@ struct LoadArgs {
 #[derive(clap::Args)]
 struct DemoArgs {
     /// Client connections.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = parse_count)]
     conns: usize,
     /// Messages in flight per connection.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = parse_count)]
     depth: usize,
-    /// Bytes per message (at least 8).
-    #[arg(long, default_value_t = 1024)]
+    /// Bytes per message, at least 8 (suffixes: 1KiB, 16KiB).
+    #[arg(long, default_value_t = 1024, value_parser = parse_frame_size)]
     size: usize,
-    /// Seconds to measure.
+    /// How long to measure: 5s, 500ms, 2m, or a number of seconds.
     #[arg(long, default_value_t = 3.0, value_parser = parse_secs)]
     secs: f64,
     /// What each message carries.
@@ -213,7 +216,7 @@ struct DemoArgs {
     /// Leave shaping out.
     #[arg(long)]
     no_rate: bool,
-    /// Window of the current-throughput counters, in seconds.
+    /// Window of the current-throughput counters (1s, 500ms; bare: seconds).
     #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
     window: f64,
 }
@@ -315,7 +318,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             let opts = LoadOptions {
                 addr: resolve(&addr)?,
-                conns: load.conns.max(1),
+                conns: load.conns,
                 depth: load.depth,
                 size: load.size,
                 duration: Duration::from_secs_f64(load.secs),
@@ -447,7 +450,7 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, Failure> {
         false => Some(Limit::per_second(a.rate).map_err(|e| format!("--rate: {e}"))?),
     };
     let opts = DemoOptions {
-        conns: a.conns.max(1),
+        conns: a.conns,
         depth: a.depth,
         size: a.size,
         duration: Duration::from_secs_f64(a.secs),

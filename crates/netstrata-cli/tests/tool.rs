@@ -173,6 +173,43 @@ fn help_explains_every_flag() {
     }
 }
 
+/// Values clap refuses: status 2 and a message naming the flag.
+#[test]
+fn bad_values_name_their_flag() {
+    for (args, flag) in [
+        (&["bench", "--conns", "0"][..], "--conns"),
+        (&["bench", "--depth", "0"][..], "--depth"),
+        (&["bench", "--size", "4"][..], "--size"),
+        (&["demo", "--conns", "0"][..], "--conns"),
+        (&["demo", "--depth", "0"][..], "--depth"),
+        (&["echo-server", "--threads", "0"][..], "--threads"),
+        (&["bench", "--secs", "abc"][..], "--secs"),
+        (&["bench", "--secs=-1"][..], "--secs"),
+        (&["demo", "--secs", "5x"][..], "--secs"),
+        (&["echo-server", "--stats-every", "0"][..], "--stats-every"),
+    ] {
+        let out = netstrata(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
+
+/// Durations take units; a bare number, decimals included, is seconds.
+#[test]
+fn durations_take_units() {
+    for secs in ["300ms", "0.3", "0.3s"] {
+        let out = netstrata(&["demo", "--secs", secs, "--conns", "1", "--no-tls"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{secs}: {}", text(&out.stderr));
+        assert!(stdout.contains(", 0.3 s"), "{secs}:\n{stdout}");
+    }
+    // Parsed, not run: `5s` is accepted where it used to be refused.
+    let out = netstrata(&["bench", "--secs", "5s", "--connect", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
 /// A run none of whose connections opened: the cause as a sentence, no
 /// `Debug` form, and no report of zeros.
 #[test]
@@ -214,7 +251,7 @@ fn errors_are_one_clear_line() {
     let out = netstrata(&["bench", "--rate", "fast"]);
     assert_clear_error(&out, 2, "not a number of bytes");
     let out = netstrata(&["demo", "--secs", "0"]);
-    assert_clear_error(&out, 2, "not a positive number of seconds");
+    assert_clear_error(&out, 2, "not a positive duration");
     let out = netstrata(&[
         "tunnel",
         "--listen",
