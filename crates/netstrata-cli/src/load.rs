@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -298,7 +299,17 @@ pub fn payload(kind: Payload, size: usize) -> Vec<u8> {
 }
 
 /// Runs the load, calling `progress` about ten times a second.
-pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result<Report> {
+pub fn run(opts: &LoadOptions, progress: impl FnMut(Progress)) -> io::Result<Report> {
+    run_until(opts, &AtomicBool::new(false), progress)
+}
+
+/// [`run`], measuring only until `stop` is set (by a signal handler): the
+/// report then covers the time measured so far.
+pub fn run_until(
+    opts: &LoadOptions,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(Progress),
+) -> io::Result<Report> {
     if opts.size < 8 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -340,7 +351,7 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
     let end = start + opts.duration;
     let mut next_tick = start;
     let mut timeline = Vec::new();
-    while Instant::now() < end && event_loop.connections() > 0 {
+    while Instant::now() < end && event_loop.connections() > 0 && !stop.load(Ordering::Relaxed) {
         event_loop.turn(Some(Duration::from_millis(20)))?;
         let now = Instant::now();
         if now >= next_tick {

@@ -22,6 +22,8 @@ macro_rules! complain {
 mod args;
 mod live;
 mod logging;
+mod serve;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,12 +35,12 @@ use args::{
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
 use netstrata_cli::load::{self, LoadOptions};
+use netstrata_cli::plot;
 use netstrata_cli::report::shaping_lines;
-use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
-use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
-use netstrata_cli::{echo, plot};
-use netstrata_reactor::CloseCounts;
+use netstrata_cli::stack::{StackOptions, parse_bytes};
+use netstrata_cli::tunnel::{StackSide, TunnelOptions};
 use netstrata_shape::Limit;
+use serve::StatsArgs;
 
 /// Layered, sans-IO networking: try `netstrata demo`.
 ///
@@ -131,34 +133,6 @@ enum Command {
         #[command(flatten)]
         layers: LayerArgs,
     },
-}
-
-/// Periodic traffic figures of a long-running subcommand.
-#[derive(clap::Args)]
-struct StatsArgs {
-    /// Print the traffic counters of all connections (total bytes each
-    /// way, current and peak throughput over --window) this often (10s,
-    /// 500ms; a bare number is seconds) while traffic flows; the echo server adds its closed
-    /// connections by reason and the zstd decoders' memory.
-    #[arg(long, value_parser = parse_secs)]
-    stats_every: Option<f64>,
-}
-
-impl StatsArgs {
-    /// Makes sure `stack` counts, if figures are asked for.
-    fn count(&self, stack: &mut StackOptions, layers: &LayerArgs) {
-        if self.stats_every.is_some() && stack.rate.is_none() {
-            let window = Duration::from_secs_f64(layers.window);
-            stack.rate = Some(RateOptions::new(None, None, window));
-        }
-    }
-
-    /// Starts printing `stack`'s figures, and `closes` if given, if asked for.
-    fn start(&self, stack: &StackOptions, closes: Option<CloseCounts>) {
-        if let Some(every) = self.stats_every {
-            live::print_stats_every(stack.clone(), closes, Duration::from_secs_f64(every));
-        }
-    }
 }
 
 /// Sizes of a load run.
@@ -286,18 +260,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             };
             layers.apply(&mut stack)?;
             stats.count(&mut stack, &layers);
-            let described = stack.describe();
-            let server = echo::serve(addr, threads, stack.clone())
-                .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
-            say!(
-                "netstrata echo-server listening on {} ({threads} loops, {described})",
-                server.local_addr(),
-            );
-            stats.start(&stack, Some(server.close_counts()));
-            server
-                .join()
-                .map_err(|e| Failure::Run(format!("server failed: {e}")))?;
-            Ok(ExitCode::SUCCESS)
+            serve::echo_server(addr, threads, stack, &stats)
         }
         Command::Bench {
             addr,
@@ -325,15 +288,18 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 payload: load.payload.into(),
                 stack,
             };
+            // SIGINT or SIGTERM ends the measuring: the report covers what ran.
+            let stop = signals::stop_flag()
+                .map_err(|e| format!("cannot catch SIGINT and SIGTERM: {e}"))?;
             let bar = live::progress_bar(load.secs, !json);
-            let report =
-                load::run(&opts, |p| live::show_progress(bar.as_ref(), &p)).map_err(|e| {
-                    let message = format!("bench against {addr} failed: {e}");
-                    match e.kind() {
-                        std::io::ErrorKind::InvalidInput => Failure::Setup(message),
-                        _ => Failure::Run(message),
-                    }
-                })?;
+            let report = load::run_until(&opts, &stop, |p| live::show_progress(bar.as_ref(), &p))
+                .map_err(|e| {
+                let message = format!("bench against {addr} failed: {e}");
+                match e.kind() {
+                    std::io::ErrorKind::InvalidInput => Failure::Setup(message),
+                    _ => Failure::Run(message),
+                }
+            })?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -424,22 +390,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 stack,
                 log: !quiet,
             };
-            let (described, target) = (opts.stack.describe(), opts.connect);
-            let tunnel = Tunnel::start(opts.clone())
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let (near, far) = match stack_side {
-                StackSide::Listen => (described.as_str(), "plain"),
-                StackSide::Connect => ("plain", described.as_str()),
-            };
-            say!(
-                "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far})",
-                tunnel.local_addr()
-            );
-            stats.start(&opts.stack, None);
-            tunnel
-                .join()
-                .map_err(|e| Failure::Run(format!("tunnel failed: {e}")))?;
-            Ok(ExitCode::SUCCESS)
+            serve::tunnel(opts, &stats)
         }
     }
 }
