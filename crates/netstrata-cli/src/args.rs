@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+use crate::dev_ca;
 use netstrata_cli::load::Payload;
 use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide, parse_bytes};
 use netstrata_shape::Limit;
@@ -103,7 +105,8 @@ pub(crate) struct TlsArgs {
     #[arg(long, requires = "cert")]
     pub(crate) key: Option<PathBuf>,
     /// Server without --cert: where to write the development CA for
-    /// clients (default: netstrata-dev-ca.pem in the temporary directory).
+    /// clients (default: dev-ca.pem in a directory of yours only, mode
+    /// 0700: $XDG_RUNTIME_DIR/netstrata, else ~/.cache/netstrata).
     #[arg(long)]
     pub(crate) ca_out: Option<PathBuf>,
     /// Client: PEM file of the CA certificates to trust.
@@ -163,10 +166,13 @@ fn server_tls(
             let leaf = ca
                 .issue(&["localhost", "127.0.0.1"])
                 .map_err(|e| format!("development certificate: {e}"))?;
-            let path = ca_out
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("netstrata-dev-ca.pem"));
-            std::fs::write(&path, ca.cert_pem())
+            let path = match ca_out {
+                Some(path) => path.clone(),
+                None => dev_ca::private_dir()
+                    .map_err(|e| format!("no private directory for the development CA: {e}"))?
+                    .join("dev-ca.pem"),
+            };
+            dev_ca::write_private(&path, ca.cert_pem().as_bytes())
                 .map_err(|e| format!("cannot write the CA to {}: {e}", path.display()))?;
             say!(
                 "development CA written to {} (clients: --tls --ca {})",

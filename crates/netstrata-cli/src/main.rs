@@ -20,6 +20,7 @@ macro_rules! complain {
 }
 
 mod args;
+mod dev_ca;
 mod live;
 mod logging;
 mod serve;

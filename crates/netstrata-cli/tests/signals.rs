@@ -31,7 +31,10 @@ fn listening_addr(stdout: &mut BufReader<ChildStdout>) -> SocketAddr {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no listening line");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no listening line"
+        );
         if let Some(rest) = line.split(" listening on ").nth(1) {
             return rest.split_whitespace().next().unwrap().parse().unwrap();
         }
