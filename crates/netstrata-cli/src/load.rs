@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use netstrata_core::ConnectionStats;
 use netstrata_reactor::{CloseReason, Context, EventLoop, Handler, LoopConfig};
 use netstrata_shape::TrafficStats;
+use serde::Serialize;
 
 use crate::report::StackTotals;
 use crate::stack::StackOptions;
@@ -95,39 +96,98 @@ impl Report {
         self.wire_out as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// One JSON line.
-    pub fn json(&self, stack: &str) -> String {
+    /// One JSON line: [`JSON_SCHEMA_VERSION`], the run's configuration
+    /// (`stack` is its description) and every figure; docs/tool.md lists
+    /// the fields.
+    pub fn json(&self, opts: &LoadOptions, stack: &str) -> String {
         let [p50, p99, p999, max] = self.latency_us;
-        let samples: Vec<String> = self
-            .error_samples
-            .iter()
-            .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect();
-        let traffic = self.traffic.map_or("null".to_string(), |t| {
-            let side = |d: &netstrata_shape::Traffic| {
-                format!(
-                    "{{\"total_bytes\":{},\"bytes_per_sec\":{},\"peak_bytes_per_sec\":{}}}",
-                    d.total_bytes, d.throughput, d.peak_throughput
-                )
-            };
-            format!(
-                "{{\"out\":{},\"in\":{}}}",
-                side(&t.outbound),
-                side(&t.inbound)
-            )
-        });
-        format!(
-            "{{\"stack\":\"{stack}\",\"messages\":{},\"secs\":{:.3},\"size\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\"max_us\":{max},\"wire_bytes_per_sec\":{:.0},\"traffic\":{traffic},\"errors\":{},\"error_samples\":[{}]}}",
-            self.messages,
-            self.elapsed.as_secs_f64(),
-            self.size,
-            self.msgs_per_sec(),
-            self.mb_per_sec(),
-            self.wire_bytes_per_sec(),
-            self.errors,
-            samples.join(",")
-        )
+        let side = |d: &netstrata_shape::Traffic| JsonTraffic {
+            total_bytes: d.total_bytes,
+            bytes_per_sec: d.throughput,
+            peak_bytes_per_sec: d.peak_throughput,
+        };
+        let line = JsonReport {
+            schema_version: JSON_SCHEMA_VERSION,
+            config: JsonConfig {
+                addr: opts.addr.to_string(),
+                conns: opts.conns,
+                depth: opts.depth,
+                size: opts.size,
+                secs: opts.duration.as_secs_f64(),
+                payload: match opts.payload {
+                    Payload::Text => "text",
+                    Payload::Random => "random",
+                },
+                stack,
+            },
+            stack,
+            messages: self.messages,
+            secs: self.elapsed.as_secs_f64(),
+            size: self.size,
+            msgs_per_sec: self.msgs_per_sec(),
+            mb_per_sec: self.mb_per_sec(),
+            p50_us: p50,
+            p99_us: p99,
+            p999_us: p999,
+            max_us: max,
+            wire_bytes_per_sec: self.wire_bytes_per_sec(),
+            traffic: self.traffic.map(|t| JsonTrafficBoth {
+                out: side(&t.outbound),
+                r#in: side(&t.inbound),
+            }),
+            errors: self.errors,
+            error_samples: &self.error_samples,
+        };
+        serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// The version of [`Report::json`]'s shape: raised when a field changes
+/// meaning or goes away (new fields do not raise it).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    config: JsonConfig<'a>,
+    stack: &'a str,
+    messages: u64,
+    secs: f64,
+    size: usize,
+    msgs_per_sec: f64,
+    mb_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+    wire_bytes_per_sec: f64,
+    traffic: Option<JsonTrafficBoth>,
+    errors: u64,
+    error_samples: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonConfig<'a> {
+    addr: String,
+    conns: usize,
+    depth: usize,
+    size: usize,
+    secs: f64,
+    payload: &'static str,
+    stack: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonTrafficBoth {
+    out: JsonTraffic,
+    r#in: JsonTraffic,
+}
+
+#[derive(Serialize)]
+struct JsonTraffic {
+    total_bytes: u64,
+    bytes_per_sec: u64,
+    peak_bytes_per_sec: u64,
 }
 
 /// Progress during a run: seconds done, echoes so far.

@@ -311,7 +311,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             let stack = opts.stack.describe();
             if json {
-                say!("{}", report.json(&stack));
+                say!("{}", report.json(&opts, &stack));
             } else {
                 let [p50, p99, p999, max] = report.latency_us;
                 say!(

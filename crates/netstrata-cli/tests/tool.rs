@@ -105,7 +105,8 @@ fn bench_draws_charts() {
     server.stop().unwrap();
 }
 
-/// `--json` with shaping carries the shaper's counters.
+/// `--json` is one JSON line with a schema version, the configuration
+/// and every figure; with shaping, the shaper's counters.
 #[test]
 fn bench_json_carries_the_traffic_counters() {
     let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, StackOptions::default()).unwrap();
@@ -124,11 +125,27 @@ fn bench_json_carries_the_traffic_counters() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["schema_version"], 1, "{stdout}");
+    let config = &json["config"];
+    assert_eq!(config["addr"], server.local_addr().to_string(), "{stdout}");
+    assert_eq!(config["conns"], 2, "{stdout}");
+    assert_eq!(config["depth"], 16, "{stdout}");
+    assert_eq!(config["size"], 64, "{stdout}");
+    assert_eq!(config["secs"], 0.3, "{stdout}");
+    assert_eq!(config["payload"], "text", "{stdout}");
     assert!(
-        stdout.contains("\"traffic\":{\"out\":{\"total_bytes\":"),
+        config["stack"].as_str().unwrap().contains("shape"),
         "{stdout}"
     );
-    assert!(stdout.contains("\"peak_bytes_per_sec\":"), "{stdout}");
+    assert!(json["messages"].as_u64().unwrap() > 0, "{stdout}");
+    assert!(json["p99_us"].as_u64().unwrap() > 0, "{stdout}");
+    assert_eq!(json["errors"], 0, "{stdout}");
+    for dir in ["out", "in"] {
+        let traffic = &json["traffic"][dir];
+        assert!(traffic["total_bytes"].as_u64().unwrap() > 0, "{stdout}");
+        assert!(traffic["peak_bytes_per_sec"].is_u64(), "{stdout}");
+    }
     server.stop().unwrap();
 }
 
