@@ -271,6 +271,14 @@ pub(crate) fn parse_frame_size(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `host:port` to one address.
+pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,12 +304,4 @@ mod tests {
         assert_eq!(parse_frame_size("8"), Ok(8));
         assert!(parse_frame_size("4").is_err());
     }
-}
-
-/// `host:port` to one address.
-pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    addr.to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr} resolves to no address"))
 }
