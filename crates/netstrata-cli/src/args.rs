@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+use crate::dev_ca;
 use netstrata_cli::load::Payload;
 use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide, parse_bytes};
 use netstrata_shape::Limit;
@@ -46,8 +48,8 @@ pub(crate) struct LayerArgs {
     /// per second each way, in fair shares.
     #[arg(long, value_parser = parse_bytes)]
     pub(crate) global_rate: Option<u64>,
-    /// Window of the current-throughput figures shown with shaping, in
-    /// seconds.
+    /// Window of the current-throughput figures shown with shaping (1s,
+    /// 500ms; a bare number is seconds).
     #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
     pub(crate) window: f64,
 }
@@ -103,7 +105,8 @@ pub(crate) struct TlsArgs {
     #[arg(long, requires = "cert")]
     pub(crate) key: Option<PathBuf>,
     /// Server without --cert: where to write the development CA for
-    /// clients (default: netstrata-dev-ca.pem in the temporary directory).
+    /// clients (default: dev-ca.pem in a directory of yours only, mode
+    /// 0700: $XDG_RUNTIME_DIR/netstrata, else ~/.cache/netstrata).
     #[arg(long)]
     pub(crate) ca_out: Option<PathBuf>,
     /// Client: PEM file of the CA certificates to trust.
@@ -163,10 +166,13 @@ fn server_tls(
             let leaf = ca
                 .issue(&["localhost", "127.0.0.1"])
                 .map_err(|e| format!("development certificate: {e}"))?;
-            let path = ca_out
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("netstrata-dev-ca.pem"));
-            std::fs::write(&path, ca.cert_pem())
+            let path = match ca_out {
+                Some(path) => path.clone(),
+                None => dev_ca::private_dir()
+                    .map_err(|e| format!("no private directory for the development CA: {e}"))?
+                    .join("dev-ca.pem"),
+            };
+            dev_ca::write_private(&path, ca.cert_pem().as_bytes())
                 .map_err(|e| format!("cannot write the CA to {}: {e}", path.display()))?;
             say!(
                 "development CA written to {} (clients: --tls --ca {})",
@@ -218,11 +224,50 @@ impl From<PayloadArg> for Payload {
     }
 }
 
-/// A positive number of seconds.
+/// A positive duration, in seconds: `5s`, `500ms`, `2m`, `1h`, or a bare
+/// number of seconds (`0.5`, as before units were taken).
 pub(crate) fn parse_secs(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "not a duration: {text:?} (use 5s, 500ms, 2m or seconds)"
+            ));
+        }
+    };
+    match number.parse::<f64>().map(|n| n * scale) {
         Ok(s) if s.is_finite() && s > 0.0 && s < 1e6 => Ok(s),
-        _ => Err(format!("not a positive number of seconds: {text:?}")),
+        _ => Err(format!(
+            "not a positive duration: {text:?} (use 5s, 500ms, 2m or seconds)"
+        )),
+    }
+}
+
+/// A count of at least one (connections, frames in flight, threads).
+pub(crate) fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err(format!("not a whole number: {text:?}")),
+    }
+}
+
+/// A frame size: bytes with units (`64`, `16KiB`), at least 8, since a
+/// sequence number leads each frame.
+pub(crate) fn parse_frame_size(text: &str) -> Result<usize, String> {
+    let bytes = parse_bytes(text)?;
+    match usize::try_from(bytes) {
+        Ok(n) if n >= 8 => Ok(n),
+        Ok(_) => Err("must be at least 8 (each frame starts with a sequence number)".into()),
+        Err(_) => Err(format!("too large: {text:?}")),
     }
 }
 
@@ -232,4 +277,31 @@ pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot resolve {addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("{addr} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(parse_secs("5s"), Ok(5.0));
+        assert_eq!(parse_secs("500ms"), Ok(0.5));
+        assert_eq!(parse_secs("2m"), Ok(120.0));
+        assert_eq!(parse_secs("0.5"), Ok(0.5));
+        assert_eq!(parse_secs("3"), Ok(3.0));
+        for bad in ["abc", "0", "0s", "-1", "5x", "", "inf"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counts_and_sizes_have_floors() {
+        assert_eq!(parse_count("1"), Ok(1));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-3").is_err());
+        assert_eq!(parse_frame_size("16KiB"), Ok(16_384));
+        assert_eq!(parse_frame_size("8"), Ok(8));
+        assert!(parse_frame_size("4").is_err());
+    }
 }

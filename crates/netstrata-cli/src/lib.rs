@@ -33,6 +33,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// `eprintln!` that ignores a closed stderr instead of panicking.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod demo;
 pub mod echo;
 pub mod load;

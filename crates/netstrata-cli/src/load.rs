@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use hdrhistogram::Histogram;
 use netstrata_core::ConnectionStats;
 use netstrata_reactor::{CloseReason, Context, EventLoop, Handler, LoopConfig};
 use netstrata_shape::TrafficStats;
+use serde::Serialize;
 
 use crate::report::StackTotals;
 use crate::stack::StackOptions;
@@ -60,6 +62,10 @@ pub struct Report {
     pub errors: u64,
     /// Up to five error descriptions.
     pub error_samples: Vec<String>,
+    /// Connections that were established (a failed connect is not).
+    pub connections_opened: u64,
+    /// Why the first connection that could not be established failed.
+    pub connect_error: Option<String>,
     /// Wire bytes written by all connections within the measured window
     /// (each connection's count taken at its first event after the window).
     pub wire_out: u64,
@@ -90,39 +96,98 @@ impl Report {
         self.wire_out as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// One JSON line.
-    pub fn json(&self, stack: &str) -> String {
+    /// One JSON line: [`JSON_SCHEMA_VERSION`], the run's configuration
+    /// (`stack` is its description) and every figure; docs/tool.md lists
+    /// the fields.
+    pub fn json(&self, opts: &LoadOptions, stack: &str) -> String {
         let [p50, p99, p999, max] = self.latency_us;
-        let samples: Vec<String> = self
-            .error_samples
-            .iter()
-            .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect();
-        let traffic = self.traffic.map_or("null".to_string(), |t| {
-            let side = |d: &netstrata_shape::Traffic| {
-                format!(
-                    "{{\"total_bytes\":{},\"bytes_per_sec\":{},\"peak_bytes_per_sec\":{}}}",
-                    d.total_bytes, d.throughput, d.peak_throughput
-                )
-            };
-            format!(
-                "{{\"out\":{},\"in\":{}}}",
-                side(&t.outbound),
-                side(&t.inbound)
-            )
-        });
-        format!(
-            "{{\"stack\":\"{stack}\",\"messages\":{},\"secs\":{:.3},\"size\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\"max_us\":{max},\"wire_bytes_per_sec\":{:.0},\"traffic\":{traffic},\"errors\":{},\"error_samples\":[{}]}}",
-            self.messages,
-            self.elapsed.as_secs_f64(),
-            self.size,
-            self.msgs_per_sec(),
-            self.mb_per_sec(),
-            self.wire_bytes_per_sec(),
-            self.errors,
-            samples.join(",")
-        )
+        let side = |d: &netstrata_shape::Traffic| JsonTraffic {
+            total_bytes: d.total_bytes,
+            bytes_per_sec: d.throughput,
+            peak_bytes_per_sec: d.peak_throughput,
+        };
+        let line = JsonReport {
+            schema_version: JSON_SCHEMA_VERSION,
+            config: JsonConfig {
+                addr: opts.addr.to_string(),
+                conns: opts.conns,
+                depth: opts.depth,
+                size: opts.size,
+                secs: opts.duration.as_secs_f64(),
+                payload: match opts.payload {
+                    Payload::Text => "text",
+                    Payload::Random => "random",
+                },
+                stack,
+            },
+            stack,
+            messages: self.messages,
+            secs: self.elapsed.as_secs_f64(),
+            size: self.size,
+            msgs_per_sec: self.msgs_per_sec(),
+            mb_per_sec: self.mb_per_sec(),
+            p50_us: p50,
+            p99_us: p99,
+            p999_us: p999,
+            max_us: max,
+            wire_bytes_per_sec: self.wire_bytes_per_sec(),
+            traffic: self.traffic.map(|t| JsonTrafficBoth {
+                out: side(&t.outbound),
+                r#in: side(&t.inbound),
+            }),
+            errors: self.errors,
+            error_samples: &self.error_samples,
+        };
+        serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// The version of [`Report::json`]'s shape: raised when a field changes
+/// meaning or goes away (new fields do not raise it).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    config: JsonConfig<'a>,
+    stack: &'a str,
+    messages: u64,
+    secs: f64,
+    size: usize,
+    msgs_per_sec: f64,
+    mb_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+    wire_bytes_per_sec: f64,
+    traffic: Option<JsonTrafficBoth>,
+    errors: u64,
+    error_samples: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonConfig<'a> {
+    addr: String,
+    conns: usize,
+    depth: usize,
+    size: usize,
+    secs: f64,
+    payload: &'static str,
+    stack: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonTrafficBoth {
+    out: JsonTraffic,
+    r#in: JsonTraffic,
+}
+
+#[derive(Serialize)]
+struct JsonTraffic {
+    total_bytes: u64,
+    bytes_per_sec: u64,
+    peak_bytes_per_sec: u64,
 }
 
 /// Progress during a run: seconds done, echoes so far.
@@ -144,6 +209,8 @@ struct Shared {
     error_samples: Vec<String>,
     wire_out: u64,
     totals: StackTotals,
+    opened: u64,
+    connect_error: Option<String>,
 }
 
 impl Shared {
@@ -165,6 +232,8 @@ struct LoadConn {
     frame: Vec<u8>,
     /// This connection's wire bytes were added to the window's total.
     counted: bool,
+    /// The connection was established.
+    opened: bool,
 }
 
 /// Adds a connection's wire bytes written so far to the window's total,
@@ -193,6 +262,8 @@ impl LoadConn {
 
 impl Handler for LoadConn {
     fn on_open(&mut self, cx: &mut Context<'_>) {
+        self.opened = true;
+        self.shared.borrow_mut().opened += 1;
         for _ in 0..self.depth {
             self.send_one(cx);
         }
@@ -242,11 +313,26 @@ impl Handler for LoadConn {
         shared.totals.add(stats);
         match reason {
             CloseReason::Clean => {}
-            other => shared.error(format!("connection closed: {other:?}")),
+            _ if !self.opened => {
+                let why = connect_failure(reason);
+                shared.error(format!("could not connect: {why}"));
+                shared.connect_error.get_or_insert(why);
+            }
+            other => shared.error(format!("connection closed: {other}")),
         }
         if !self.sent_at.is_empty() && matches!(reason, CloseReason::Clean) {
             shared.error(format!("{} echoes missing at close", self.sent_at.len()));
         }
+    }
+}
+
+/// Why a connect failed, in words: an I/O error as the system says it
+/// (`connection refused`), anything else as the close reason's own words.
+fn connect_failure(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::Io(kind) => kind.to_string(),
+        CloseReason::Error(netstrata_core::Error::Io(e)) => e.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -273,7 +359,17 @@ pub fn payload(kind: Payload, size: usize) -> Vec<u8> {
 }
 
 /// Runs the load, calling `progress` about ten times a second.
-pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result<Report> {
+pub fn run(opts: &LoadOptions, progress: impl FnMut(Progress)) -> io::Result<Report> {
+    run_until(opts, &AtomicBool::new(false), progress)
+}
+
+/// [`run`], measuring only until `stop` is set (by a signal handler): the
+/// report then covers the time measured so far.
+pub fn run_until(
+    opts: &LoadOptions,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(Progress),
+) -> io::Result<Report> {
     if opts.size < 8 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -288,6 +384,8 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         error_samples: Vec::new(),
         wire_out: 0,
         totals: StackTotals::default(),
+        opened: 0,
+        connect_error: None,
     }));
     let payload: Rc<[u8]> = payload(opts.payload, opts.size).into();
     let mut event_loop = EventLoop::new(LoopConfig::new())?;
@@ -301,6 +399,7 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
             next_recv: 0,
             frame: Vec::with_capacity(opts.size),
             counted: false,
+            opened: false,
         };
         let conn = opts
             .stack
@@ -312,7 +411,7 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
     let end = start + opts.duration;
     let mut next_tick = start;
     let mut timeline = Vec::new();
-    while Instant::now() < end && event_loop.connections() > 0 {
+    while Instant::now() < end && event_loop.connections() > 0 && !stop.load(Ordering::Relaxed) {
         event_loop.turn(Some(Duration::from_millis(20)))?;
         let now = Instant::now();
         if now >= next_tick {
@@ -356,6 +455,8 @@ pub fn run(opts: &LoadOptions, mut progress: impl FnMut(Progress)) -> io::Result
         ],
         errors: shared.errors,
         error_samples: shared.error_samples.clone(),
+        connections_opened: shared.opened,
+        connect_error: shared.connect_error.clone(),
         wire_out: shared.wire_out,
         totals: shared.totals.clone(),
         traffic,

@@ -34,5 +34,7 @@ pub(crate) fn init(verbose: u8) {
         .with_env_filter(EnvFilter::new(spec))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr drops the line; the fallback would be a panic.
+        .log_internal_errors(false)
         .try_init();
 }

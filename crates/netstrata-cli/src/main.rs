@@ -11,24 +11,37 @@ macro_rules! say {
     }};
 }
 
+/// `eprintln!` that ignores a closed stderr instead of panicking.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod args;
+mod dev_ca;
 mod live;
 mod logging;
+mod serve;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use args::{LayerArgs, PayloadArg, Role, TlsArgs, parse_secs, resolve};
+use args::{
+    LayerArgs, PayloadArg, Role, TlsArgs, parse_count, parse_frame_size, parse_secs, resolve,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
 use netstrata_cli::load::{self, LoadOptions};
+use netstrata_cli::plot;
 use netstrata_cli::report::shaping_lines;
-use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
-use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
-use netstrata_cli::{echo, plot};
-use netstrata_reactor::CloseCounts;
+use netstrata_cli::stack::{StackOptions, parse_bytes};
+use netstrata_cli::tunnel::{StackSide, TunnelOptions};
 use netstrata_shape::Limit;
+use serve::StatsArgs;
 
 /// Layered, sans-IO networking: try `netstrata demo`.
 ///
@@ -59,7 +72,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7000")]
         addr: String,
         /// Event loops, one thread each, sharing the port (default: one per core).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_count)]
         threads: Option<usize>,
         #[command(flatten)]
         stats: StatsArgs,
@@ -72,7 +85,7 @@ enum Command {
     /// every echoed byte is verified. Exits non-zero on any error.
     Bench {
         /// The echo server's address.
-        #[arg(long, default_value = "127.0.0.1:7000")]
+        #[arg(long, visible_alias = "connect", default_value = "127.0.0.1:7000")]
         addr: String,
         #[command(flatten)]
         load: LoadArgs,
@@ -123,48 +136,21 @@ enum Command {
     },
 }
 
-/// Periodic traffic figures of a long-running subcommand.
-#[derive(clap::Args)]
-struct StatsArgs {
-    /// Print the traffic counters of all connections (total bytes each
-    /// way, current and peak throughput over --window) this often, in
-    /// seconds, while traffic flows; the echo server adds its closed
-    /// connections by reason and the zstd decoders' memory.
-    #[arg(long, value_parser = parse_secs)]
-    stats_every: Option<f64>,
-}
-
-impl StatsArgs {
-    /// Makes sure `stack` counts, if figures are asked for.
-    fn count(&self, stack: &mut StackOptions, layers: &LayerArgs) {
-        if self.stats_every.is_some() && stack.rate.is_none() {
-            let window = Duration::from_secs_f64(layers.window);
-            stack.rate = Some(RateOptions::new(None, None, window));
-        }
-    }
-
-    /// Starts printing `stack`'s figures, and `closes` if given, if asked for.
-    fn start(&self, stack: &StackOptions, closes: Option<CloseCounts>) {
-        if let Some(every) = self.stats_every {
-            live::print_stats_every(stack.clone(), closes, Duration::from_secs_f64(every));
-        }
-    }
-}
-
 /// Sizes of a load run.
 #[derive(clap::Args)]
 #[command(next_help_heading = "Load")]
 struct LoadArgs {
     /// Connections.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = parse_count)]
     conns: usize,
     /// Frames in flight per connection.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = parse_count)]
     depth: usize,
-    /// Bytes per frame (at least 8: a sequence number leads each frame).
-    #[arg(long, default_value_t = 64)]
+    /// Bytes per frame, at least 8: a sequence number leads each frame
+    /// (suffixes: 1KiB, 16KiB).
+    #[arg(long, default_value_t = 64, value_parser = parse_frame_size)]
     size: usize,
-    /// Seconds to measure.
+    /// How long to measure: 5s, 500ms, 2m, or a number of seconds.
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
     secs: f64,
     /// What each frame carries.
@@ -175,15 +161,15 @@ struct LoadArgs {
 #[derive(clap::Args)]
 struct DemoArgs {
     /// Client connections.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = parse_count)]
     conns: usize,
     /// Messages in flight per connection.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = parse_count)]
     depth: usize,
-    /// Bytes per message (at least 8).
-    #[arg(long, default_value_t = 1024)]
+    /// Bytes per message, at least 8 (suffixes: 1KiB, 16KiB).
+    #[arg(long, default_value_t = 1024, value_parser = parse_frame_size)]
     size: usize,
-    /// Seconds to measure.
+    /// How long to measure: 5s, 500ms, 2m, or a number of seconds.
     #[arg(long, default_value_t = 3.0, value_parser = parse_secs)]
     secs: f64,
     /// What each message carries.
@@ -205,7 +191,7 @@ struct DemoArgs {
     /// Leave shaping out.
     #[arg(long)]
     no_rate: bool,
-    /// Window of the current-throughput counters, in seconds.
+    /// Window of the current-throughput counters (1s, 500ms; bare: seconds).
     #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
     window: f64,
 }
@@ -226,19 +212,37 @@ enum PlotArg {
     Throughput,
 }
 
+/// Why the tool gives up: a sentence with its cause, and the exit status.
+enum Failure {
+    /// The flags ask for something that cannot be set up (status 2).
+    Setup(String),
+    /// The run itself failed (status 1).
+    Run(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Setup(message)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose);
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("netstrata: {e}");
+        Err(Failure::Setup(message)) => {
+            complain!("error: {message}");
             ExitCode::from(2)
+        }
+        Err(Failure::Run(message)) => {
+            complain!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Demo(a) => run_demo(a),
         Command::EchoServer {
@@ -257,16 +261,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             layers.apply(&mut stack)?;
             stats.count(&mut stack, &layers);
-            let described = stack.describe();
-            let server = echo::serve(addr, threads, stack.clone())
-                .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
-            say!(
-                "netstrata echo-server listening on {} ({threads} loops, {described})",
-                server.local_addr(),
-            );
-            stats.start(&stack, Some(server.close_counts()));
-            server.join().map_err(|e| format!("server failed: {e}"))?;
-            Ok(ExitCode::SUCCESS)
+            serve::echo_server(addr, threads, stack, &stats)
         }
         Command::Bench {
             addr,
@@ -287,22 +282,36 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             let opts = LoadOptions {
                 addr: resolve(&addr)?,
-                conns: load.conns.max(1),
+                conns: load.conns,
                 depth: load.depth,
                 size: load.size,
                 duration: Duration::from_secs_f64(load.secs),
                 payload: load.payload.into(),
                 stack,
             };
+            // SIGINT or SIGTERM ends the measuring: the report covers what ran.
+            let stop = signals::stop_flag()
+                .map_err(|e| format!("cannot catch SIGINT and SIGTERM: {e}"))?;
             let bar = live::progress_bar(load.secs, !json);
-            let report = load::run(&opts, |p| live::show_progress(bar.as_ref(), &p))
-                .map_err(|e| format!("bench against {addr} failed: {e}"))?;
+            let report = load::run_until(&opts, &stop, |p| live::show_progress(bar.as_ref(), &p))
+                .map_err(|e| {
+                let message = format!("bench against {addr} failed: {e}");
+                match e.kind() {
+                    std::io::ErrorKind::InvalidInput => Failure::Setup(message),
+                    _ => Failure::Run(message),
+                }
+            })?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
+            // Nothing was measured: the cause alone, not a report of zeros.
+            if report.connections_opened == 0 {
+                let why = report.connect_error.as_deref().unwrap_or("no connection");
+                return Err(Failure::Run(format!("could not connect to {addr}: {why}")));
+            }
             let stack = opts.stack.describe();
             if json {
-                say!("{}", report.json(&stack));
+                say!("{}", report.json(&opts, &stack));
             } else {
                 let [p50, p99, p999, max] = report.latency_us;
                 say!(
@@ -341,14 +350,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     PlotArg::Latency => plot::latency(path, &report.histogram, &stack),
                     PlotArg::Throughput => plot::throughput(path, &report.timeline, &stack),
                 };
-                drawn.map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+                drawn.map_err(|e| Failure::Run(format!("cannot draw {}: {e}", path.display())))?;
                 if !json {
                     say!("  chart written to {}", path.display());
                 }
             }
             if report.messages == 0 && report.errors > 0 {
                 let first = report.error_samples.first().map_or("", String::as_str);
-                eprintln!("netstrata: no echo from {addr}: {first}");
+                complain!("error: no echo from {addr}: {first}");
             }
             Ok(if report.errors == 0 {
                 ExitCode::SUCCESS
@@ -382,31 +391,18 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 stack,
                 log: !quiet,
             };
-            let (described, target) = (opts.stack.describe(), opts.connect);
-            let tunnel = Tunnel::start(opts.clone())
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let (near, far) = match stack_side {
-                StackSide::Listen => (described.as_str(), "plain"),
-                StackSide::Connect => ("plain", described.as_str()),
-            };
-            say!(
-                "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far})",
-                tunnel.local_addr()
-            );
-            stats.start(&opts.stack, None);
-            tunnel.join().map_err(|e| format!("tunnel failed: {e}"))?;
-            Ok(ExitCode::SUCCESS)
+            serve::tunnel(opts, &stats)
         }
     }
 }
 
-fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
+fn run_demo(a: DemoArgs) -> Result<ExitCode, Failure> {
     let rate = match a.no_rate {
         true => None,
         false => Some(Limit::per_second(a.rate).map_err(|e| format!("--rate: {e}"))?),
     };
     let opts = DemoOptions {
-        conns: a.conns.max(1),
+        conns: a.conns,
         depth: a.depth,
         size: a.size,
         duration: Duration::from_secs_f64(a.secs),
@@ -417,7 +413,8 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, String> {
         window: Duration::from_secs_f64(a.window),
     };
     let bar = live::progress_bar(a.secs, true);
-    let report = demo::run(&opts, |p| live::show_progress(bar.as_ref(), &p))?;
+    let report =
+        demo::run(&opts, |p| live::show_progress(bar.as_ref(), &p)).map_err(Failure::Run)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -105,7 +105,8 @@ fn bench_draws_charts() {
     server.stop().unwrap();
 }
 
-/// `--json` with shaping carries the shaper's counters.
+/// `--json` is one JSON line with a schema version, the configuration
+/// and every figure; with shaping, the shaper's counters.
 #[test]
 fn bench_json_carries_the_traffic_counters() {
     let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, StackOptions::default()).unwrap();
@@ -124,11 +125,27 @@ fn bench_json_carries_the_traffic_counters() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["schema_version"], 1, "{stdout}");
+    let config = &json["config"];
+    assert_eq!(config["addr"], server.local_addr().to_string(), "{stdout}");
+    assert_eq!(config["conns"], 2, "{stdout}");
+    assert_eq!(config["depth"], 16, "{stdout}");
+    assert_eq!(config["size"], 64, "{stdout}");
+    assert_eq!(config["secs"], 0.3, "{stdout}");
+    assert_eq!(config["payload"], "text", "{stdout}");
     assert!(
-        stdout.contains("\"traffic\":{\"out\":{\"total_bytes\":"),
+        config["stack"].as_str().unwrap().contains("shape"),
         "{stdout}"
     );
-    assert!(stdout.contains("\"peak_bytes_per_sec\":"), "{stdout}");
+    assert!(json["messages"].as_u64().unwrap() > 0, "{stdout}");
+    assert!(json["p99_us"].as_u64().unwrap() > 0, "{stdout}");
+    assert_eq!(json["errors"], 0, "{stdout}");
+    for dir in ["out", "in"] {
+        let traffic = &json["traffic"][dir];
+        assert!(traffic["total_bytes"].as_u64().unwrap() > 0, "{stdout}");
+        assert!(traffic["peak_bytes_per_sec"].is_u64(), "{stdout}");
+    }
     server.stop().unwrap();
 }
 
@@ -173,6 +190,61 @@ fn help_explains_every_flag() {
     }
 }
 
+/// Values clap refuses: status 2 and a message naming the flag.
+#[test]
+fn bad_values_name_their_flag() {
+    for (args, flag) in [
+        (&["bench", "--conns", "0"][..], "--conns"),
+        (&["bench", "--depth", "0"][..], "--depth"),
+        (&["bench", "--size", "4"][..], "--size"),
+        (&["demo", "--conns", "0"][..], "--conns"),
+        (&["demo", "--depth", "0"][..], "--depth"),
+        (&["echo-server", "--threads", "0"][..], "--threads"),
+        (&["bench", "--secs", "abc"][..], "--secs"),
+        (&["bench", "--secs=-1"][..], "--secs"),
+        (&["demo", "--secs", "5x"][..], "--secs"),
+        (&["echo-server", "--stats-every", "0"][..], "--stats-every"),
+    ] {
+        let out = netstrata(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
+
+/// Durations take units; a bare number, decimals included, is seconds.
+#[test]
+fn durations_take_units() {
+    for secs in ["300ms", "0.3", "0.3s"] {
+        let out = netstrata(&["demo", "--secs", secs, "--conns", "1", "--no-tls"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{secs}: {}", text(&out.stderr));
+        assert!(stdout.contains(", 0.3 s"), "{secs}:\n{stdout}");
+    }
+    // Parsed, not run: `5s` is accepted where it used to be refused.
+    let out = netstrata(&["bench", "--secs", "5s", "--connect", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+/// A run none of whose connections opened: the cause as a sentence, no
+/// `Debug` form, and no report of zeros.
+#[test]
+fn a_failed_connect_is_a_sentence_not_a_report() {
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec!["bench", "--connect", "127.0.0.1:1", "--secs", "0.2"];
+        args.extend_from_slice(extra);
+        let out = netstrata(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            "error: could not connect to 127.0.0.1:1: connection refused"
+        );
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    }
+}
+
 /// One line on stderr, starting with `netstrata:` (or clap's `error:`),
 /// naming `expected`; no panic, no backtrace.
 fn assert_clear_error(out: &Output, code: i32, expected: &str) {
@@ -196,7 +268,7 @@ fn errors_are_one_clear_line() {
     let out = netstrata(&["bench", "--rate", "fast"]);
     assert_clear_error(&out, 2, "not a number of bytes");
     let out = netstrata(&["demo", "--secs", "0"]);
-    assert_clear_error(&out, 2, "not a positive number of seconds");
+    assert_clear_error(&out, 2, "not a positive duration");
     let out = netstrata(&[
         "tunnel",
         "--listen",
@@ -213,8 +285,11 @@ fn errors_are_one_clear_line() {
     let dead = closed.local_addr().unwrap().to_string();
     drop(closed);
     let out = netstrata(&["bench", "--addr", &dead, "--secs", "0.2", "--conns", "1"]);
-    assert_clear_error(&out, 1, &format!("no echo from {dead}"));
-    assert!(text(&out.stderr).contains("ConnectionRefused"));
+    assert_clear_error(
+        &out,
+        1,
+        &format!("could not connect to {dead}: connection refused"),
+    );
     let out = netstrata(&["bench", "--addr", "no-such-host.invalid:7000"]);
     assert_clear_error(&out, 2, "cannot resolve no-such-host.invalid:7000");
 

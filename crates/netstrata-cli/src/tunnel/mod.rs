@@ -24,15 +24,17 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use bytes::Bytes;
 use netstrata_core::{ConnectionStats, DynStack, RawCodec};
 use netstrata_reactor::{
-    CloseReason, ConnId, Context, EventLoop, Handle, Handler, LoopConfig, Sent,
+    CloseCounts, CloseReason, ConnId, Context, EventLoop, Handle, Handler, LoopConfig, Sent,
 };
 
+use crate::report::StackTotals;
 use crate::stack::StackOptions;
 use pair::{Leg, Pair};
 
@@ -83,6 +85,8 @@ impl TunnelOptions {
 pub struct Tunnel {
     addr: SocketAddr,
     handle: Handle,
+    closes: CloseCounts,
+    accepted: Arc<Mutex<StackTotals>>,
     thread: JoinHandle<io::Result<()>>,
 }
 
@@ -101,6 +105,8 @@ impl Tunnel {
         let listener = TcpListener::bind(opts.listen)?;
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::sync_channel(1);
+        let accepted = Arc::new(Mutex::new(StackTotals::default()));
+        let totals = Arc::clone(&accepted);
         let thread = thread::Builder::new()
             .name("netstrata-tunnel".into())
             .spawn(move || {
@@ -111,12 +117,12 @@ impl Tunnel {
                 event_loop.listen(
                     listener,
                     move || connection(&client_stack),
-                    move |peer| End::client(peer, Arc::clone(&opts)),
+                    move |peer| End::client(peer, Arc::clone(&opts), Arc::clone(&totals)),
                 )?;
-                let _ = tx.send(event_loop.handle());
+                let _ = tx.send((event_loop.handle(), event_loop.close_counts()));
                 event_loop.run()
             })?;
-        let Ok(handle) = rx.recv() else {
+        let Ok((handle, closes)) = rx.recv() else {
             // The loop failed to start: report why.
             return Err(thread.join().map_or_else(
                 |_| io::Error::other("tunnel thread panicked"),
@@ -126,8 +132,35 @@ impl Tunnel {
         Ok(Self {
             addr,
             handle,
+            closes,
+            accepted,
             thread,
         })
+    }
+
+    /// Closes of both legs of every tunnelled connection so far, by kind.
+    pub fn close_counts(&self) -> CloseCounts {
+        self.closes.clone()
+    }
+
+    /// The accepted (client-side) connections that have closed, summed;
+    /// shared, so it still counts after [`Self::join`] takes the tunnel.
+    pub fn accepted(&self) -> Arc<Mutex<StackTotals>> {
+        Arc::clone(&self.accepted)
+    }
+
+    /// A handle of the tunnel's loop, for [`Handle::shutdown`] from
+    /// another thread (a signal handler's); [`Self::join`] then returns
+    /// once the loop has ended.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Graceful shutdown: stops accepting, closes every pair in order,
+    /// drops what is still open after `grace`, and waits for the loop.
+    pub fn shutdown(self, grace: Duration) -> io::Result<()> {
+        let _ = self.handle.shutdown(grace);
+        self.join()
     }
 
     /// The address the tunnel listens on.
@@ -169,10 +202,16 @@ struct End {
     handle: Option<Handle>,
     /// The client side's, to open the target side.
     opts: Option<Arc<TunnelOptions>>,
+    /// The client side's: where its figures go when it closes.
+    accepted: Option<Arc<Mutex<StackTotals>>>,
 }
 
 impl End {
-    fn client(peer: SocketAddr, opts: Arc<TunnelOptions>) -> Self {
+    fn client(
+        peer: SocketAddr,
+        opts: Arc<TunnelOptions>,
+        accepted: Arc<Mutex<StackTotals>>,
+    ) -> Self {
         Self {
             side: Leg::Client,
             peer,
@@ -180,6 +219,7 @@ impl End {
             pair: Rc::new(RefCell::new(Pair::new(opts.log))),
             handle: None,
             opts: Some(opts),
+            accepted: Some(accepted),
         }
     }
 
@@ -192,6 +232,7 @@ impl End {
             pair: Rc::clone(&self.pair),
             handle: Some(cx.handle()),
             opts: None,
+            accepted: None,
         };
         let conn = connection(&opts.stack_of(Leg::Target));
         match cx.connect(opts.connect, conn, target) {
@@ -202,7 +243,7 @@ impl End {
             Err(e) => {
                 let why = format!("cannot connect to {}: {e}", opts.connect);
                 if opts.log {
-                    eprintln!("netstrata tunnel: {why}");
+                    complain!("netstrata tunnel: {why}");
                 }
                 self.pair.borrow_mut().fail(why);
                 cx.abort();
@@ -256,6 +297,12 @@ impl Handler for End {
     }
 
     fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
+        if let Some(accepted) = &self.accepted {
+            accepted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(stats);
+        }
         let mut pair = self.pair.borrow_mut();
         let how = match reason {
             CloseReason::Clean => "clean".to_string(),
@@ -281,7 +328,7 @@ impl Handler for End {
         if let Some(closes) = pair.closed(line)
             && log
         {
-            eprintln!("netstrata tunnel: closed: {}", closes.join("; "));
+            complain!("netstrata tunnel: closed: {}", closes.join("; "));
         }
     }
 }
