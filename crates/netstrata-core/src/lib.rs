@@ -73,6 +73,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod blocking;
 mod codec;
@@ -83,6 +84,7 @@ pub mod layers;
 mod stack;
 mod sticky;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use blocking::{Blocking, Duplex, Transport};
@@ -92,3 +94,8 @@ pub use error::{Error, Result, Source};
 pub use layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
 pub use stack::{BoxedLayer, DynStack, LayerExt, Layers, Stack, StackBuffers, transfer};
 pub use sticky::StickyError;
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -72,6 +72,7 @@
 //! # Ok::<(), netstrata_frame::FrameError>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod delimited;
 mod error;
@@ -89,3 +90,8 @@ pub use oversize::Oversize;
 pub use varint::Varint;
 
 pub use netstrata_core::Codec;
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

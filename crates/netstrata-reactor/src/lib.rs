@@ -93,6 +93,7 @@
 //! ```
 // One helper (`socket::recv_into`) reads into uninitialised memory.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod closes;
 mod config;
@@ -113,3 +114,8 @@ pub use handler::{CloseReason, Handler};
 pub use server::{Server, ServerConfig};
 pub use socket::SocketOptions;
 pub use udp::{DatagramContext, DatagramHandler};
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

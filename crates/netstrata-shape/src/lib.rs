@@ -109,6 +109,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bucket;
 mod datagram;
@@ -130,3 +131,8 @@ pub use shaper::{Shaper, ShaperHandle};
 
 /// The layer's name in errors and statistics.
 pub(crate) const NAME: &str = "shape";
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -75,9 +75,11 @@
 //! # fn main() {}
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 #[cfg(feature = "dev-certs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dev-certs")))]
 pub mod dev_certs;
 mod engine;
 mod error;
@@ -93,3 +95,8 @@ pub use rustls;
 
 /// The layer's name in errors and statistics.
 const NAME: &str = "tls";
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -103,6 +103,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod budget;
 mod config;
@@ -119,3 +120,8 @@ pub use config::ZstdConfig;
 pub use dictionary::Dictionary;
 pub use error::ZstdError;
 pub use layer::Zstd;
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
