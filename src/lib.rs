@@ -76,6 +76,7 @@
 //! `docs/security.md` (threat model and limits), `docs/benchmarks.md`. Here:
 //! [`prelude`], and the crate docs of [`netstrata_core`] for the contract.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use netstrata_core::{
     Blocking, BoxedLayer, ByteCounters, Codec, Connection, ConnectionConfig, ConnectionStats,
@@ -84,18 +85,24 @@ pub use netstrata_core::{
 };
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use netstrata_core::testing;
 
 #[cfg(feature = "frame")]
+#[cfg_attr(docsrs, doc(cfg(feature = "frame")))]
 pub use netstrata_frame as frame;
 
 #[cfg(feature = "reactor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reactor")))]
 pub use netstrata_reactor as reactor;
 #[cfg(feature = "shape")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shape")))]
 pub use netstrata_shape as shape;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use netstrata_tls as tls;
 #[cfg(feature = "zstd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zstd")))]
 pub use netstrata_zstd as zstd;
 
 /// The names most programs need.
@@ -105,6 +112,7 @@ pub mod prelude {
         Stack, State,
     };
     #[cfg(feature = "frame")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "frame")))]
     pub use netstrata_frame::{LengthDelimited, Lines};
 }
 

@@ -73,6 +73,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod blocking;
 mod codec;
@@ -83,6 +84,7 @@ pub mod layers;
 mod stack;
 mod sticky;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use blocking::{Blocking, Duplex, Transport};
@@ -92,3 +94,27 @@ pub use error::{Error, Result, Source};
 pub use layer::{ByteCounters, Flush, Inbound, Layer, LayerStats, Outbound};
 pub use stack::{BoxedLayer, DynStack, LayerExt, Layers, Stack, StackBuffers, transfer};
 pub use sticky::StickyError;
+
+// The public types cross threads: a connection is built on one thread and
+// driven on another. Stacks of boxed layers (`DynStack`, `BoxedLayer`) are
+// `Send` but not `Sync`: a layer is driven by one thread at a time, so
+// `Layer` does not ask for `Sync`.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    use layers::{Checksummed, PassThrough, Xor};
+    send_sync::<Connection<Stack<(Xor, Checksummed, PassThrough)>, RawCodec>>();
+    send_sync::<ConnectionConfig>();
+    send_sync::<ConnectionStats>();
+    send_sync::<LayerStats>();
+    send_sync::<Error>();
+    send_sync::<StickyError>();
+    send_sync::<Blocking<std::net::TcpStream, Stack<()>, RawCodec>>();
+    send::<DynStack>();
+    send::<Connection<DynStack, RawCodec>>();
+};
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

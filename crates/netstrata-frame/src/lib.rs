@@ -72,6 +72,7 @@
 //! # Ok::<(), netstrata_frame::FrameError>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod delimited;
 mod error;
@@ -89,3 +90,19 @@ pub use oversize::Oversize;
 pub use varint::Varint;
 
 pub use netstrata_core::Codec;
+
+// Every codec and error crosses threads with its connection.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LengthDelimited>();
+    send_sync::<LengthDelimitedBuilder>();
+    send_sync::<Varint>();
+    send_sync::<Lines>();
+    send_sync::<Delimited>();
+    send_sync::<FrameError>();
+};
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -18,6 +18,7 @@ use crate::{Delimited, LengthDelimited, Lines, Varint};
 
 macro_rules! tokio_codec {
     ($($codec:ty),+ $(,)?) => {$(
+        #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
         impl Decoder for $codec {
             type Item = Bytes;
             type Error = io::Error;
@@ -36,6 +37,7 @@ macro_rules! tokio_codec {
             }
         }
 
+        #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
         impl Encoder<Bytes> for $codec {
             type Error = io::Error;
 
@@ -44,6 +46,7 @@ macro_rules! tokio_codec {
             }
         }
 
+        #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
         impl Encoder<&[u8]> for $codec {
             type Error = io::Error;
 

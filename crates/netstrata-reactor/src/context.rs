@@ -2,9 +2,9 @@
 //! the other connections of the same loop.
 
 use std::any::Any;
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use std::{fmt, io};
 
 use netstrata_core::{Codec, Connection, ConnectionStats, Error, Layer};
 
@@ -61,6 +61,18 @@ pub struct Context<'a> {
     pub(crate) peer: SocketAddr,
     pub(crate) now: Instant,
     pub(crate) event_loop: &'a mut dyn Loop,
+}
+
+// The loop behind it is a trait object; what a reader of a log wants is
+// which connection the callback is for.
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Context<'_> {
@@ -179,6 +191,14 @@ impl Context<'_> {
 pub struct Local<'a> {
     id: ConnId,
     event_loop: &'a mut dyn Loop,
+}
+
+impl fmt::Debug for Local<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Local")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Local<'_> {

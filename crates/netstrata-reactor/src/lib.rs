@@ -111,6 +111,7 @@
 //! ```
 // One helper (`socket::recv_into`) reads into uninitialised memory.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod closes;
 mod config;
@@ -131,3 +132,28 @@ pub use handler::{CloseReason, Handler};
 pub use server::{Server, ServerConfig};
 pub use socket::SocketOptions;
 pub use udp::{DatagramContext, DatagramHandler};
+
+// A `Server` and `Handle`s are shared across threads. An `EventLoop` is
+// neither `Send` nor `Sync`: it is built on the thread that runs it (as
+// `Server` does, one per thread), and it holds boxed `DatagramHandler`s,
+// which need not be `Send`. A handler's `Context`, `Local` and
+// `DatagramContext` borrow the loop during a callback.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Server>();
+    send_sync::<ServerConfig>();
+    send_sync::<LoopConfig>();
+    send_sync::<SocketOptions>();
+    send_sync::<Handle>();
+    send_sync::<HandleError>();
+    send_sync::<ConnId>();
+    send_sync::<CloseReason>();
+    send_sync::<CloseCounts>();
+    send_sync::<CloseKind>();
+    send_sync::<Sent>();
+};
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

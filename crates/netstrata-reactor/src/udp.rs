@@ -1,9 +1,9 @@
 //! Datagram sockets on an event loop: one handler call per datagram.
 
 use std::collections::VecDeque;
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use std::{fmt, io};
 
 use bytes::Bytes;
 use mio::net::UdpSocket;
@@ -40,6 +40,18 @@ pub struct DatagramContext<'a> {
     pub(crate) now: Instant,
     pub(crate) timers: &'a mut Vec<(Instant, u64)>,
     pub(crate) truncated: u64,
+}
+
+impl fmt::Debug for DatagramContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramContext")
+            .field("queued", &self.queue.len())
+            .field("queue_limit", &self.queue_limit)
+            .field("now", &self.now)
+            .field("timers", &self.timers.len())
+            .field("truncated", &self.truncated)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DatagramContext<'_> {

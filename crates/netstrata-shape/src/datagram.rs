@@ -10,6 +10,7 @@ use crate::throttle::{Deadline, Fate, Throttle};
 
 /// What a [`DatagramShaper`] does with a datagram the budget cannot pass now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DatagramPolicy {
     /// Drop it: only datagrams that fit now are sent (policing). Under a
     /// global limit it never queues, so it never delays anyone.

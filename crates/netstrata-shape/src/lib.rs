@@ -109,6 +109,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bucket;
 mod datagram;
@@ -130,3 +131,22 @@ pub use shaper::{Shaper, ShaperHandle};
 
 /// The layer's name in errors and statistics.
 pub(crate) const NAME: &str = "shape";
+
+// Shapers move with their connections; the global limiter and the handles
+// are shared across threads (limits changed and stats read from anywhere).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Shaper>();
+    send_sync::<ShaperHandle>();
+    send_sync::<GlobalLimiter>();
+    send_sync::<DatagramShaper>();
+    send_sync::<Limit>();
+    send_sync::<ShapeConfig>();
+    send_sync::<TrafficStats>();
+    send_sync::<ShapeError>();
+};
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -8,6 +8,7 @@ use crate::limit::NS;
 
 /// One direction's traffic figures at an instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Traffic {
     /// Bytes passed since the shaper or limiter was made.
     pub total_bytes: u64,
@@ -23,6 +24,7 @@ pub struct Traffic {
 /// ([`ShaperHandle::stats`](crate::ShaperHandle::stats)) or of everything
 /// sharing a global limiter ([`GlobalLimiter::stats`](crate::GlobalLimiter::stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TrafficStats {
     /// Bytes read (from the peer).
     pub inbound: Traffic,

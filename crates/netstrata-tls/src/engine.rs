@@ -2,6 +2,8 @@
 //! caller's input buffer and encoded straight into the caller's output
 //! buffer, so a connection keeps no I/O buffer of its own between calls.
 
+use std::fmt;
+
 use bytes::{Buf, BytesMut};
 use netstrata_core::Flush;
 use rustls::CommonState;
@@ -39,6 +41,17 @@ impl From<UnbufferedClientConnection> for UnbufferedConnection {
 impl From<UnbufferedServerConnection> for UnbufferedConnection {
     fn from(conn: UnbufferedServerConnection) -> Self {
         Self::Server(conn)
+    }
+}
+
+// rustls' unbuffered connections are not `Debug`; which side it is is what
+// a reader needs.
+impl fmt::Debug for UnbufferedConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Client(_) => f.write_str("UnbufferedConnection::Client(..)"),
+            Self::Server(_) => f.write_str("UnbufferedConnection::Server(..)"),
+        }
     }
 }
 

@@ -74,6 +74,7 @@ pub enum TlsError {
     },
     /// A development certificate could not be generated.
     #[cfg(feature = "dev-certs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dev-certs")))]
     #[error("generating a development certificate: {0}")]
     DevCert(#[from] rcgen::Error),
 }

@@ -94,9 +94,11 @@
 //! # fn main() {}
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 #[cfg(feature = "dev-certs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dev-certs")))]
 pub mod dev_certs;
 mod engine;
 mod error;
@@ -112,3 +114,25 @@ pub use rustls;
 
 /// The layer's name in errors and statistics.
 const NAME: &str = "tls";
+
+// The layer moves with its connection between threads; configurations are
+// shared by connections on many threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Tls>();
+    send_sync::<UnbufferedConnection>();
+    send_sync::<ServerOptions>();
+    send_sync::<ClientOptions>();
+    send_sync::<Identity>();
+    send_sync::<TlsError>();
+    #[cfg(feature = "dev-certs")]
+    {
+        send_sync::<dev_certs::DevCa>();
+        send_sync::<dev_certs::DevCert>();
+    }
+};
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -103,6 +103,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod budget;
 mod config;
@@ -119,3 +120,19 @@ pub use config::ZstdConfig;
 pub use dictionary::Dictionary;
 pub use error::ZstdError;
 pub use layer::Zstd;
+
+// The layer moves with its connection between threads; dictionaries and
+// the budget are shared by connections on many threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Zstd>();
+    send_sync::<ZstdConfig>();
+    send_sync::<Dictionary>();
+    send_sync::<DecoderBudget>();
+    send_sync::<ZstdError>();
+};
+
+/// Runs the crate README's example as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

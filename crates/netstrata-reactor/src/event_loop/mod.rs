@@ -15,11 +15,11 @@
 //!
 //! A connection's state is in [`entry`].
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+use std::{fmt, io};
 
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
@@ -95,6 +95,19 @@ pub struct EventLoop<S, C, H> {
     udp: Datagrams,
     rx: Receiver<Command>,
     state: LoopState,
+}
+
+// Sockets, handlers and queues are not `Debug`: the counts say what the
+// loop holds.
+impl<S: Layer + 'static, C: Codec + 'static, H: Handler> fmt::Debug for EventLoop<S, C, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("state", &self.state)
+            .field("connections", &self.conns.len())
+            .field("listeners", &self.listeners.len())
+            .field("udp_sockets", &self.udp.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
