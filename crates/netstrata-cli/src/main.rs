@@ -23,6 +23,7 @@ mod args;
 mod dev_ca;
 mod live;
 mod logging;
+mod prometheus;
 mod serve;
 mod signals;
 
