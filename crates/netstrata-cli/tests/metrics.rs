@@ -7,13 +7,26 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_netstrata"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// A child process of the test, killed if the test ends before stopping it
+/// (a failed assertion), so that no server outlives its test.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_netstrata"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Reads stdout up to the listening line: (metrics address, listening address).
@@ -82,13 +95,13 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     framed
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: Running) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
 }
 
 #[test]
@@ -105,7 +118,7 @@ fn the_echo_server_serves_its_figures() {
         "--rate",
         "10MB",
     ]);
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let (metrics, addr) = addresses(&mut stdout);
 
     // One echo, with the zstd layer the server speaks.
@@ -173,7 +186,7 @@ fn the_tunnel_serves_its_loop_figures() {
         "--metrics",
         "127.0.0.1:0",
     ]);
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let (metrics, addr) = addresses(&mut stdout);
     let _client = TcpStream::connect(addr).unwrap();
     let (_accepted, _) = target.accept().unwrap();

@@ -83,15 +83,28 @@ fn echo_target() -> SocketAddr {
     addr
 }
 
-fn spawn_tunnel(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_netstrata"))
-        .arg("tunnel")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// A child process of the test, killed if the test ends before stopping it
+/// (a failed assertion), so that no server outlives its test.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_tunnel(args: &[&str]) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_netstrata"))
+            .arg("tunnel")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Reads `stdout` up to the line saying where the tunnel listens.
@@ -111,15 +124,15 @@ fn listening_addr(stdout: ChildStdout) -> SocketAddr {
 }
 
 /// A tunnel and where it listens; its stderr stays piped for its log.
-fn tunnel(args: &[&str]) -> (Child, SocketAddr) {
+fn tunnel(args: &[&str]) -> (Running, SocketAddr) {
     let mut child = spawn_tunnel(args);
-    let addr = listening_addr(child.stdout.take().unwrap());
+    let addr = listening_addr(child.0.stdout.take().unwrap());
     (child, addr)
 }
 
 /// The far tunnel: TLS server in front of `target`, requiring client
 /// certificates from the clients' CA.
-fn far_tunnel(target: SocketAddr, paths: &Paths) -> (Child, SocketAddr) {
+fn far_tunnel(target: SocketAddr, paths: &Paths) -> (Running, SocketAddr) {
     let target = target.to_string();
     tunnel(&[
         "--connect",
@@ -136,13 +149,13 @@ fn far_tunnel(target: SocketAddr, paths: &Paths) -> (Child, SocketAddr) {
     ])
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: Running) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    child.wait().unwrap();
+    child.0.wait().unwrap();
 }
 
 /// Reads `stderr` up to the tunnel's first close line.
@@ -223,7 +236,7 @@ fn without_a_client_certificate_the_far_end_refuses() {
         "--ca",
         &paths.ca,
     ]);
-    let stderr = near.stderr.take().unwrap();
+    let stderr = near.0.stderr.take().unwrap();
 
     let mut client = client_of(near_addr);
     // Written before or after the refusal: either is fine.
