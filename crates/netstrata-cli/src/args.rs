@@ -2,16 +2,13 @@
 //! (A module of the binary: clap's derive lives here, not in the library.)
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::dev_ca;
 use netstrata_cli::load::Payload;
-use netstrata_cli::stack::{RateOptions, StackOptions, TlsSide, parse_bytes};
+use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
 use netstrata_shape::Limit;
-use netstrata_tls::{ClientOptions, Identity, ServerOptions, dev_certs::DevCa, pem};
 use netstrata_zstd::{DecoderBudget, ZstdConfig};
 
 /// Layer flags: zstd and shaping.
@@ -87,123 +84,6 @@ impl LayerArgs {
         }
         Ok(())
     }
-}
-
-/// TLS flags; which of them apply depends on the side (server or client).
-#[derive(Args, Debug)]
-#[command(next_help_heading = "TLS")]
-pub(crate) struct TlsArgs {
-    /// Encrypt with TLS 1.3. A server uses --cert/--key, or makes a
-    /// development certificate whose CA it writes to --ca-out; a client
-    /// verifies the server against --ca (default: the webpki roots).
-    #[arg(long)]
-    pub(crate) tls: bool,
-    /// Server: PEM file of the certificate chain.
-    #[arg(long, requires = "key")]
-    pub(crate) cert: Option<PathBuf>,
-    /// Server: PEM file of the private key.
-    #[arg(long, requires = "cert")]
-    pub(crate) key: Option<PathBuf>,
-    /// Server without --cert: where to write the development CA for
-    /// clients (default: dev-ca.pem in a directory of yours only, mode
-    /// 0700: $XDG_RUNTIME_DIR/netstrata, else ~/.cache/netstrata).
-    #[arg(long)]
-    pub(crate) ca_out: Option<PathBuf>,
-    /// Client: PEM file of the CA certificates to trust.
-    #[arg(long)]
-    pub(crate) ca: Option<PathBuf>,
-    /// Client: the name the server's certificate must carry (SNI).
-    #[arg(long, default_value = "localhost")]
-    pub(crate) server_name: String,
-}
-
-/// Which end of TLS a subcommand is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Server,
-    Client,
-}
-
-impl TlsArgs {
-    /// The TLS configuration of `role`, or `None` without --tls; flags of
-    /// the other role are refused.
-    pub(crate) fn side(&self, role: Role) -> Result<Option<TlsSide>, String> {
-        let server_flags = self.cert.is_some() || self.ca_out.is_some();
-        let misplaced = match role {
-            Role::Server if self.ca.is_some() => Some("--ca is for the connecting side"),
-            Role::Client if server_flags => {
-                Some("--cert, --key and --ca-out are for the accepting side")
-            }
-            _ => None,
-        };
-        if let Some(why) = misplaced {
-            return Err(why.into());
-        }
-        if !self.tls {
-            if server_flags || self.ca.is_some() {
-                return Err("--cert, --key, --ca-out and --ca need --tls".into());
-            }
-            return Ok(None);
-        }
-        match role {
-            Role::Server => server_tls(&self.cert, &self.key, &self.ca_out).map(Some),
-            Role::Client => client_tls(&self.ca, &self.server_name).map(Some),
-        }
-    }
-}
-
-/// The server's TLS configuration: from files, or a development CA.
-fn server_tls(
-    cert: &Option<PathBuf>,
-    key: &Option<PathBuf>,
-    ca_out: &Option<PathBuf>,
-) -> Result<TlsSide, String> {
-    let identity = match (cert, key) {
-        (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)
-            .map_err(|e| format!("cannot load {} / {}: {e}", cert.display(), key.display()))?,
-        _ => {
-            let ca = DevCa::new().map_err(|e| format!("development CA: {e}"))?;
-            let leaf = ca
-                .issue(&["localhost", "127.0.0.1"])
-                .map_err(|e| format!("development certificate: {e}"))?;
-            let path = match ca_out {
-                Some(path) => path.clone(),
-                None => dev_ca::private_dir()
-                    .map_err(|e| format!("no private directory for the development CA: {e}"))?
-                    .join("dev-ca.pem"),
-            };
-            dev_ca::write_private(&path, ca.cert_pem().as_bytes())
-                .map_err(|e| format!("cannot write the CA to {}: {e}", path.display()))?;
-            say!(
-                "development CA written to {} (clients: --tls --ca {})",
-                path.display(),
-                path.display()
-            );
-            leaf.identity()
-        }
-    };
-    let config = ServerOptions::new()
-        .with_identity(identity)
-        .build()
-        .map_err(|e| format!("TLS configuration: {e}"))?;
-    Ok(TlsSide::Server(config))
-}
-
-/// The client's TLS configuration.
-fn client_tls(ca: &Option<PathBuf>, server_name: &str) -> Result<TlsSide, String> {
-    let options = match ca {
-        Some(path) => ClientOptions::new(
-            pem::load_roots(path).map_err(|e| format!("cannot load {}: {e}", path.display()))?,
-        ),
-        None => ClientOptions::with_webpki_roots(),
-    };
-    let config = options
-        .build()
-        .map_err(|e| format!("TLS configuration: {e}"))?;
-    Ok(TlsSide::Client {
-        config,
-        server_name: server_name.to_string(),
-    })
 }
 
 /// What each message carries.

@@ -23,16 +23,16 @@ mod args;
 mod dev_ca;
 mod live;
 mod logging;
+mod prometheus;
 mod serve;
 mod signals;
+mod tls_args;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use args::{
-    LayerArgs, PayloadArg, Role, TlsArgs, parse_count, parse_frame_size, parse_secs, resolve,
-};
+use args::{LayerArgs, PayloadArg, parse_count, parse_frame_size, parse_secs, resolve};
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
 use netstrata_cli::load::{self, LoadOptions};
@@ -42,6 +42,7 @@ use netstrata_cli::stack::{StackOptions, parse_bytes};
 use netstrata_cli::tunnel::{StackSide, TunnelOptions};
 use netstrata_shape::Limit;
 use serve::StatsArgs;
+use tls_args::{AcceptTls, ConnectTls, EitherTls, Role};
 
 /// Layered, sans-IO networking: try `netstrata demo`.
 ///
@@ -64,9 +65,11 @@ enum Command {
     /// Server and clients in one process over loopback and the full stack
     /// (frames, zstd, TLS with a generated certificate, shaping), a
     /// progress bar, then a table of what each layer did.
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
     /// Echo every length-delimited frame back (4-byte big-endian length, at
     /// most 8 MiB: the default wire profile).
+    #[command(after_help = ECHO_SERVER_EXAMPLES)]
     EchoServer {
         /// Address to listen on (port 0 picks one and prints it).
         #[arg(long, default_value = "127.0.0.1:7000")]
@@ -77,12 +80,13 @@ enum Command {
         #[command(flatten)]
         stats: StatsArgs,
         #[command(flatten)]
-        tls: TlsArgs,
+        tls: AcceptTls,
         #[command(flatten)]
         layers: LayerArgs,
     },
     /// Load an echo server: C connections each keep D frames in flight;
     /// every echoed byte is verified. Exits non-zero on any error.
+    #[command(after_help = BENCH_EXAMPLES)]
     Bench {
         /// The echo server's address.
         #[arg(long, visible_alias = "connect", default_value = "127.0.0.1:7000")]
@@ -99,7 +103,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PlotArg::Latency, requires = "plot")]
         plot_kind: PlotArg,
         #[command(flatten)]
-        tls: TlsArgs,
+        tls: ConnectTls,
         #[command(flatten)]
         layers: LayerArgs,
     },
@@ -107,13 +111,10 @@ enum Command {
     /// back to back carry any TCP protocol compressed, encrypted and shaped.
     ///
     /// With `--stack-side listen` the tunnel is the TLS server (--cert and
-    /// --key, or a development CA written to --ca-out); with `connect` it is
-    /// the client (--ca, --server-name).
-    ///
-    /// Example: `netstrata tunnel --listen 127.0.0.1:9000 --connect
-    /// 127.0.0.1:9001 --stack-side connect --tls --ca ca.pem --zstd` in
-    /// front of `netstrata tunnel --listen 127.0.0.1:9001 --connect
-    /// 127.0.0.1:8080 --stack-side listen --tls --ca-out ca.pem --zstd`.
+    /// --key, or a development CA written to --ca-out; --client-ca requires
+    /// client certificates); with `connect` it is the client (--ca,
+    /// --server-name; --client-cert and --client-key show a certificate).
+    #[command(after_help = TUNNEL_EXAMPLES)]
     Tunnel {
         /// Where to accept connections.
         #[arg(long)]
@@ -130,11 +131,45 @@ enum Command {
         #[command(flatten)]
         stats: StatsArgs,
         #[command(flatten)]
-        tls: TlsArgs,
+        tls: EitherTls,
         #[command(flatten)]
         layers: LayerArgs,
     },
 }
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  netstrata demo
+  netstrata demo --secs 10s --conns 16 --size 16KiB --payload random
+  netstrata demo --no-tls --no-rate --zstd-level 9";
+
+const ECHO_SERVER_EXAMPLES: &str = "\
+Examples:
+  netstrata echo-server --addr 127.0.0.1:7000
+  netstrata echo-server --tls --ca-out ca.pem --zstd --stats-every 10s
+  netstrata echo-server --tls --cert server.pem --key server.key --client-ca clients.pem
+  netstrata echo-server --rate 10MB --metrics 127.0.0.1:9100";
+
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  netstrata bench --addr 127.0.0.1:7000 --conns 64 --depth 32 --secs 10s
+  netstrata bench --tls --ca ca.pem --zstd --size 16KiB --json
+  netstrata bench --tls --ca ca.pem --client-cert client.pem --client-key client.key
+  netstrata bench --rate 1MB --plot latency.svg";
+
+const TUNNEL_EXAMPLES: &str = "\
+Examples:
+  # In front of a web server on :8080: TLS server, client certificates required
+  netstrata tunnel --listen 127.0.0.1:9001 --connect 127.0.0.1:8080 \\
+      --stack-side listen --tls --ca-out ca.pem --client-ca clients.pem --zstd
+  # Plain on :9000, TLS client with a certificate toward the other tunnel
+  netstrata tunnel --listen 127.0.0.1:9000 --connect 127.0.0.1:9001 \\
+      --stack-side connect --tls --ca ca.pem --client-cert client.pem \\
+      --client-key client.key --zstd
+  curl http://127.0.0.1:9000/
+  # Without TLS, shaped, with Prometheus metrics
+  netstrata tunnel --listen 127.0.0.1:9000 --connect 127.0.0.1:8080 \\
+      --stack-side connect --rate 1MB --metrics 127.0.0.1:9100";
 
 /// Sizes of a load run.
 #[derive(clap::Args)]
@@ -256,7 +291,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let mut stack = StackOptions {
-                tls: tls.side(Role::Server)?,
+                tls: tls.side()?,
                 ..StackOptions::default()
             };
             layers.apply(&mut stack)?;
@@ -273,7 +308,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             layers,
         } => {
             let mut stack = StackOptions {
-                tls: tls.side(Role::Client)?,
+                tls: tls.side()?,
                 ..StackOptions::default()
             };
             layers.apply(&mut stack)?;

@@ -12,8 +12,8 @@ use netstrata_cli::stack::{RateOptions, StackOptions};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
 use netstrata_reactor::{CloseCounts, Handle};
 
-use crate::args::{LayerArgs, parse_secs};
-use crate::{Failure, live, signals};
+use crate::args::{LayerArgs, parse_secs, resolve};
+use crate::{Failure, live, prometheus, signals};
 
 /// Periodic traffic figures of a long-running subcommand.
 #[derive(clap::Args)]
@@ -29,6 +29,12 @@ pub(crate) struct StatsArgs {
     /// second signal drops them at once.
     #[arg(long, default_value = "5s", value_parser = parse_secs)]
     grace: f64,
+    /// Serve the figures of the loops (connections, closes by reason,
+    /// messages, bytes per layer), of shaping and of the zstd decoders in
+    /// Prometheus text format at http://ADDR/metrics (port 0 picks one and
+    /// prints it).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 impl StatsArgs {
@@ -45,6 +51,18 @@ impl StatsArgs {
         if let Some(every) = self.stats_every {
             live::print_stats_every(stack.clone(), closes, Duration::from_secs_f64(every));
         }
+    }
+
+    /// Serves `--metrics`, if asked for, and says where as `name` (the
+    /// subcommand).
+    fn serve_metrics(&self, name: &str, stack: &StackOptions) -> Result<(), Failure> {
+        let Some(addr) = &self.metrics else {
+            return Ok(());
+        };
+        let addr = prometheus::serve(resolve(addr)?)?;
+        prometheus::publish_stack_figures(stack.clone());
+        say!("netstrata {name} metrics at http://{addr}/metrics");
+        Ok(())
     }
 
     /// Shuts the loops of `handles` down gracefully on the first signal,
@@ -77,6 +95,7 @@ pub(crate) fn echo_server(
 ) -> Result<ExitCode, Failure> {
     let described = stack.describe();
     let totals = Arc::new(Mutex::new(StackTotals::default()));
+    stats.serve_metrics("echo-server", &stack)?;
     let server = echo::serve_counted(addr, threads, stack.clone(), Some(Arc::clone(&totals)))
         .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
     // Before the line that says it listens: a client that reads it and
@@ -101,6 +120,7 @@ pub(crate) fn echo_server(
 pub(crate) fn tunnel(opts: TunnelOptions, stats: &StatsArgs) -> Result<ExitCode, Failure> {
     let (described, target, listen) = (opts.stack.describe(), opts.connect, opts.listen);
     let stack_side = opts.stack_side;
+    stats.serve_metrics("tunnel", &opts.stack)?;
     let tunnel =
         Tunnel::start(opts.clone()).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     stats.shutdown_on_signal(vec![tunnel.handle()])?;

@@ -162,8 +162,12 @@ fn help_explains_every_flag() {
         "--cert",
         "--key",
         "--ca-out",
+        "--client-ca",
         "--ca",
         "--server-name",
+        "--client-cert",
+        "--client-key",
+        "--metrics",
         "--zstd",
         "--zstd-level",
         "--rate",
@@ -187,6 +191,74 @@ fn help_explains_every_flag() {
         let out = netstrata(&[command, "--help"]);
         assert!(out.status.success(), "{command}");
         assert!(text(&out.stdout).contains("--rate"), "{command}");
+    }
+}
+
+/// Each subcommand's help shows only the flags it uses, and examples.
+#[test]
+fn help_lists_only_the_flags_of_its_subcommand() {
+    let help = |command: &str| {
+        let out = netstrata(&[command, "--help"]);
+        assert!(out.status.success(), "{command}");
+        text(&out.stdout)
+    };
+    // A flag as help lists it: first on its line.
+    let lists = |help: &str, flag: &str| {
+        help.lines()
+            .any(|l| l.trim_start().split([' ', ',', '=']).next() == Some(flag))
+    };
+    for command in ["demo", "echo-server", "bench", "tunnel"] {
+        let help = help(command);
+        let examples = help.split("Examples:\n").nth(1);
+        let examples = examples.unwrap_or_else(|| panic!("{command}: no examples:\n{help}"));
+        assert!(
+            examples.contains(&format!("netstrata {command} ")),
+            "{command}:\n{examples}"
+        );
+    }
+    let bench = help("bench");
+    for flag in [
+        "--cert",
+        "--key",
+        "--ca-out",
+        "--client-ca",
+        "--metrics",
+        "--grace",
+    ] {
+        assert!(!lists(&bench, flag), "bench lists {flag}:\n{bench}");
+    }
+    for flag in [
+        "--tls",
+        "--ca",
+        "--server-name",
+        "--client-cert",
+        "--client-key",
+    ] {
+        assert!(lists(&bench, flag), "bench lacks {flag}:\n{bench}");
+    }
+    let echo = help("echo-server");
+    for flag in ["--ca", "--server-name", "--client-cert", "--client-key"] {
+        assert!(!lists(&echo, flag), "echo-server lists {flag}:\n{echo}");
+    }
+    for flag in [
+        "--tls",
+        "--cert",
+        "--key",
+        "--ca-out",
+        "--client-ca",
+        "--metrics",
+    ] {
+        assert!(lists(&echo, flag), "echo-server lacks {flag}:\n{echo}");
+    }
+    let demo = help("demo");
+    for flag in [
+        "--tls",
+        "--cert",
+        "--ca",
+        "--metrics",
+        "--zstd-memory-budget",
+    ] {
+        assert!(!lists(&demo, flag), "demo lists {flag}:\n{demo}");
     }
 }
 
@@ -278,7 +350,38 @@ fn errors_are_one_clear_line() {
     ]);
     assert_clear_error(&out, 2, "--stack-side");
     let out = netstrata(&["bench", "--cert", "a.pem", "--key", "b.pem"]);
-    assert_clear_error(&out, 2, "for the accepting side");
+    assert_clear_error(&out, 2, "unexpected argument '--cert'");
+    let tunnel = [
+        "tunnel",
+        "--listen",
+        "127.0.0.1:0",
+        "--connect",
+        "127.0.0.1:1",
+    ];
+    let out = netstrata(
+        &[
+            &tunnel[..],
+            &["--stack-side", "connect", "--tls", "--client-ca", "c.pem"],
+        ]
+        .concat(),
+    );
+    assert_clear_error(&out, 2, "for the accepting side (--stack-side listen)");
+    let out = netstrata(
+        &[
+            &tunnel[..],
+            &["--stack-side", "listen", "--tls", "--server-name", "x"],
+        ]
+        .concat(),
+    );
+    assert_clear_error(&out, 2, "for the connecting side (--stack-side connect)");
+    let out = netstrata(
+        &[
+            &tunnel[..],
+            &["--stack-side", "listen", "--client-ca", "c.pem"],
+        ]
+        .concat(),
+    );
+    assert_clear_error(&out, 2, "the TLS flags need --tls");
 
     // An unreachable address: a closed loopback port.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
