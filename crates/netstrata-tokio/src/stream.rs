@@ -75,6 +75,14 @@ struct Tasks {
 }
 
 impl Tasks {
+    /// The slot of the task waiting on `side`, and the other side's.
+    fn slots(&self, side: Side) -> (&Mutex<Option<Waker>>, &Mutex<Option<Waker>>) {
+        match side {
+            Side::Read => (&self.reader, &self.writer),
+            Side::Write => (&self.writer, &self.reader),
+        }
+    }
+
     fn set(slot: &Mutex<Option<Waker>>, waker: &Waker) {
         let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
@@ -173,27 +181,23 @@ where
         (self.io, self.pending)
     }
 
-    /// Notes this task as the one waiting on `side`; returns what the
-    /// transport had moved, for [`Self::settle`].
-    fn register(&self, cx: &Context<'_>, side: Side) -> (u64, u64) {
-        let slot = match side {
-            Side::Read => &self.tasks.reader,
-            Side::Write => &self.tasks.writer,
-        };
-        Tasks::set(slot, cx.waker());
-        self.moved
-    }
-
-    /// After a poll of `side`: if it moved bytes through the transport
-    /// since `before`, the other side's task may now go on (its transport
-    /// waker may have been taken by this poll).
-    fn settle(&self, side: Side, before: (u64, u64)) {
+    /// Runs `poll` for `side` as this task: notes it as the task waiting
+    /// on that side, and, if the poll moved bytes through the transport,
+    /// wakes the other side's task (its transport waker may have been
+    /// taken by this poll).
+    fn on_side<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        side: Side,
+        poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        Tasks::set(self.tasks.slots(side).0, cx.waker());
+        let before = self.moved;
+        let result = poll(self, cx);
         if self.moved != before {
-            match side {
-                Side::Read => Tasks::wake(&self.tasks.writer),
-                Side::Write => Tasks::wake(&self.tasks.reader),
-            }
+            Tasks::wake(self.tasks.slots(side).1);
         }
+        result
     }
 
     /// Runs the stack's deadline if it has passed, else arms a timer for it.
@@ -295,11 +299,8 @@ where
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = this.register(cx, Side::Read);
-        let poll = this.poll_read_inner(cx, buf);
-        this.settle(Side::Read, before);
-        poll
+        self.get_mut()
+            .on_side(cx, Side::Read, |this, cx| this.poll_read_inner(cx, buf))
     }
 }
 
@@ -365,27 +366,18 @@ where
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let before = this.register(cx, Side::Write);
-        let poll = this.poll_write_inner(cx, data);
-        this.settle(Side::Write, before);
-        poll
+        self.get_mut()
+            .on_side(cx, Side::Write, |this, cx| this.poll_write_inner(cx, data))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = this.register(cx, Side::Write);
-        let poll = this.poll_flush_inner(cx);
-        this.settle(Side::Write, before);
-        poll
+        self.get_mut()
+            .on_side(cx, Side::Write, Self::poll_flush_inner)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = this.register(cx, Side::Write);
-        let poll = this.poll_shutdown_inner(cx);
-        this.settle(Side::Write, before);
-        poll
+        self.get_mut()
+            .on_side(cx, Side::Write, Self::poll_shutdown_inner)
     }
 }
 
