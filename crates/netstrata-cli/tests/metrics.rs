@@ -4,30 +4,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command};
 use std::time::{Duration, Instant};
 
-/// A child process of the test, killed if the test ends before stopping it
-/// (a failed assertion), so that no server outlives its test.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Running {
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_netstrata"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
-}
+mod common;
+use common::{spawn, stop};
 
 /// Reads stdout up to the listening line: (metrics address, listening address).
 fn addresses(stdout: &mut BufReader<ChildStdout>) -> (SocketAddr, SocketAddr) {
@@ -95,15 +76,6 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     framed
 }
 
-fn stop(mut child: Running) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.0.wait().unwrap().success());
-}
-
 #[test]
 fn the_echo_server_serves_its_figures() {
     let mut child = spawn(&[
@@ -168,7 +140,7 @@ fn the_echo_server_serves_its_figures() {
     );
 
     drop(client);
-    stop(child);
+    assert!(stop(child), "a clean exit on SIGTERM");
 }
 
 #[test]
@@ -194,7 +166,7 @@ fn the_tunnel_serves_its_loop_figures() {
     scrape_until(metrics, |body| {
         figure(body, "netstrata_connections_opened_total", &[]) == Some(2.0)
     });
-    stop(child);
+    assert!(stop(child), "a clean exit on SIGTERM");
 }
 
 #[test]

@@ -6,11 +6,14 @@
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::process::ChildStderr;
 use std::thread;
 use std::time::Duration;
 
 use netstrata_tls::dev_certs::DevCa;
+
+mod common;
+use common::{Running, listening_addr, stop};
 
 /// Certificate files in a directory of their own.
 struct Files {
@@ -83,50 +86,15 @@ fn echo_target() -> SocketAddr {
     addr
 }
 
-/// A child process of the test, killed if the test ends before stopping it
-/// (a failed assertion), so that no server outlives its test.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn_tunnel(args: &[&str]) -> Running {
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_netstrata"))
-            .arg("tunnel")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Reads `stdout` up to the line saying where the tunnel listens.
-fn listening_addr(stdout: ChildStdout) -> SocketAddr {
-    let mut stdout = BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no listening line"
-        );
-        if let Some(rest) = line.split(" listening on ").nth(1) {
-            return rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    }
+    let mut command = common::command(&["tunnel", "--listen", "127.0.0.1:0"]);
+    Running(command.args(args).spawn().unwrap())
 }
 
 /// A tunnel and where it listens; its stderr stays piped for its log.
 fn tunnel(args: &[&str]) -> (Running, SocketAddr) {
     let mut child = spawn_tunnel(args);
-    let addr = listening_addr(child.0.stdout.take().unwrap());
+    let addr = listening_addr(&mut BufReader::new(child.0.stdout.take().unwrap()));
     (child, addr)
 }
 
@@ -147,15 +115,6 @@ fn far_tunnel(target: SocketAddr, paths: &Paths) -> (Running, SocketAddr) {
         "--client-ca",
         &paths.client_ca,
     ])
-}
-
-fn stop(mut child: Running) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    child.0.wait().unwrap();
 }
 
 /// Reads `stderr` up to the tunnel's first close line.

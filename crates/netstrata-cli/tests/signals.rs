@@ -2,43 +2,17 @@
 //! stdout: the binary as a shell runs it. Every wait is on an event (a
 //! line, an accept, an end of stream, the child's exit), never a sleep.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Child;
 use std::sync::mpsc;
 use std::thread;
 
+mod common;
+use common::{listening_addr, signal};
+
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_netstrata"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Sends `signal` (`TERM`, `INT`) to `child` with kill(1).
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Reads stdout up to the line saying where the child listens.
-fn listening_addr(stdout: &mut BufReader<ChildStdout>) -> SocketAddr {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no listening line"
-        );
-        if let Some(rest) = line.split(" listening on ").nth(1) {
-            return rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    }
+    common::command(args).spawn().unwrap()
 }
 
 /// A length-delimited frame (4-byte big-endian length), as the echo server takes.
