@@ -132,6 +132,7 @@ pub fn run(opts: &DemoOptions, mut progress: impl FnMut(Progress)) -> Result<Dem
         1,
         server_stack.clone(),
         Some(Arc::clone(&totals)),
+        netstrata_reactor::LoopConfig::new(),
     )
     .map_err(|e| format!("echo server: {e}"))?;
     let load_opts = LoadOptions {

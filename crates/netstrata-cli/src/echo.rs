@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use netstrata_core::ConnectionStats;
-use netstrata_reactor::{CloseReason, Context, Handler, Server, ServerConfig};
+use netstrata_reactor::{CloseReason, Context, Handler, LoopConfig, Server, ServerConfig};
 
 use crate::report::StackTotals;
 use crate::stack::StackOptions;
@@ -40,15 +40,17 @@ impl Handler for Echo {
 
 /// Starts an echo server on `addr` with `threads` loops.
 pub fn serve(addr: SocketAddr, threads: usize, stack: StackOptions) -> io::Result<Server> {
-    serve_counted(addr, threads, stack, None)
+    serve_counted(addr, threads, stack, None, LoopConfig::new())
 }
 
-/// [`serve`], adding each closed connection's figures to `totals`.
+/// [`serve`] with `config` for each loop, adding each closed connection's
+/// figures to `totals`.
 pub fn serve_counted(
     addr: SocketAddr,
     threads: usize,
     stack: StackOptions,
     totals: Option<Arc<Mutex<StackTotals>>>,
+    config: LoopConfig,
 ) -> io::Result<Server> {
     // Every connection is built the same way: check the options once.
     stack
@@ -56,7 +58,7 @@ pub fn serve_counted(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     Server::bind(
         addr,
-        ServerConfig::new().with_threads(threads),
+        ServerConfig::new().with_threads(threads).with_loop(config),
         move || stack.connection().expect("stack options checked at start"),
         move |_| Echo {
             totals: totals.clone(),

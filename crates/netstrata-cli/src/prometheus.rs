@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use netstrata_cli::stack::StackOptions;
 
-/// How often the tool publishes its own figures (the loops publish theirs
-/// on the same period, [`netstrata_reactor::LoopConfig::with_metrics_every`]).
-const EVERY: Duration = Duration::from_secs(1);
-
 /// Serves the process's figures on `addr` (port 0 picks one) and returns
 /// the address it listens on.
 pub(crate) fn serve(addr: SocketAddr) -> Result<SocketAddr, String> {
@@ -31,16 +27,17 @@ pub(crate) fn serve(addr: SocketAddr) -> Result<SocketAddr, String> {
 }
 
 /// Publishes `stack`'s shaped traffic and zstd decoder budget, those of its
-/// layers that are on, from a thread of its own for as long as the process
-/// runs.
-pub(crate) fn publish_stack_figures(stack: StackOptions) {
+/// layers that are on, every `every` (the loops publish theirs on the same
+/// period, [`netstrata_reactor::LoopConfig::with_metrics_every`]) from a
+/// thread of its own for as long as the process runs.
+pub(crate) fn publish_stack_figures(stack: StackOptions, every: Duration) {
     if stack.rate.is_none() && stack.zstd.is_none() {
         return;
     }
     std::thread::spawn(move || {
         loop {
             publish(&stack, Instant::now());
-            std::thread::sleep(EVERY);
+            std::thread::sleep(every);
         }
     });
 }

@@ -10,7 +10,7 @@ use netstrata_cli::echo;
 use netstrata_cli::report::{StackTotals, bytes};
 use netstrata_cli::stack::{RateOptions, StackOptions};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
-use netstrata_reactor::{CloseCounts, Handle};
+use netstrata_reactor::{CloseCounts, Handle, LoopConfig};
 
 use crate::args::{LayerArgs, parse_secs, resolve};
 use crate::{Failure, live, prometheus, signals};
@@ -35,6 +35,10 @@ pub(crate) struct StatsArgs {
     /// prints it).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// How often the figures behind --metrics are gathered (1s, 250ms; a
+    /// bare number is seconds).
+    #[arg(long, default_value = "1s", value_parser = parse_secs, requires = "metrics")]
+    metrics_every: f64,
 }
 
 impl StatsArgs {
@@ -53,6 +57,11 @@ impl StatsArgs {
         }
     }
 
+    /// The loops' settings: how often they publish their figures.
+    fn loop_config(&self) -> LoopConfig {
+        LoopConfig::new().with_metrics_every(Duration::from_secs_f64(self.metrics_every))
+    }
+
     /// Serves `--metrics`, if asked for, and says where as `name` (the
     /// subcommand).
     fn serve_metrics(&self, name: &str, stack: &StackOptions) -> Result<(), Failure> {
@@ -60,7 +69,8 @@ impl StatsArgs {
             return Ok(());
         };
         let addr = prometheus::serve(resolve(addr)?)?;
-        prometheus::publish_stack_figures(stack.clone());
+        let every = Duration::from_secs_f64(self.metrics_every);
+        prometheus::publish_stack_figures(stack.clone(), every);
         say!("netstrata {name} metrics at http://{addr}/metrics");
         Ok(())
     }
@@ -96,7 +106,8 @@ pub(crate) fn echo_server(
     let described = stack.describe();
     let totals = Arc::new(Mutex::new(StackTotals::default()));
     stats.serve_metrics("echo-server", &stack)?;
-    let server = echo::serve_counted(addr, threads, stack.clone(), Some(Arc::clone(&totals)))
+    let totals_in = Some(Arc::clone(&totals));
+    let server = echo::serve_counted(addr, threads, stack.clone(), totals_in, stats.loop_config())
         .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
     // Before the line that says it listens: a client that reads it and
     // signals at once finds the handler in place.
@@ -121,8 +132,8 @@ pub(crate) fn tunnel(opts: TunnelOptions, stats: &StatsArgs) -> Result<ExitCode,
     let (described, target, listen) = (opts.stack.describe(), opts.connect, opts.listen);
     let stack_side = opts.stack_side;
     stats.serve_metrics("tunnel", &opts.stack)?;
-    let tunnel =
-        Tunnel::start(opts.clone()).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let tunnel = Tunnel::start_with(opts.clone(), stats.loop_config())
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     stats.shutdown_on_signal(vec![tunnel.handle()])?;
     let (near, far) = match stack_side {
         StackSide::Listen => (described.as_str(), "plain"),

@@ -86,6 +86,8 @@ fn the_echo_server_serves_its_figures() {
         "1",
         "--metrics",
         "127.0.0.1:0",
+        "--metrics-every",
+        "20ms",
         "--zstd",
         "--rate",
         "10MB",
@@ -157,6 +159,11 @@ fn the_tunnel_serves_its_loop_figures() {
         "connect",
         "--metrics",
         "127.0.0.1:0",
+        "--metrics-every",
+        "20ms",
+        // Its client stays connected: no need to wait for it at the end.
+        "--grace",
+        "10ms",
     ]);
     let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let (metrics, addr) = addresses(&mut stdout);

@@ -98,6 +98,15 @@ impl Tunnel {
     /// # Errors
     /// The address cannot be bound, or the stack options are invalid.
     pub fn start(opts: TunnelOptions) -> io::Result<Self> {
+        Self::start_with(opts, LoopConfig::new())
+    }
+
+    /// [`Self::start`] with `config` for the loop (its watermarks are the
+    /// tunnel's window, whatever `config` says).
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub fn start_with(opts: TunnelOptions, config: LoopConfig) -> io::Result<Self> {
         // Every connection is built the same way: check the options once.
         opts.stack
             .raw_connection()
@@ -110,7 +119,7 @@ impl Tunnel {
         let thread = thread::Builder::new()
             .name("netstrata-tunnel".into())
             .spawn(move || {
-                let config = LoopConfig::new().with_watermarks(WINDOW / 4, WINDOW);
+                let config = config.with_watermarks(WINDOW / 4, WINDOW);
                 let mut event_loop = EventLoop::new(config)?;
                 let opts = Arc::new(opts);
                 let client_stack = opts.stack_of(Leg::Client);
