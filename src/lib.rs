@@ -101,6 +101,9 @@ pub use netstrata_shape as shape;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use netstrata_tls as tls;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use netstrata_tokio as tokio;
 #[cfg(feature = "zstd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "zstd")))]
 pub use netstrata_zstd as zstd;
@@ -129,7 +132,7 @@ pub struct GuideWriteALayer;
 
 /// Compiles and runs `docs/guide-custom-stack.md` as a doc test.
 #[doc = include_str!("../docs/guide-custom-stack.md")]
-#[cfg(all(doctest, feature = "full", feature = "testing"))]
+#[cfg(all(doctest, feature = "full", feature = "testing", feature = "tokio"))]
 pub struct GuideCustomStack;
 
 /// Checks the bytes shown in `docs/wire.md`.
