@@ -8,6 +8,7 @@ use netstrata_core::{Codec, Layer};
 
 use super::connections::Connections;
 use super::{EventLoop, LoopState};
+use crate::context::Loop;
 use crate::handle::{Command, ConnId};
 use crate::{CloseReason, Handler, socket};
 
@@ -32,12 +33,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
                     waker.pending.store(false, Ordering::Release);
                     self.conns.wake(waker.id);
                 }
-                Command::Close(id) => {
-                    if let Some(entry) = self.conns.get(id) {
-                        entry.conn.close();
-                        self.conns.schedule(id.index);
-                    }
-                }
+                Command::Close(id) => Loop::close(&mut self.conns, id),
                 Command::Abort(id) => {
                     if self.conns.get(id).is_some() {
                         self.conns.close(id.index, CloseReason::Aborted);

@@ -63,6 +63,11 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         self.slab.get_mut(id.index).filter(|e| e.id == id)
     }
 
+    /// [`Self::get`], to look at.
+    fn get_ref(&self, id: ConnId) -> Option<&Entry<S, C, H>> {
+        self.slab.get(id.index).filter(|e| e.id == id)
+    }
+
     /// Drives `token` this turn.
     pub(super) fn schedule(&mut self, token: usize) {
         if let Some(entry) = self.slab.get_mut(token)
@@ -320,17 +325,15 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Loop for Connections<S,
     }
 
     fn queued(&self, id: ConnId) -> Option<usize> {
-        let entry = self.slab.get(id.index).filter(|e| e.id == id)?;
-        Some(entry.conn.queued())
+        self.get_ref(id).map(|e| e.conn.queued())
     }
 
     fn stats(&self, id: ConnId) -> Option<ConnectionStats> {
-        let entry = self.slab.get(id.index).filter(|e| e.id == id)?;
-        Some(entry.conn.stats())
+        self.get_ref(id).map(|e| e.conn.stats())
     }
 
     fn contains(&self, id: ConnId) -> bool {
-        self.slab.get(id.index).is_some_and(|e| e.id == id)
+        self.get_ref(id).is_some()
     }
 
     fn set_timer(&mut self, id: ConnId, at: Instant, timer: u64) {
