@@ -273,14 +273,24 @@ where
     /// Drives the stack until the transport has taken everything it had
     /// to send, reading input as the handshake needs.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_until(cx, |conn| conn.queued() == 0)
+    }
+
+    /// Runs deadlines, transmits and reads input until the transport has
+    /// taken what the stack had for it and `done` holds. While a layer
+    /// holds bytes for its peer (a handshake under way) or waits for a
+    /// deadline (a shaper), the peer's answer or the timer lets it go on.
+    fn poll_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        done: impl Fn(&Connection<S, RawCodec>) -> bool,
+    ) -> Poll<io::Result<()>> {
         loop {
             self.poll_deadline(cx)?;
             let sent = self.poll_transmit(cx)?;
-            if sent.is_ready() && self.conn.queued() == 0 {
+            if sent.is_ready() && done(&self.conn) {
                 return Poll::Ready(Ok(()));
             }
-            // Held by a layer (a handshake under way): its peer's answer
-            // lets it go on.
             match self.poll_input(cx)? {
                 Poll::Ready(true) => continue,
                 _ => return Poll::Pending,
@@ -419,22 +429,7 @@ where
     fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self;
         this.conn.close();
-        loop {
-            this.poll_deadline(cx)?;
-            let sent = this.poll_transmit(cx)?;
-            if this.conn.is_write_closed() {
-                break;
-            }
-            if sent.is_pending() {
-                return Poll::Pending;
-            }
-            // Nothing to send and not ended yet: a layer waits for its peer
-            // (a handshake) or for a deadline (a shaper).
-            match this.poll_input(cx)? {
-                Poll::Ready(true) => {}
-                _ => return Poll::Pending,
-            }
-        }
+        ready!(this.poll_until(cx, Connection::is_write_closed))?;
         if !this.io_shut {
             ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
             this.io_shut = true;
