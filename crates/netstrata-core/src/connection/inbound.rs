@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Connection, NAME, ReadSide};
 use crate::layer::{Inbound, Layer};
+use crate::stack::prepend;
 use crate::stack::room::{inbound_counted, room_exceeded};
 use crate::{Codec, Error, Result};
 
@@ -103,6 +104,20 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         // releases held writes.
         self.outbound_dirty = true;
         Ok(())
+    }
+
+    /// Puts `front` back ahead of the inbound bytes not yet decoded, as if
+    /// the stack had not delivered it yet: bytes a caller took from
+    /// [`poll_message`](Self::poll_message) and did not use, such as a
+    /// byte-stream reader's read-ahead. The next `poll_message` decodes them
+    /// first, and a layer inserted at the top of a live stack
+    /// ([`insert_layer`](Connection::insert_layer)) reads them as its input:
+    /// a STARTTLS peer's first TLS bytes that arrived right behind its
+    /// request.
+    pub fn unread(&mut self, front: &[u8]) {
+        if !front.is_empty() {
+            prepend(&mut self.app_in, BytesMut::from(front));
+        }
     }
 
     // ---- output ----

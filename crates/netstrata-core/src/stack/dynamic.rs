@@ -38,7 +38,7 @@ pub struct StackBuffers<'a> {
 }
 
 /// Prepends `front` to `buf`.
-fn prepend(buf: &mut BytesMut, mut front: BytesMut) {
+pub(crate) fn prepend(buf: &mut BytesMut, mut front: BytesMut) {
     if !front.is_empty() {
         front.extend_from_slice(buf);
         *buf = front;

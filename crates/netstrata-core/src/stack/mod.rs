@@ -24,6 +24,7 @@ use crate::layers::PassThrough;
 use crate::{Error, Result, StickyError};
 
 pub use dynamic::StackBuffers;
+pub(crate) use dynamic::prepend;
 pub use members::{BoxedLayer, DynStack, Layers};
 
 /// The buffers between two adjacent layers of a stack.
