@@ -5,6 +5,10 @@
 //! or a [`DynStack`](netstrata_core::DynStack) — over any tokio byte stream
 //! and is itself an `AsyncRead + AsyncWrite`: the same layers as on
 //! netstrata's reactor, on the runtime a tokio program already has.
+//! [`ConnectionStream`] adds a codec on top: a `Stream` and `Sink` of
+//! messages, as tokio-util's `Framed` is. On a
+//! [`DynStack`](netstrata_core::DynStack), both take a layer into the live
+//! stack between messages (`insert_layer`: STARTTLS).
 //!
 //! ```
 //! use netstrata_core::Stack;
@@ -28,10 +32,13 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod driver;
 mod error;
+mod framed;
 mod stream;
 
 pub use error::StackError;
+pub use framed::ConnectionStream;
 pub use stream::LayeredStream;
 
 // A stream moves to whichever thread runs its task.
@@ -39,6 +46,12 @@ const _: fn() = || {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<StackError>();
     send_sync::<LayeredStream<tokio::net::TcpStream, netstrata_core::Stack<()>>>();
+    // A `DynStack`'s boxed layers are `Send`, not `Sync`: so are its streams.
+    fn send<T: Send>() {}
+    send::<LayeredStream<tokio::net::TcpStream, netstrata_core::DynStack>>();
+    send::<
+        ConnectionStream<tokio::net::TcpStream, netstrata_core::DynStack, netstrata_core::RawCodec>,
+    >();
 };
 
 /// Runs the crate README's example as a doc test.

@@ -1,20 +1,15 @@
 //! [`LayeredStream`]: a stack of netstrata layers over a tokio byte stream.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker, ready};
-use std::time::Instant;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
-use netstrata_core::{Connection, ConnectionConfig, Layer, RawCodec};
+use netstrata_core::{BoxedLayer, Connection, ConnectionConfig, DynStack, Layer, RawCodec};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
 
+use crate::driver::{Driver, Side};
 use crate::error::to_io;
-
-/// The most a transport read asks for at once.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// A stack of netstrata layers (`S`: a [`Stack`](netstrata_core::Stack) or a
 /// [`DynStack`](netstrata_core::DynStack)) over any tokio byte stream `IO`:
@@ -45,85 +40,17 @@ const READ_CHUNK: usize = 16 * 1024;
 ///
 /// With [`tokio::io::split`], reading and writing can run in two tasks.
 pub struct LayeredStream<IO, S: Layer> {
-    io: IO,
-    conn: Connection<S, RawCodec>,
+    driver: Driver<IO, S, RawCodec>,
     /// Bytes that came up the stack and were not read yet.
     pending: Bytes,
-    /// Where transport reads land before they go up the stack.
-    buf: Box<[u8]>,
-    /// The transport reached its end (and the stack was told).
-    io_eof: bool,
-    /// The transport's write half was shut down.
-    io_shut: bool,
-    /// The timer armed for the stack's next deadline.
-    sleep: Option<(Instant, Pin<Box<Sleep>>)>,
-    /// The tasks waiting to read and to write (two with `tokio::io::split`).
-    tasks: Arc<Tasks>,
-    /// Bytes moved through the transport so far, in and out: what one side
-    /// did that the other side's task must hear of.
-    moved: (u64, u64),
-}
-
-/// The tasks waiting on a stream: one reading, one writing. The stack's
-/// layers hold a waker that wakes both, and each side wakes the other when
-/// it moved bytes the other waits for — a transport keeps one waker per
-/// direction, and the side that last polled it holds that slot.
-#[derive(Debug, Default)]
-struct Tasks {
-    reader: Mutex<Option<Waker>>,
-    writer: Mutex<Option<Waker>>,
-}
-
-impl Tasks {
-    /// The slot of the task waiting on `side`, and the other side's.
-    fn slots(&self, side: Side) -> (&Mutex<Option<Waker>>, &Mutex<Option<Waker>>) {
-        match side {
-            Side::Read => (&self.reader, &self.writer),
-            Side::Write => (&self.writer, &self.reader),
-        }
-    }
-
-    fn set(slot: &Mutex<Option<Waker>>, waker: &Waker) {
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *slot = Some(waker.clone());
-        }
-    }
-
-    fn wake(slot: &Mutex<Option<Waker>>) {
-        let waker = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl Wake for Tasks {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        Self::wake(&self.reader);
-        Self::wake(&self.writer);
-    }
-}
-
-/// Which side of the stream a poll serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Read,
-    Write,
 }
 
 impl<IO, S: Layer> std::fmt::Debug for LayeredStream<IO, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LayeredStream")
-            .field("state", &self.conn.state())
+            .field("driver", &self.driver)
             .field("pending", &self.pending.len())
-            .field("io_eof", &self.io_eof)
-            .field("io_shut", &self.io_shut)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -139,163 +66,65 @@ where
 
     /// `stack` over `io`, with `config`'s buffer bounds.
     pub fn with_config(io: IO, stack: S, config: ConnectionConfig) -> Self {
-        let tasks = Arc::new(Tasks::default());
-        let mut conn = Connection::with_config(stack, RawCodec::new(), config);
-        conn.set_waker(Waker::from(Arc::clone(&tasks)));
+        let conn = Connection::with_config(stack, RawCodec::new(), config);
         Self {
-            io,
-            conn,
+            driver: Driver::new(io, conn),
             pending: Bytes::new(),
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            io_eof: false,
-            io_shut: false,
-            sleep: None,
-            tasks,
-            moved: (0, 0),
         }
     }
 
     /// The stack, e.g. to read what TLS negotiated.
     pub fn stack(&self) -> &S {
-        self.conn.stack()
+        self.driver.conn.stack()
     }
 
     /// The stack, mutably (to change a layer's settings).
     pub fn stack_mut(&mut self) -> &mut S {
-        self.conn.stack_mut()
+        self.driver.conn.stack_mut()
     }
 
     /// The connection's figures: bytes per layer each way.
     pub fn stats(&self) -> netstrata_core::ConnectionStats {
-        self.conn.stats()
+        self.driver.conn.stats()
     }
 
     /// The transport.
     pub fn get_ref(&self) -> &IO {
-        &self.io
+        &self.driver.io
+    }
+
+    /// Gives `bytes` back to be read again, ahead of anything not read yet:
+    /// what a reader above took and did not use (a `BufReader`'s read-ahead
+    /// past a STARTTLS request). A layer then inserted at the top of the
+    /// stack ([`insert_layer`](LayeredStream::insert_layer)) reads them.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        self.driver.conn.unread(&self.pending);
+        self.pending = Bytes::new();
+        self.driver.conn.unread(bytes);
     }
 
     /// The transport and the bytes already read from the stack and not yet
     /// read from this stream, for going on without the stack.
     pub fn into_parts(self) -> (IO, Bytes) {
-        (self.io, self.pending)
+        (self.driver.io, self.pending)
     }
+}
 
-    /// Runs `poll` for `side` as this task: notes it as the task waiting
-    /// on that side, and, if the poll moved bytes through the transport,
-    /// wakes the other side's task (its transport waker may have been
-    /// taken by this poll).
-    fn on_side<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        side: Side,
-        poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
-        Tasks::set(self.tasks.slots(side).0, cx.waker());
-        let before = self.moved;
-        let result = poll(self, cx);
-        if self.moved != before {
-            Tasks::wake(self.tasks.slots(side).1);
-        }
-        result
-    }
-
-    /// Runs the stack's deadline if it has passed, else arms a timer for it.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        loop {
-            let Some(at) = self.conn.poll_timeout() else {
-                self.sleep = None;
-                return Ok(());
-            };
-            let now = Instant::now();
-            if at > now {
-                let sleep = match &mut self.sleep {
-                    Some((armed, sleep)) if *armed == at => sleep,
-                    slot => {
-                        let deadline = tokio::time::Instant::from_std(at);
-                        &mut slot
-                            .insert((at, Box::pin(tokio::time::sleep_until(deadline))))
-                            .1
-                    }
-                };
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Ok(());
-                }
-            }
-            self.sleep = None;
-            self.conn.handle_timeout(Instant::now()).map_err(to_io)?;
-        }
-    }
-
-    /// Writes the wire bytes the stack has for the transport. `Ready` once
-    /// it has none left, `Pending` while the transport takes no more.
-    fn poll_transmit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let out = match self.conn.poll_transmit(Instant::now()) {
-                Ok(Some(out)) => out,
-                Ok(None) => return Poll::Ready(Ok(())),
-                Err(e) => return Poll::Ready(Err(to_io(e))),
-            };
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.conn.advance_transmit(n);
-            self.moved.1 += n as u64;
-        }
-    }
-
-    /// Reads the transport once into the stack, if the stack has room.
-    /// `Ready(Ok(true))` if something happened (bytes, or the end).
-    fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        if self.io_eof || !self.conn.wants_read() {
-            return Poll::Ready(Ok(false));
-        }
-        let room = self.conn.read_room().min(self.buf.len());
-        if room == 0 {
-            return Poll::Ready(Ok(false));
-        }
-        let mut buf = ReadBuf::new(&mut self.buf[..room]);
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
-        let now = Instant::now();
-        let n = buf.filled().len();
-        self.moved.0 += n as u64 + 1;
-        if n == 0 {
-            self.io_eof = true;
-            self.conn.handle_input_eof(now).map_err(to_io)?;
-        } else {
-            let taken = self.conn.handle_input(now, &self.buf[..n]).map_err(to_io)?;
-            debug_assert_eq!(taken, n, "read no more than the room");
-        }
-        Poll::Ready(Ok(true))
-    }
-
-    /// Drives the stack until the transport has taken everything it had
-    /// to send, reading input as the handshake needs.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_until(cx, |conn| conn.queued() == 0)
-    }
-
-    /// Runs deadlines, transmits and reads input until the transport has
-    /// taken what the stack had for it and `done` holds. While a layer
-    /// holds bytes for its peer (a handshake under way) or waits for a
-    /// deadline (a shaper), the peer's answer or the timer lets it go on.
-    fn poll_until(
-        &mut self,
-        cx: &mut Context<'_>,
-        done: impl Fn(&Connection<S, RawCodec>) -> bool,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            self.poll_deadline(cx)?;
-            let sent = self.poll_transmit(cx)?;
-            if sent.is_ready() && done(&self.conn) {
-                return Poll::Ready(Ok(()));
-            }
-            match self.poll_input(cx)? {
-                Poll::Ready(true) => continue,
-                _ => return Poll::Pending,
-            }
-        }
+impl<IO> LayeredStream<IO, DynStack>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Inserts `layer` at boundary `index` (0 is the top, the stack's
+    /// `len()` the bottom) of the live stack: STARTTLS on tokio. Nothing
+    /// written before is lost or reordered — it leaves as it was written,
+    /// ahead of anything the new layer sends — and bytes read from the
+    /// stack but not yet from this stream go to a layer inserted at the
+    /// top, as [`Connection::insert_layer`] describes. Insert below other
+    /// layers only where the peer cannot have sent upgraded bytes yet
+    /// (after the request and its answer).
+    pub fn insert_layer(&mut self, index: usize, layer: BoxedLayer) -> io::Result<()> {
+        self.unread(&[]);
+        self.driver.conn.insert_layer(index, layer).map_err(to_io)
     }
 }
 
@@ -309,60 +138,18 @@ where
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .on_side(cx, Side::Read, |this, cx| this.poll_read_inner(cx, buf))
-    }
-}
-
-impl<IO, S> LayeredStream<IO, S>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-    S: Layer + Unpin,
-{
-    fn poll_read_inner(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self;
-        loop {
-            if !this.pending.is_empty() {
-                let n = this.pending.len().min(buf.remaining());
-                buf.put_slice(&this.pending[..n]);
-                this.pending.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            this.poll_deadline(cx)?;
-            // What the stack owes the peer (handshake messages, answers)
-            // goes out before waiting for more of it.
-            if let Poll::Ready(Err(e)) = this.poll_transmit(cx) {
-                return Poll::Ready(Err(e));
-            }
-            match this.conn.poll_message(Instant::now()) {
-                Ok(Some(bytes)) => {
-                    this.pending = bytes;
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Err(to_io(e))),
-            }
-            if this.conn.is_read_closed() {
-                return Poll::Ready(Ok(()));
-            }
-            match this.poll_input(cx)? {
-                Poll::Ready(true) => continue,
-                // Paused by a layer (a shaper) or a full stack: its timer or
-                // waker wakes the task.
-                Poll::Ready(false) if !this.io_eof => return Poll::Pending,
-                Poll::Ready(false) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the transport ended and the stack did not",
-                    )));
-                }
-                Poll::Pending => return Poll::Pending,
+        let this = self.get_mut();
+        if this.pending.is_empty() {
+            let next = this.driver.on_side(cx, Side::Read, Driver::poll_message);
+            match ready!(next)? {
+                Some(bytes) => this.pending = bytes,
+                None => return Poll::Ready(Ok(())),
             }
         }
+        let n = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending[..n]);
+        this.pending.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -376,64 +163,55 @@ where
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .on_side(cx, Side::Write, |this, cx| this.poll_write_inner(cx, data))
+        self.poll_write_vectored(cx, &[IoSlice::new(data)])
+    }
+
+    /// Takes as much of `data` as the stack's send buffer has room for, in
+    /// one pass down the stack: the slices are copied into the stack's
+    /// buffer whatever the transport, so vectored writes are always cheap.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.driver.on_side(cx, Side::Write, |driver, cx| {
+            let total: usize = data.iter().map(|s| s.len()).sum();
+            if total == 0 {
+                return Poll::Ready(Ok(0));
+            }
+            let mut room = ready!(driver.poll_send_room(cx))?;
+            let mut taken = 0;
+            for slice in data {
+                if room == 0 {
+                    break;
+                }
+                let n = slice.len().min(room);
+                if n > 0 {
+                    driver.conn.send(&slice[..n]).map_err(to_io)?;
+                }
+                taken += n;
+                room -= n;
+            }
+            // Start it on its way; the rest goes on the next call.
+            driver.start_transmit(cx)?;
+            Poll::Ready(Ok(taken))
+        })
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut()
-            .on_side(cx, Side::Write, Self::poll_flush_inner)
+            .driver
+            .on_side(cx, Side::Write, Driver::poll_flush)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut()
-            .on_side(cx, Side::Write, Self::poll_shutdown_inner)
-    }
-}
-
-impl<IO, S> LayeredStream<IO, S>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-    S: Layer + Unpin,
-{
-    fn poll_write_inner(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self;
-        this.poll_deadline(cx)?;
-        loop {
-            let room = this
-                .conn
-                .config()
-                .send_buffer()
-                .saturating_sub(this.conn.send_queued());
-            if room > 0 || data.is_empty() {
-                let n = data.len().min(room);
-                if n > 0 {
-                    this.conn.send(&data[..n]).map_err(to_io)?;
-                }
-                // Start it on its way; the rest goes on the next call.
-                if let Poll::Ready(Err(e)) = this.poll_transmit(cx) {
-                    return Poll::Ready(Err(e));
-                }
-                return Poll::Ready(Ok(n));
-            }
-            // The send buffer is full: wait until the transport takes some.
-            ready!(this.poll_drain(cx))?;
-        }
-    }
-
-    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_drain(cx))?;
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self;
-        this.conn.close();
-        ready!(this.poll_until(cx, Connection::is_write_closed))?;
-        if !this.io_shut {
-            ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
-            this.io_shut = true;
-        }
-        Poll::Ready(Ok(()))
+            .driver
+            .on_side(cx, Side::Write, Driver::poll_shutdown)
     }
 }

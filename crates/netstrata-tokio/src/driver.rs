@@ -1,0 +1,325 @@
+//! What both streams share: a [`Connection`] driven by a tokio byte stream.
+//! Transport reads go up the stack, the stack's wire bytes go out, its
+//! deadline is a tokio timer, and the tasks reading and writing hear of
+//! what the other side moved.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker, ready};
+use std::time::Instant;
+
+use bytes::Bytes;
+use netstrata_core::{Codec, Connection, Layer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use crate::error::to_io;
+
+/// The most a transport read asks for at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A connection (stack and codec) over a tokio transport.
+pub(crate) struct Driver<IO, S: Layer, C: Codec> {
+    pub(crate) io: IO,
+    pub(crate) conn: Connection<S, C>,
+    /// Where transport reads land before they go up the stack.
+    buf: Box<[u8]>,
+    /// The transport reached its end (and the stack was told).
+    io_eof: bool,
+    /// The transport's write half was shut down.
+    io_shut: bool,
+    /// The timer armed for the stack's next deadline.
+    sleep: Option<(Instant, Pin<Box<Sleep>>)>,
+    /// The tasks waiting to read and to write (two with `tokio::io::split`).
+    tasks: Arc<Tasks>,
+    /// Bytes moved through the transport so far, in and out: what one side
+    /// did that the other side's task must hear of.
+    moved: (u64, u64),
+}
+
+/// The tasks waiting on a stream: one reading, one writing. The stack's
+/// layers hold a waker that wakes both, and each side wakes the other when
+/// it moved bytes the other waits for — a transport keeps one waker per
+/// direction, and the side that last polled it holds that slot.
+#[derive(Debug, Default)]
+struct Tasks {
+    reader: Mutex<Option<Waker>>,
+    writer: Mutex<Option<Waker>>,
+    /// A layer woke us (a shaper's limit changed from another thread): the
+    /// connection must be told before its next pass.
+    layers_woke: AtomicBool,
+}
+
+impl Tasks {
+    /// The slot of the task waiting on `side`, and the other side's.
+    fn slots(&self, side: Side) -> (&Mutex<Option<Waker>>, &Mutex<Option<Waker>>) {
+        match side {
+            Side::Read => (&self.reader, &self.writer),
+            Side::Write => (&self.writer, &self.reader),
+        }
+    }
+
+    fn set(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn wake(slot: &Mutex<Option<Waker>>) {
+        let waker = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The waker the stack's layers hold.
+impl Wake for Tasks {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.layers_woke.store(true, Ordering::Release);
+        Self::wake(&self.reader);
+        Self::wake(&self.writer);
+    }
+}
+
+/// Which side of the stream a poll serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Read,
+    Write,
+}
+
+impl<IO, S: Layer, C: Codec> std::fmt::Debug for Driver<IO, S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("state", &self.conn.state())
+            .field("io_eof", &self.io_eof)
+            .field("io_shut", &self.io_shut)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<IO, S, C> Driver<IO, S, C>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    S: Layer + Unpin,
+    C: Codec + Unpin,
+{
+    pub(crate) fn new(io: IO, mut conn: Connection<S, C>) -> Self {
+        let tasks = Arc::new(Tasks::default());
+        conn.set_waker(Waker::from(Arc::clone(&tasks)));
+        Self {
+            io,
+            conn,
+            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            io_eof: false,
+            io_shut: false,
+            sleep: None,
+            tasks,
+            moved: (0, 0),
+        }
+    }
+
+    /// Runs `poll` for `side` as this task: notes it as the task waiting
+    /// on that side, tells the connection if a layer woke it, and, if the
+    /// poll moved bytes through the transport, wakes the other side's task
+    /// (its transport waker may have been taken by this poll).
+    pub(crate) fn on_side<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        side: Side,
+        poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        Tasks::set(self.tasks.slots(side).0, cx.waker());
+        if self.tasks.layers_woke.swap(false, Ordering::Acquire) {
+            self.conn.handle_wake();
+        }
+        let before = self.moved;
+        let result = poll(self, cx);
+        if self.moved != before {
+            Tasks::wake(self.tasks.slots(side).1);
+        }
+        result
+    }
+
+    /// Runs the stack's deadline if it has passed, else arms a timer for it.
+    pub(crate) fn poll_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        loop {
+            let Some(at) = self.conn.poll_timeout() else {
+                self.sleep = None;
+                return Ok(());
+            };
+            let now = Instant::now();
+            if at > now {
+                let sleep = match &mut self.sleep {
+                    Some((armed, sleep)) if *armed == at => sleep,
+                    slot => {
+                        let deadline = tokio::time::Instant::from_std(at);
+                        &mut slot
+                            .insert((at, Box::pin(tokio::time::sleep_until(deadline))))
+                            .1
+                    }
+                };
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Ok(());
+                }
+            }
+            self.sleep = None;
+            self.conn.handle_timeout(Instant::now()).map_err(to_io)?;
+        }
+    }
+
+    /// Writes the wire bytes the stack has for the transport. `Ready` once
+    /// it has none left, `Pending` while the transport takes no more.
+    pub(crate) fn poll_transmit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let out = match self.conn.poll_transmit(Instant::now()) {
+                Ok(Some(out)) => out,
+                Ok(None) => return Poll::Ready(Ok(())),
+                Err(e) => return Poll::Ready(Err(to_io(e))),
+            };
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.conn.advance_transmit(n);
+            self.moved.1 += n as u64;
+        }
+    }
+
+    /// Starts what the stack has for the transport on its way without
+    /// waiting for it; only an error stops the caller.
+    pub(crate) fn start_transmit(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.poll_transmit(cx) {
+            Poll::Ready(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the transport once into the stack, if the stack has room.
+    /// `Ready(Ok(true))` if something happened (bytes, or the end).
+    fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if self.io_eof || !self.conn.wants_read() {
+            return Poll::Ready(Ok(false));
+        }
+        let room = self.conn.read_room().min(self.buf.len());
+        if room == 0 {
+            return Poll::Ready(Ok(false));
+        }
+        let mut buf = ReadBuf::new(&mut self.buf[..room]);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+        let now = Instant::now();
+        let n = buf.filled().len();
+        self.moved.0 += n as u64 + 1;
+        if n == 0 {
+            self.io_eof = true;
+            self.conn.handle_input_eof(now).map_err(to_io)?;
+        } else {
+            let taken = self.conn.handle_input(now, &self.buf[..n]).map_err(to_io)?;
+            debug_assert_eq!(taken, n, "read no more than the room");
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// The next message from the peer, reading the transport until one is
+    /// whole; `None` once the peer's stream has ended cleanly. A message is
+    /// taken from the connection only when it is returned, so dropping the
+    /// poll loses nothing.
+    pub(crate) fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        loop {
+            self.poll_deadline(cx)?;
+            // What the stack owes the peer (handshake messages, answers)
+            // goes out before waiting for more of it.
+            self.start_transmit(cx)?;
+            if let Some(message) = self.conn.poll_message(Instant::now()).map_err(to_io)? {
+                return Poll::Ready(Ok(Some(message)));
+            }
+            if self.conn.is_read_closed() {
+                return Poll::Ready(Ok(None));
+            }
+            match ready!(self.poll_input(cx))? {
+                true => continue,
+                // Paused by a layer (a shaper) or a full stack: its timer or
+                // waker wakes the task.
+                false if !self.io_eof => return Poll::Pending,
+                false => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the transport ended and the stack did not",
+                    )));
+                }
+            }
+        }
+    }
+
+    /// How many more bytes the stack's send buffer takes now, waiting
+    /// (while the transport drains it) until that is at least one.
+    pub(crate) fn poll_send_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.poll_deadline(cx)?;
+        loop {
+            let room = self
+                .conn
+                .config()
+                .send_buffer()
+                .saturating_sub(self.conn.send_queued());
+            if room > 0 {
+                return Poll::Ready(Ok(room));
+            }
+            ready!(self.poll_drain(cx))?;
+        }
+    }
+
+    /// Drives the stack until the transport has taken everything it had
+    /// to send, reading input as the handshake needs.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_until(cx, |conn| conn.queued() == 0)
+    }
+
+    /// Runs deadlines, transmits and reads input until the transport has
+    /// taken what the stack had for it and `done` holds. While a layer
+    /// holds bytes for its peer (a handshake under way) or waits for a
+    /// deadline (a shaper), the peer's answer or the timer lets it go on.
+    fn poll_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        done: impl Fn(&Connection<S, C>) -> bool,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            self.poll_deadline(cx)?;
+            let sent = self.poll_transmit(cx)?;
+            if sent.is_ready() && done(&self.conn) {
+                return Poll::Ready(Ok(()));
+            }
+            match self.poll_input(cx)? {
+                Poll::Ready(true) => continue,
+                _ => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Everything sent is through the stack and taken by the transport,
+    /// and the transport flushed.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Ends the stack's stream (TLS `close_notify`, the end of a zstd
+    /// frame), writes it, then shuts the transport's write half.
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.conn.close();
+        ready!(self.poll_until(cx, Connection::is_write_closed))?;
+        if !self.io_shut {
+            ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
+            self.io_shut = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
