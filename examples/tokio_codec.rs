@@ -2,21 +2,24 @@
 //! as a tokio-util codec in `Framed`, talking to a netstrata peer.
 //!
 //! ```text
-//! cargo run --example tokio_codec --features tokio-util
+//! cargo run --example tokio_codec --features tokio-util,tokio
 //! ```
 //!
 //! A tokio client (`Framed<TcpStream, LengthDelimited>`) sends 100 messages
 //! to an echo server built with netstrata's blocking driver on a thread,
-//! checks the echoes, and ends cleanly. Then it asks for a message larger
-//! than its codec accepts and shows the typed `FrameError` reaching tokio
-//! code inside an `io::Error`.
+//! checks the echoes, and ends cleanly. It does the same again with
+//! netstrata's own `ConnectionStream` in place of `Framed`: the same codec
+//! under a `Stream` + `Sink`, with a stack of layers between the codec and
+//! the socket (empty here, to match the server; TLS or zstd go there).
+//! Then it asks for a message larger than its codec accepts and shows the
+//! typed `FrameError` reaching tokio code inside an `io::Error`.
 //!
 //! The codecs implement tokio-util's `Decoder` and `Encoder` behind the
 //! facade's `tokio-util` feature. In your own `Cargo.toml` (netstrata is
 //! not on crates.io: a path to a checkout):
 //!
 //! ```toml
-//! netstrata = { path = "../netstrata", features = ["tokio-util"] }
+//! netstrata = { path = "../netstrata", features = ["tokio-util", "tokio"] }
 //! ```
 //!
 //! What to look at: nothing changes on the tokio side but the codec type;
@@ -31,6 +34,7 @@ use std::thread;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use netstrata::frame::{FrameError, LengthDelimited};
+use netstrata::tokio::ConnectionStream;
 use netstrata::{Blocking, Connection, Stack};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::Framed;
@@ -90,6 +94,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("a frame after the server's end".into());
     }
     println!("tokio client: both sides ended cleanly");
+
+    // The same with netstrata's ConnectionStream: the codec, and a stack
+    // of layers under it (none here: the server's stack is empty too).
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut conn = ConnectionStream::new(stream, Stack::new(()), LengthDelimited::new());
+    for msg in &sent {
+        conn.feed(msg.clone()).await?;
+    }
+    conn.flush().await?; // one item type, so no annotation
+    for msg in &sent {
+        let echo = conn.next().await.ok_or("the server hung up")??;
+        if echo != *msg {
+            return Err(format!("echo {echo:?} differs from {msg:?}").into());
+        }
+    }
+    conn.close().await?; // the stack's end, then FIN
+    if conn.next().await.is_some() {
+        return Err("a frame after the server's end".into());
+    }
+    println!("tokio client: the same 100 messages through ConnectionStream, all intact");
 
     // Limits travel too: a codec that accepts at most 1 KiB per frame.
     let stream = tokio::net::TcpStream::connect(addr).await?;
