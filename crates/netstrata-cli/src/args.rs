@@ -107,6 +107,15 @@ impl From<PayloadArg> for Payload {
 /// A positive duration, in seconds: `5s`, `500ms`, `2m`, `1h`, or a bare
 /// number of seconds (`0.5`, as before units were taken).
 pub(crate) fn parse_secs(text: &str) -> Result<f64, String> {
+    parse_duration(text, false)
+}
+
+/// A duration that may be zero (`--warmup 0`).
+pub(crate) fn parse_secs_or_zero(text: &str) -> Result<f64, String> {
+    parse_duration(text, true)
+}
+
+fn parse_duration(text: &str, zero: bool) -> Result<f64, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -124,10 +133,19 @@ pub(crate) fn parse_secs(text: &str) -> Result<f64, String> {
         }
     };
     match number.parse::<f64>().map(|n| n * scale) {
-        Ok(s) if s.is_finite() && s > 0.0 && s < 1e6 => Ok(s),
+        Ok(s) if s.is_finite() && (s > 0.0 || zero && s == 0.0) && s < 1e6 => Ok(s),
         _ => Err(format!(
             "not a positive duration: {text:?} (use 5s, 500ms, 2m or seconds)"
         )),
+    }
+}
+
+/// Messages a second: a positive number.
+pub(crate) fn parse_msg_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        Ok(_) => Err("must be more than 0 messages a second".into()),
+        Err(_) => Err(format!("not a number of messages a second: {text:?}")),
     }
 }
 

@@ -136,13 +136,12 @@ pub fn run(opts: &DemoOptions, mut progress: impl FnMut(Progress)) -> Result<Dem
     )
     .map_err(|e| format!("echo server: {e}"))?;
     let load_opts = LoadOptions {
-        addr: server.local_addr(),
         conns: opts.conns.max(1),
         depth: opts.depth,
         size: opts.size,
         duration: opts.duration,
         payload: opts.payload,
-        stack: client_stack.clone(),
+        ..LoadOptions::new(server.local_addr(), client_stack.clone())
     };
     let mut server_traffic = None;
     let load = load::run(&load_opts, |p| {
@@ -207,17 +206,13 @@ impl fmt::Display for DemoReport {
                 writeln!(f, "server {line}")?;
             }
         }
-        let [p50, p99, p999, max] = l.latency_us;
         writeln!(
             f,
             "{:.0} msgs/s, {:.2} MB/s payload each way",
             l.msgs_per_sec(),
             l.mb_per_sec()
         )?;
-        writeln!(
-            f,
-            "round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs"
-        )?;
+        writeln!(f, "round trip: {}", l.latency)?;
         writeln!(f, "errors: {}", l.errors)?;
         for e in &l.error_samples {
             writeln!(f, "  {e}")?;

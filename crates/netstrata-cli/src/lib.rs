@@ -41,6 +41,7 @@ macro_rules! complain {
     }};
 }
 
+pub mod cpu;
 pub mod demo;
 pub mod echo;
 pub mod load;

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use netstrata_cli::load::Progress;
+use netstrata_cli::load::{Interval, Progress};
 use netstrata_cli::report::{bytes, rate};
 use netstrata_cli::stack::StackOptions;
 use netstrata_reactor::CloseCounts;
@@ -34,6 +34,25 @@ pub(crate) fn show_progress(bar: Option<&ProgressBar>, p: &Progress) {
         ));
     }
     bar.set_message(msg);
+}
+
+/// Prints one interval of a bench run (above the progress bar, if any).
+pub(crate) fn print_interval(bar: Option<&ProgressBar>, i: &Interval) {
+    let line = format!(
+        "[{:>6.1}s] {:>9.0} msgs/s  p50 {} µs  p90 {} µs  p99 {} µs  p99.9 {} µs  max {} µs  errors {}",
+        i.end_secs,
+        i.msgs_per_sec(),
+        i.latency.p50,
+        i.latency.p90,
+        i.latency.p99,
+        i.latency.p999,
+        i.latency.max,
+        i.errors
+    );
+    match bar {
+        Some(bar) => bar.println(line),
+        None => say!("{line}"),
+    }
 }
 
 /// Prints the global traffic counters of `stack`'s connections, the

@@ -32,7 +32,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use args::{LayerArgs, PayloadArg, parse_count, parse_frame_size, parse_secs, resolve};
+use args::{
+    LayerArgs, PayloadArg, parse_count, parse_frame_size, parse_msg_rate, parse_secs,
+    parse_secs_or_zero, resolve,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
 use netstrata_cli::load::{self, LoadOptions};
@@ -191,6 +194,24 @@ struct LoadArgs {
     /// What each frame carries.
     #[arg(long, value_enum, default_value_t = PayloadArg::Text)]
     payload: PayloadArg,
+    /// Client loops, one thread each; the connections are dealt out among
+    /// them. Use more when one loop cannot keep up (its CPU per message is
+    /// in the report).
+    #[arg(long, default_value_t = 1, value_parser = parse_count)]
+    threads: usize,
+    /// Open loop: send this many frames a second across all connections,
+    /// whatever the echoes do, and time each round trip from when its
+    /// frame was meant to leave (no coordinated omission). Without it,
+    /// each connection keeps --depth frames in flight.
+    #[arg(long, value_parser = parse_msg_rate, conflicts_with = "depth")]
+    msg_rate: Option<f64>,
+    /// Run this long before measuring; nothing in it counts (5s, 500ms).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_secs_or_zero)]
+    warmup: f64,
+    /// Print a line per interval of this length: rate, latency percentiles,
+    /// errors (1s, 500ms). Intervals are always in --json and the charts.
+    #[arg(long, value_parser = parse_secs)]
+    interval: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -245,6 +266,10 @@ enum PlotArg {
     Latency,
     /// Echoes per second over the run.
     Throughput,
+    /// Round-trip percentiles interval by interval over the run.
+    LatencyOverTime,
+    /// Round trip at each percentile, from p0 to p99.999 and the maximum.
+    Spectrum,
 }
 
 /// Why the tool gives up: a sentence with its cause, and the exit status.
@@ -316,20 +341,29 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 plot::check_path(path)?;
             }
             let opts = LoadOptions {
-                addr: resolve(&addr)?,
                 conns: load.conns,
                 depth: load.depth,
                 size: load.size,
                 duration: Duration::from_secs_f64(load.secs),
                 payload: load.payload.into(),
-                stack,
+                threads: load.threads,
+                msg_rate: load.msg_rate,
+                warmup: Duration::from_secs_f64(load.warmup),
+                interval: Duration::from_secs_f64(load.interval.unwrap_or(1.0)),
+                ..LoadOptions::new(resolve(&addr)?, stack)
             };
             // SIGINT or SIGTERM ends the measuring: the report covers what ran.
             let stop = signals::stop_flag()
                 .map_err(|e| format!("cannot catch SIGINT and SIGTERM: {e}"))?;
-            let bar = live::progress_bar(load.secs, !json);
-            let report = load::run_until(&opts, &stop, |p| live::show_progress(bar.as_ref(), &p))
-                .map_err(|e| {
+            let bar = live::progress_bar(load.warmup + load.secs, !json);
+            let print_intervals = load.interval.is_some() && !json;
+            let report = load::run_until(&opts, &stop, |p| {
+                live::show_progress(bar.as_ref(), &p);
+                if let (true, Some(interval)) = (print_intervals, &p.interval) {
+                    live::print_interval(bar.as_ref(), interval);
+                }
+            })
+            .map_err(|e| {
                 let message = format!("bench against {addr} failed: {e}");
                 match e.kind() {
                     std::io::ErrorKind::InvalidInput => Failure::Setup(message),
@@ -348,12 +382,15 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if json {
                 say!("{}", report.json(&opts, &stack));
             } else {
-                let [p50, p99, p999, max] = report.latency_us;
+                let pace = match opts.msg_rate {
+                    Some(rate) => format!("open loop at {rate:.0} msgs/s"),
+                    None => format!("depth {}", opts.depth),
+                };
                 say!(
-                    "{} conns x depth {} x {} B ({stack}), {:.1} s",
+                    "{} conns x {pace} x {} B ({stack}), {} client loop(s), {:.1} s",
                     opts.conns,
-                    opts.depth,
                     opts.size,
+                    opts.threads,
                     report.elapsed.as_secs_f64()
                 );
                 say!(
@@ -361,7 +398,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     report.msgs_per_sec(),
                     report.mb_per_sec()
                 );
-                say!("  round trip: p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs");
+                let from = match opts.msg_rate {
+                    Some(_) => " (from each frame's intended send time)",
+                    None => "",
+                };
+                say!("  round trip{from}: {}", report.latency);
+                if let Some(us) = report.client_cpu_us_per_msg() {
+                    say!("  client: {us:.2} µs CPU per message over its loops");
+                }
                 if opts.stack.rate.is_some() {
                     let configured = opts.stack.rate.as_ref().and_then(|r| r.per_connection);
                     let lines = shaping_lines(
@@ -384,6 +428,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 let drawn = match plot_kind {
                     PlotArg::Latency => plot::latency(path, &report.histogram, &stack),
                     PlotArg::Throughput => plot::throughput(path, &report.timeline, &stack),
+                    PlotArg::LatencyOverTime => plot::over_time(path, &report.intervals, &stack),
+                    PlotArg::Spectrum => plot::spectrum(path, &report.histogram, &stack),
                 };
                 drawn.map_err(|e| Failure::Run(format!("cannot draw {}: {e}", path.display())))?;
                 if !json {

@@ -1,5 +1,6 @@
-//! Charts of a bench run, as SVG: a latency histogram, or echoes per
-//! second over the run.
+//! Charts of a bench run, as SVG: a latency histogram, echoes per second
+//! over the run, latency percentiles over the run, or the percentile
+//! spectrum.
 //!
 //! SVG only: plotters draws text into a bitmap through a system font
 //! library, while an SVG carries its text as text. Convert to PNG with any
@@ -9,6 +10,8 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
+
+use crate::load::Interval;
 
 /// Bars of the latency histogram.
 const BARS: u64 = 50;
@@ -111,6 +114,117 @@ pub fn throughput(path: &Path, timeline: &[(f64, u64)], title: &str) -> Drawn {
         .configure_mesh()
         .x_desc("seconds")
         .y_desc("echoes/s")
+        .draw()?;
+    chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
+    root.present()?;
+    Ok(())
+}
+
+/// One of an interval's latency figures.
+type Percentile = fn(&Interval) -> u64;
+
+/// p50, p99, p99.9 and the maximum of each interval of the run, on a
+/// logarithmic scale: a stall shows where it happened.
+///
+/// # Errors
+/// The file cannot be written, or no interval was measured.
+pub fn over_time(path: &Path, intervals: &[Interval], title: &str) -> Drawn {
+    let measured: Vec<&Interval> = intervals.iter().filter(|i| i.messages > 0).collect();
+    if measured.is_empty() {
+        return Err("no interval had a round trip".into());
+    }
+    let end = measured.iter().map(|i| i.end_secs).fold(0.0, f64::max);
+    let top = measured
+        .iter()
+        .map(|i| i.latency.max)
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("round trips over the run, {title}"),
+            ("sans-serif", 16),
+        )
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..end, (1u64..top * 2).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds into the measured window")
+        .y_desc("round trip (µs)")
+        .draw()?;
+    let lines: [(&str, Percentile, RGBColor); 4] = [
+        ("p50", |i| i.latency.p50, BLUE),
+        ("p99", |i| i.latency.p99, GREEN),
+        ("p99.9", |i| i.latency.p999, MAGENTA),
+        ("max", |i| i.latency.max, RED),
+    ];
+    for (name, value, color) in lines {
+        let points = measured.iter().map(|i| (i.end_secs, value(i).max(1)));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// The percentile spectrum: the round trip at each percentile, with the
+/// x axis spread as 1/(1 - q) so that p99, p99.9 and p99.99 get equal room
+/// (the way HdrHistogram's plots show it).
+///
+/// # Errors
+/// The file cannot be written, or the histogram is empty.
+pub fn spectrum(path: &Path, h: &Histogram<u64>, title: &str) -> Drawn {
+    if h.is_empty() {
+        return Err("no round trip was measured".into());
+    }
+    // x = log10(1 / (1 - q)): 0 at p0, 2 at p99, 5 at p99.999.
+    let points: Vec<(f64, u64)> = (0..=500)
+        .map(|k| {
+            let x = f64::from(k) / 100.0;
+            let q = 1.0 - 10f64.powf(-x);
+            (x, h.value_at_quantile(q).max(1))
+        })
+        .collect();
+    let top = h.max().max(2);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let caption = format!(
+        "round trip by percentile, {title}: p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 16))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..5.0, (1u64..top * 2).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .x_label_formatter(&|x: &f64| match x.round() as i32 {
+            0 => "0".into(),
+            1 => "90".into(),
+            2 => "99".into(),
+            3 => "99.9".into(),
+            4 => "99.99".into(),
+            _ => "99.999".into(),
+        })
+        .x_labels(6)
+        .y_desc("round trip (µs)")
         .draw()?;
     chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
     root.present()?;

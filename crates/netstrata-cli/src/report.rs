@@ -31,7 +31,21 @@ impl StackTotals {
         self.messages_out += stats.messages_out;
         self.wire_in += stats.wire_in;
         self.wire_out += stats.wire_out;
-        for (i, layer) in stats.layers.iter().enumerate() {
+        self.add_layers(&stats.layers);
+    }
+
+    /// Adds another set of totals (another loop's connections).
+    pub fn merge(&mut self, other: &Self) {
+        self.connections += other.connections;
+        self.messages_in += other.messages_in;
+        self.messages_out += other.messages_out;
+        self.wire_in += other.wire_in;
+        self.wire_out += other.wire_out;
+        self.add_layers(&other.layers);
+    }
+
+    fn add_layers(&mut self, layers: &[LayerStats]) {
+        for (i, layer) in layers.iter().enumerate() {
             match self.layers.get_mut(i) {
                 Some(sum) if sum.name == layer.name => {
                     let (s, b) = (&mut sum.bytes, &layer.bytes);

@@ -10,13 +10,12 @@ use netstrata_cli::stack::StackOptions;
 
 fn load(addr: std::net::SocketAddr, size: usize, payload: Payload) -> load::Report {
     let opts = LoadOptions {
-        addr,
         conns: 4,
         depth: 8,
         size,
         duration: Duration::from_millis(150),
         payload,
-        stack: StackOptions::default(),
+        ..LoadOptions::new(addr, StackOptions::default())
     };
     load::run(&opts, |_| {}).unwrap()
 }
@@ -32,8 +31,8 @@ fn bench_against_the_echo_server_verifies_every_echo() {
         let report = load(server.local_addr(), size, payload);
         assert_eq!(report.errors, 0, "{:?}", report.error_samples);
         assert!(report.messages > 0);
-        let [p50, p99, p999, max] = report.latency_us;
-        assert!(p50 <= p99 && p99 <= p999 && p999 <= max);
+        let l = report.latency;
+        assert!(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
     }
     server.stop().unwrap();
 }
@@ -113,13 +112,12 @@ fn tls_zstd_and_shaping_through_the_tool_stack() {
         "zstd(level 3)+tls+shape(200000 B/s per connection)"
     );
     let opts = LoadOptions {
-        addr: server.local_addr(),
         conns: 2,
         depth: 4,
         size: 2000,
         duration: Duration::from_millis(600),
         payload: Payload::Random,
-        stack: client_stack,
+        ..LoadOptions::new(server.local_addr(), client_stack)
     };
     let report = load::run(&opts, |_| {}).unwrap();
     assert_eq!(report.errors, 0, "{:?}", report.error_samples);
@@ -159,16 +157,16 @@ fn an_untrusted_certificate_is_a_reported_error() {
     .unwrap();
     let report = load::run(
         &LoadOptions {
-            addr: server.local_addr(),
             conns: 1,
             depth: 1,
-            size: 64,
             duration: Duration::from_millis(300),
-            payload: Payload::Text,
-            stack: StackOptions {
-                tls: Some(other_client),
-                ..StackOptions::default()
-            },
+            ..LoadOptions::new(
+                server.local_addr(),
+                StackOptions {
+                    tls: Some(other_client),
+                    ..StackOptions::default()
+                },
+            )
         },
         |_| {},
     )

@@ -75,7 +75,12 @@ fn bench_draws_charts() {
     let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, StackOptions::default()).unwrap();
     let addr = server.local_addr().to_string();
     let dir = std::env::temp_dir();
-    for (kind, label) in [("latency", "round trip (µs)"), ("throughput", "echoes/s")] {
+    for (kind, label) in [
+        ("latency", "round trip (µs)"),
+        ("throughput", "echoes/s"),
+        ("latency-over-time", "seconds into the measured window"),
+        ("spectrum", "percentile"),
+    ] {
         let path = dir.join(format!("netstrata-{kind}-{}.svg", std::process::id()));
         let path_text = path.to_str().unwrap();
         let out = netstrata(&[
@@ -86,6 +91,8 @@ fn bench_draws_charts() {
             "0.4",
             "--conns",
             "2",
+            "--interval",
+            "100ms",
             "--plot",
             path_text,
             "--plot-kind",
@@ -102,6 +109,74 @@ fn bench_draws_charts() {
         };
         assert!(marks > 1, "{kind}: {marks} marks");
     }
+    server.stop().unwrap();
+}
+
+/// Open loop over two client loops: the rate asked for is the rate sent
+/// (every echo checked), after a warm-up that does not count, with one
+/// figure set per interval; the text report says where latency is
+/// measured from.
+#[test]
+fn bench_open_loop_sends_at_the_rate_asked_over_several_loops() {
+    let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, StackOptions::default()).unwrap();
+    let addr = server.local_addr().to_string();
+    let common = [
+        "bench",
+        "--addr",
+        &addr,
+        "--secs",
+        "1",
+        "--warmup",
+        "200ms",
+        "--interval",
+        "250ms",
+        "--conns",
+        "4",
+        "--threads",
+        "2",
+        "--msg-rate",
+        "2000",
+    ];
+    let out = netstrata(&[&common[..], &["--json"]].concat());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let config = &json["config"];
+    assert_eq!(config["mode"], "open", "{stdout}");
+    assert_eq!(config["msg_rate"], 2000.0, "{stdout}");
+    assert_eq!(config["threads"], 2, "{stdout}");
+    assert_eq!(config["depth"], serde_json::Value::Null, "{stdout}");
+    assert_eq!(config["warmup_secs"], 0.2, "{stdout}");
+    assert_eq!(json["errors"], 0, "{stdout}");
+    // 2,000 a second for one second, on a schedule: what came back within
+    // the window is that, less what was still in flight at its edges.
+    let messages = json["messages"].as_u64().unwrap();
+    assert!((1_900..=2_050).contains(&messages), "{messages}: {stdout}");
+    let intervals = json["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 4, "{stdout}");
+    for (k, interval) in intervals.iter().enumerate() {
+        let end = interval["end_secs"].as_f64().unwrap();
+        assert!((end - 0.25 * (k + 1) as f64).abs() < 1e-6, "{stdout}");
+        let latency = &interval["latency"];
+        assert!(latency["p50_us"].as_u64().unwrap() <= latency["max_us"].as_u64().unwrap());
+    }
+    let latency = &json["latency"];
+    for key in [
+        "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "max_us",
+    ] {
+        assert!(latency[key].as_u64().unwrap() > 0, "{key}: {stdout}");
+    }
+    assert!(json["client_cpu_us_per_msg"].as_f64().is_some(), "{stdout}");
+
+    let out = netstrata(&common);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("open loop at 2000 msgs/s"), "{stdout}");
+    assert!(
+        stdout.contains("from each frame's intended send time"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("msgs/s  p50").count(), 4, "{stdout}");
     server.stop().unwrap();
 }
 

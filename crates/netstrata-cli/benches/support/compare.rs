@@ -68,13 +68,12 @@ pub(crate) fn compare(
             let i = (round + k) % servers.len();
             let server = Running::start(&servers[i], ports);
             let opts = LoadOptions {
-                addr: server.addr,
                 conns: case.conns,
                 depth: case.depth,
                 size: case.size,
                 duration: Duration::from_secs_f64(rounds.secs),
                 payload: Payload::Text,
-                stack: stack.clone(),
+                ..LoadOptions::new(server.addr, stack.clone())
             };
             let before = server.cpu();
             let report = load::run(&opts, |_| {}).expect("load");
@@ -89,9 +88,9 @@ pub(crate) fn compare(
             // Every echo counts, the drain after the window's too: its CPU
             // was measured as well.
             let echoed = report.totals.messages_in as f64;
-            cpu[i].push((used.user + used.system) / echoed * 1e6);
-            user[i].push(used.user / echoed * 1e6);
-            system[i].push(used.system / echoed * 1e6);
+            cpu[i].push(used.total().as_secs_f64() / echoed * 1e6);
+            user[i].push(used.user.as_secs_f64() / echoed * 1e6);
+            system[i].push(used.system.as_secs_f64() / echoed * 1e6);
             let framed = echoed * (case.size + 4) as f64;
             wire[i].push(report.totals.wire_in as f64 / framed);
         }

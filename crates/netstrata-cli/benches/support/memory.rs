@@ -166,13 +166,12 @@ pub(crate) fn active(
         })
     };
     let opts = LoadOptions {
-        addr: running.addr,
         conns: case.conns,
         depth: case.depth,
         size: case.size,
         duration: Duration::from_secs_f64(secs),
         payload: Payload::Text,
-        stack: stack.clone(),
+        ..LoadOptions::new(running.addr, stack.clone())
     };
     let report = load::run(&opts, |_| {}).expect("load");
     stop.store(true, Ordering::Relaxed);

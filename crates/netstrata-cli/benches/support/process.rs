@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use netstrata_cli::cpu::CpuTime;
+
 /// How to start one server. `ADDR` in `args` becomes the address to listen on.
 pub(crate) struct Server {
     /// Name in reports.
@@ -51,27 +53,6 @@ pub(crate) fn build(examples: &[&str]) {
     }
     let status = cmd.status().expect("cargo");
     assert!(status.success(), "building the servers failed");
-}
-
-/// A process's CPU time, in seconds (`/proc/PID/stat`, 10 ms ticks).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Cpu {
-    /// In the process's own code and its libraries.
-    pub(crate) user: f64,
-    /// In the kernel on its behalf: system calls, and the TCP work they do
-    /// (on loopback, a send also runs the receiving side's protocol work).
-    pub(crate) system: f64,
-}
-
-impl std::ops::Sub for Cpu {
-    type Output = Self;
-
-    fn sub(self, earlier: Self) -> Self {
-        Self {
-            user: self.user - earlier.user,
-            system: self.system - earlier.system,
-        }
-    }
 }
 
 /// Hands out loopback addresses on fresh ports, one per server start.
@@ -123,16 +104,8 @@ impl Running {
     }
 
     /// CPU time of the server and its threads so far.
-    pub(crate) fn cpu(&self) -> Cpu {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("server alive");
-        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-        let f: Vec<&str> = rest.split(' ').collect();
-        let secs = |ticks: &str| ticks.parse::<u64>().expect("CPU ticks") as f64 / 100.0;
-        Cpu {
-            user: secs(f[11]),
-            system: secs(f[12]),
-        }
+    pub(crate) fn cpu(&self) -> CpuTime {
+        CpuTime::process(self.child.id()).expect("server alive")
     }
 
     /// Resident memory of the server in KiB.
