@@ -28,13 +28,13 @@
 //! | `reactor`            | `netstrata-reactor` | `reactor`       |
 //! | `tls::dev_certs`     | `netstrata-tls`   | `dev-certs`       |
 //! | tokio-util `Decoder`/`Encoder` on the `frame` codecs | `netstrata-frame` | `tokio-util` |
+//! | `tokio` (`LayeredStream`, `ConnectionStream`) | `netstrata-tokio` | `tokio` |
 //!
 //! `full` turns on the layer crates and the reactor (not `testing`,
-//! `dev-certs` or `tokio-util`). A feature only adds a
-//! module; it never changes what the others do.
+//! `dev-certs`, `tokio-util` or `tokio`: the runtime is yours to choose).
+//! A feature only adds a module; it never changes what the others do.
 //!
-//! It adds no code of its own: no async runtime integration, no
-//! serialization of messages (a codec frames bytes; what is inside is
+//! It adds no code of its own: no serialization of messages (a codec frames bytes; what is inside is
 //! yours), no certificate store (TLS trusts the roots you give it).
 //!
 //! # Example
