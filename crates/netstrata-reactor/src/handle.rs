@@ -9,6 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mio::Waker;
 
+use crate::event_loop::Handover;
+
 /// What a command counts against the queue's limit besides its message.
 pub(crate) const COMMAND_COST: usize = 64;
 
@@ -52,6 +54,8 @@ pub(crate) enum Command {
     Wake(ConnId),
     /// From a connection's layer waker: at most one queued per connection.
     LayerWake(Arc<ConnWaker>),
+    /// A connection another loop of the server accepted for this one.
+    Adopt(Handover),
     Shutdown(Duration),
     Stop,
 }
@@ -80,7 +84,7 @@ impl Command {
     pub(crate) fn cost(&self) -> (Quota, usize) {
         match self {
             Self::Send(_, msg) => (Quota::Work, COMMAND_COST + msg.len()),
-            Self::Close(_) | Self::Wake(_) => (Quota::Work, COMMAND_COST),
+            Self::Close(_) | Self::Wake(_) | Self::Adopt(_) => (Quota::Work, COMMAND_COST),
             Self::Abort(_) | Self::Shutdown(_) | Self::Stop => (Quota::Ending, COMMAND_COST),
             Self::LayerWake(_) => (Quota::Free, 0),
         }
@@ -125,6 +129,11 @@ impl Queue {
     /// Counts `command` in, unless its quota is used up.
     fn charge(&self, command: &Command) -> Result<(), HandleError> {
         let (quota, cost) = command.cost();
+        self.charge_cost(quota, cost)
+    }
+
+    /// Counts `cost` bytes against `quota`, unless it is used up.
+    fn charge_cost(&self, quota: Quota, cost: usize) -> Result<(), HandleError> {
         let Some((queued, limit)) = self.quota(quota) else {
             return Ok(());
         };
@@ -184,6 +193,21 @@ impl Handle {
         self.tx.send(command).map_err(|_| HandleError::Stopped)?;
         if !self.queue.woken.swap(true, Ordering::AcqRel) {
             self.waker.wake().map_err(|_| HandleError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the loop a connection another loop accepted, or gives it back
+    /// if the loop's queue is full. A loop that has stopped drops it: the
+    /// connection closes and its seat is given back.
+    pub(crate) fn adopt(&self, handover: Handover) -> Result<(), Handover> {
+        if self.queue.charge_cost(Quota::Work, COMMAND_COST).is_err() {
+            return Err(handover);
+        }
+        if self.tx.send(Command::Adopt(handover)).is_ok()
+            && !self.queue.woken.swap(true, Ordering::AcqRel)
+        {
+            let _ = self.waker.wake();
         }
         Ok(())
     }

@@ -1,15 +1,15 @@
-//! A server: N event loops on N threads, one `SO_REUSEPORT` listener each.
+//! A server: N event loops on N threads, one `SO_REUSEPORT` listener each,
+//! and new connections evened out over the loops.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use netstrata_core::{Codec, Connection, Layer};
 
-use crate::event_loop::ConnLimit;
+use crate::event_loop::Admission;
 use crate::{CloseCounts, EventLoop, Handle, Handler, LoopConfig};
 
 /// Settings of a [`Server`].
@@ -91,6 +91,7 @@ pub struct Server {
     handles: Vec<Handle>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     closes: CloseCounts,
+    admission: Arc<Admission>,
 }
 
 impl Server {
@@ -117,24 +118,21 @@ impl Server {
         }
         let make_conn: Arc<dyn Fn() -> Connection<S, C> + Send + Sync> = Arc::new(make_conn);
         let make_handler: Arc<dyn Fn(SocketAddr) -> H + Send + Sync> = Arc::new(make_handler);
-        let limit = Arc::new(ConnLimit {
-            open: AtomicUsize::new(0),
-            max: config.max_connections,
-        });
+        let admission = Arc::new(Admission::new(config.max_connections, config.threads));
         let closes = CloseCounts::default();
         let mut handles = Vec::new();
         let mut threads = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = mpsc::sync_channel(1);
             let (make_conn, make_handler) = (Arc::clone(&make_conn), Arc::clone(&make_handler));
-            let (limit, loop_config) = (Arc::clone(&limit), config.event_loop.clone());
+            let (admission, loop_config) = (Arc::clone(&admission), config.event_loop.clone());
             let closes = closes.clone();
             let thread = thread::Builder::new()
                 .name(format!("netstrata-loop-{i}"))
                 .spawn(move || {
                     let mut event_loop = EventLoop::new(loop_config)?;
                     event_loop.count_closes_in(closes);
-                    event_loop.listen_shared(listener, make_conn, make_handler, limit)?;
+                    event_loop.listen_shared(listener, make_conn, make_handler, admission, i)?;
                     let _ = tx.send(event_loop.handle());
                     event_loop.run()
                 })?;
@@ -157,11 +155,14 @@ impl Server {
             }
             threads.push(thread);
         }
+        // Every loop runs: from now on they even out their connections.
+        admission.set_handles(handles.clone());
         Ok(Self {
             addr,
             handles,
             threads,
             closes,
+            admission,
         })
     }
 
@@ -175,6 +176,15 @@ impl Server {
     /// Each close is also logged (see the crate's docs on logging).
     pub fn close_counts(&self) -> CloseCounts {
         self.closes.clone()
+    }
+
+    /// How many connections each loop holds now, in the order of
+    /// [`handles`](Self::handles). A loop that accepts a connection while
+    /// holding more than another hands it to the one holding fewest, so
+    /// these differ by at most one as connections arrive (closes can leave
+    /// them further apart until the next arrivals).
+    pub fn connections_per_loop(&self) -> Vec<usize> {
+        self.admission.loads()
     }
 
     /// Handles of the loops, one per thread.

@@ -122,6 +122,55 @@ fn several_loops_share_a_port() {
     server.stop().unwrap();
 }
 
+/// SO_REUSEPORT spreads connections over the loops by a hash of their
+/// addresses; the loops even them out: whichever listener a connection
+/// reached, it ends up on a loop holding the fewest, and every seat is
+/// given back when its connection closes.
+#[test]
+fn connections_are_evened_out_over_the_loops() {
+    for loops in [2, 3] {
+        let per_thread = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let (tx, closed) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let count = Arc::clone(&per_thread);
+        let server = Server::bind(
+            localhost(),
+            ServerConfig::new().with_threads(loops),
+            plain,
+            move |_| {
+                let name = thread::current().name().unwrap_or("").to_string();
+                *count.lock().unwrap().entry(name).or_insert(0) += 1;
+                Echo {
+                    closed: tx.lock().unwrap().clone(),
+                }
+            },
+        )
+        .unwrap();
+        let mut conns: Vec<_> = (0..16).map(|_| client(server.local_addr())).collect();
+        // An echo on each: every connection is open on its loop.
+        for c in &mut conns {
+            c.send(b"x").unwrap();
+            c.flush().unwrap();
+            assert_eq!(&c.recv().unwrap().unwrap()[..], b"x");
+        }
+        let loads = server.connections_per_loop();
+        assert_eq!(loads.iter().sum::<usize>(), 16, "{loads:?}");
+        let spread = loads.iter().max().unwrap() - loads.iter().min().unwrap();
+        assert!(spread <= 1, "{loops} loops: {loads:?}");
+        let mut made: Vec<usize> = per_thread.lock().unwrap().values().copied().collect();
+        made.sort_unstable();
+        let mut expected = loads.clone();
+        expected.sort_unstable();
+        assert_eq!(made, expected, "handlers made on each loop");
+        drop(conns);
+        for _ in 0..16 {
+            closed.recv_timeout(Duration::from_secs(20)).unwrap();
+        }
+        assert_eq!(server.connections_per_loop(), vec![0; loops]);
+        server.stop().unwrap();
+    }
+}
+
 /// The server writes far more than a non-reading client takes: it stalls
 /// with its queue near the high watermark, and on_writable resumes it as the
 /// client reads.

@@ -3,18 +3,18 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 use netstrata_core::{Codec, Connection, Layer};
 
 use super::entry::{Origin, Phase};
 use super::timers::{Timer, TimerKind};
-use super::{EventLoop, LISTENER_BASE, LOOP_TIMER, Opening};
-use crate::Handler;
+use super::{EventLoop, LISTENER_BASE, LOOP_TIMER, LoopState, Opening};
+use crate::{Handle, Handler};
 
 /// How long accepting pauses after an error such as EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -23,32 +23,113 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 type MakeConn<S, C> = Arc<dyn Fn() -> Connection<S, C> + Send + Sync>;
 type MakeHandler<H> = Arc<dyn Fn(SocketAddr) -> H + Send + Sync>;
 
-/// A count of open connections shared by the loops of a server.
+/// Who takes a server's new connections: the connection limit across its
+/// loops, and how many each loop holds, so that a loop that accepted a
+/// connection while holding more than another hands it to that one.
+/// `SO_REUSEPORT` spreads connections over the loops' listeners by a hash
+/// of their addresses, unevenly for a few connections (16 over 2 loops
+/// often split 10 to 6), and the busier loop sets the tail latency; this
+/// evens them out, whichever listener the kernel chose.
 #[derive(Debug)]
-pub(crate) struct ConnLimit {
-    pub(crate) open: AtomicUsize,
-    pub(crate) max: usize,
+pub(crate) struct Admission {
+    open: AtomicUsize,
+    max: usize,
+    /// Connections each loop holds (or has been handed and not yet taken).
+    loads: Box<[AtomicUsize]>,
+    /// The loops, to hand a connection to; set once they all run.
+    handles: OnceLock<Vec<Handle>>,
 }
 
-impl ConnLimit {
-    fn try_acquire(&self) -> bool {
+impl Admission {
+    /// At most `max` connections over `loops` loops.
+    pub(crate) fn new(max: usize, loops: usize) -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            max,
+            loads: (0..loops.max(1)).map(|_| AtomicUsize::new(0)).collect(),
+            handles: OnceLock::new(),
+        }
+    }
+
+    /// The loops' handles, in the order of their indexes: from now on a
+    /// loop hands connections to a less loaded one.
+    pub(crate) fn set_handles(&self, handles: Vec<Handle>) {
+        let _ = self.handles.set(handles);
+    }
+
+    /// How many connections each loop holds.
+    pub(crate) fn loads(&self) -> Vec<usize> {
+        self.loads
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// A seat for a connection loop `me` accepted, on the loop that
+    /// should take it (`me` unless another holds fewer), or `None` at the
+    /// limit.
+    fn admit(self: &Arc<Self>, me: usize) -> Option<Seat> {
         self.open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
             })
-            .is_ok()
+            .ok()?;
+        let load = |i: usize| self.loads[i].load(Ordering::Relaxed);
+        let least = (0..self.loads.len())
+            .min_by_key(|&i| (load(i), i != me))
+            .unwrap_or(me);
+        let to = match self.handles.get() {
+            Some(_) if load(least) < load(me) => least,
+            _ => me,
+        };
+        self.loads[to].fetch_add(1, Ordering::Relaxed);
+        Some(Seat {
+            admission: Arc::clone(self),
+            on: to,
+        })
     }
+}
 
-    pub(super) fn release(&self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+/// An accepted connection's place in its server's counts, on loop `on`;
+/// given back when dropped (the connection closed, or was never taken).
+#[derive(Debug)]
+pub(crate) struct Seat {
+    admission: Arc<Admission>,
+    on: usize,
+}
+
+impl Seat {
+    /// Moves the seat to loop `to` (a hand-over that did not happen).
+    fn move_to(&mut self, to: usize) {
+        let loads = &self.admission.loads;
+        loads[self.on].fetch_sub(1, Ordering::Relaxed);
+        loads[to].fetch_add(1, Ordering::Relaxed);
+        self.on = to;
     }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.admission.loads[self.on].fetch_sub(1, Ordering::Relaxed);
+        self.admission.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection one loop accepted and handed to another.
+#[derive(Debug)]
+pub(crate) struct Handover {
+    socket: TcpStream,
+    peer: SocketAddr,
+    seat: Seat,
 }
 
 pub(super) struct Listener<S, C, H> {
     socket: TcpListener,
     make_conn: MakeConn<S, C>,
     make_handler: MakeHandler<H>,
-    limit: Arc<ConnLimit>,
+    admission: Arc<Admission>,
+    /// This loop's index among the server's loops.
+    me: usize,
     /// Accepting is paused after an error such as EMFILE, until a timer.
     paused: bool,
 }
@@ -62,19 +143,24 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         make_conn: impl Fn() -> Connection<S, C> + Send + Sync + 'static,
         make_handler: impl Fn(SocketAddr) -> H + Send + Sync + 'static,
     ) -> io::Result<()> {
-        let limit = Arc::new(ConnLimit {
-            open: AtomicUsize::new(0),
-            max: usize::MAX,
-        });
-        self.listen_shared(listener, Arc::new(make_conn), Arc::new(make_handler), limit)
+        let admission = Arc::new(Admission::new(usize::MAX, 1));
+        self.listen_shared(
+            listener,
+            Arc::new(make_conn),
+            Arc::new(make_handler),
+            admission,
+            0,
+        )
     }
 
+    /// Accepts on `listener` as loop `me` of the loops `admission` counts.
     pub(crate) fn listen_shared(
         &mut self,
         listener: std::net::TcpListener,
         make_conn: MakeConn<S, C>,
         make_handler: MakeHandler<H>,
-        limit: Arc<ConnLimit>,
+        admission: Arc<Admission>,
+        me: usize,
     ) -> io::Result<()> {
         listener.set_nonblocking(true)?;
         let mut socket = TcpListener::from_std(listener);
@@ -86,7 +172,8 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             socket,
             make_conn,
             make_handler,
-            limit,
+            admission,
+            me,
             paused: false,
         });
         Ok(())
@@ -102,24 +189,23 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             }
             match listener.socket.accept() {
                 Ok((socket, peer)) => {
-                    if !listener.limit.try_acquire() {
+                    let me = listener.me;
+                    let Some(seat) = listener.admission.admit(me) else {
                         tracing::debug!(%peer, "connection limit reached; refusing");
                         continue;
-                    }
-                    let opening = Opening {
-                        socket,
-                        peer,
-                        origin: Origin::Accepted(Arc::clone(&listener.limit)),
-                        phase: Phase::Open,
                     };
-                    let conn = (listener.make_conn)();
-                    let handler = (listener.make_handler)(peer);
-                    if let Err(e) = self.conns.config.socket.apply_stream(&opening.socket) {
-                        tracing::debug!(%peer, error = %e, "socket options");
-                    }
-                    match self.conns.insert(opening, conn, handler, now) {
-                        Ok(id) => self.conns.open(id.index, now),
-                        Err(e) => tracing::debug!(%peer, error = %e, "cannot take the connection"),
+                    let handover = Handover { socket, peer, seat };
+                    let to = handover.seat.on;
+                    let kept = match listener.admission.handles.get().and_then(|h| h.get(to)) {
+                        Some(handle) if to != me => handle.adopt(handover).err().map(|mut back| {
+                            // That loop has stopped or is swamped: keep it.
+                            back.seat.move_to(me);
+                            back
+                        }),
+                        _ => Some(handover),
+                    };
+                    if let Some(handover) = kept {
+                        self.take(handover, index, now);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -142,6 +228,39 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Opens an accepted connection on this loop, with the connection and
+    /// handler listener `index` makes.
+    fn take(&mut self, handover: Handover, index: usize, now: Instant) {
+        let Handover { socket, peer, seat } = handover;
+        let Some(listener) = self.listeners.get(index) else {
+            tracing::debug!(%peer, "the loop no longer accepts; closing");
+            return;
+        };
+        let conn = (listener.make_conn)();
+        let handler = (listener.make_handler)(peer);
+        if let Err(e) = self.conns.config.socket.apply_stream(&socket) {
+            tracing::debug!(%peer, error = %e, "socket options");
+        }
+        let opening = Opening {
+            socket,
+            peer,
+            origin: Origin::Accepted(seat),
+            phase: Phase::Open,
+        };
+        match self.conns.insert(opening, conn, handler, now) {
+            Ok(id) => self.conns.open(id.index, now),
+            Err(e) => tracing::debug!(%peer, error = %e, "cannot take the connection"),
+        }
+    }
+
+    /// A connection another loop of the server accepted for this one
+    /// (see [`Admission`]); closed at once if this loop is shutting down.
+    pub(super) fn adopt(&mut self, handover: Handover, now: Instant) {
+        if self.state == LoopState::Running {
+            self.take(handover, 0, now);
         }
     }
 

@@ -33,13 +33,11 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         if matches!(reason, CloseReason::Aborted) {
             socket::reset_on_close(&entry.socket);
         }
-        let accepted = match &entry.origin {
-            Origin::Accepted(limit) => {
-                limit.release();
-                true
-            }
-            Origin::Connected => false,
-        };
+        // An accepted connection gives its seat back before its handler
+        // hears of the close: a count read then no longer holds it.
+        let origin = std::mem::replace(&mut entry.origin, Origin::Connected);
+        let accepted = matches!(origin, Origin::Accepted(_));
+        drop(origin);
         closes::record(&self.closes, entry.id, entry.peer, accepted, &reason);
         let stats = entry.conn.stats();
         #[cfg(feature = "metrics")]

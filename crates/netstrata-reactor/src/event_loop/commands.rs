@@ -39,6 +39,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
                         self.conns.close(id.index, CloseReason::Aborted);
                     }
                 }
+                Command::Adopt(handover) => self.adopt(handover, now),
                 Command::Shutdown(grace) => self.begin_drain(now + grace),
                 Command::Stop => self.state = LoopState::Stopped,
             }

@@ -181,12 +181,8 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
                 Interest::READABLE | Interest::WRITABLE,
             )
         };
-        if let Err(e) = registered {
-            if let Origin::Accepted(limit) = origin {
-                limit.release();
-            }
-            return Err(e);
-        }
+        // On failure an accepted connection's seat goes with `origin`.
+        registered?;
         let id = ConnId {
             index: token,
             generation: ConnId::next_number(),

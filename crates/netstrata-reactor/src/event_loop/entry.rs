@@ -12,13 +12,12 @@
 //!   `on_writable` is owed), or has the FIN gone out?
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use netstrata_core::Connection;
 
-use super::accept::ConnLimit;
+use super::accept::Seat;
 use crate::ConnId;
 
 /// Where a connection is in the loop.
@@ -106,10 +105,10 @@ pub(super) enum Writing {
 /// Who opened the connection.
 #[derive(Debug)]
 pub(super) enum Origin {
-    /// A listener accepted it (the peer is a client of ours); it counts
-    /// against the listener's limit. Only such closes may warn (see
-    /// `closes`).
-    Accepted(Arc<ConnLimit>),
+    /// A listener accepted it (the peer is a client of ours); its seat
+    /// counts it against the server's limit and its loop's load until the
+    /// entry goes. Only such closes may warn (see `closes`).
+    Accepted(#[expect(dead_code, reason = "held for its drop, which gives the seat back")] Seat),
     /// We connected out.
     Connected,
 }

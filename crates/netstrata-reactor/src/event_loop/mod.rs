@@ -43,8 +43,8 @@ mod read;
 mod timers;
 mod write;
 
-pub(crate) use accept::ConnLimit;
 use accept::Listener;
+pub(crate) use accept::{Admission, Handover};
 use connections::Connections;
 use datagrams::Datagrams;
 use entry::{Origin, Phase};
