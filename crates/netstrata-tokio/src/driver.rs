@@ -150,11 +150,19 @@ where
     }
 
     /// Runs the stack's deadline if it has passed, else arms a timer for it.
-    pub(crate) fn poll_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    /// `Ok(true)` if a deadline had passed and ran: the stack may have more
+    /// to send or read now.
+    ///
+    /// The timer wakes the stream's tasks, not the caller's: it keeps one
+    /// waker, and with `tokio::io::split` the half that polls it last (a
+    /// flush, a shutdown) need not be the half that waits for it (a read
+    /// paused by a shaper).
+    pub(crate) fn poll_deadline(&mut self) -> io::Result<bool> {
+        let mut ran = false;
         loop {
             let Some(at) = self.conn.poll_timeout() else {
                 self.sleep = None;
-                return Ok(());
+                return Ok(ran);
             };
             let now = Instant::now();
             if at > now {
@@ -167,12 +175,18 @@ where
                             .1
                     }
                 };
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Ok(());
+                let waker = Waker::from(Arc::clone(&self.tasks));
+                if sleep
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+                {
+                    return Ok(ran);
                 }
             }
             self.sleep = None;
             self.conn.handle_timeout(Instant::now()).map_err(to_io)?;
+            ran = true;
         }
     }
 
@@ -234,7 +248,7 @@ where
     /// poll loses nothing.
     pub(crate) fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         loop {
-            self.poll_deadline(cx)?;
+            self.poll_deadline()?;
             // What the stack owes the peer (handshake messages, answers)
             // goes out before waiting for more of it.
             self.start_transmit(cx)?;
@@ -244,17 +258,20 @@ where
             if self.conn.is_read_closed() {
                 return Poll::Ready(Ok(None));
             }
-            match ready!(self.poll_input(cx))? {
-                true => continue,
-                // Paused by a layer (a shaper) or a full stack: its timer or
-                // waker wakes the task.
-                false if !self.io_eof => return Poll::Pending,
-                false => {
+            match self.poll_input(cx)? {
+                Poll::Ready(true) => continue,
+                Poll::Ready(false) if self.io_eof => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the transport ended and the stack did not",
                     )));
                 }
+                // Paused by a layer (a shaper) or a full stack, or waiting
+                // for the transport: the layers' waker, the transport or the
+                // timer wakes the task. The transmit above may have set a
+                // new deadline: arm its timer first.
+                _ if self.poll_deadline()? => continue,
+                _ => return Poll::Pending,
             }
         }
     }
@@ -262,7 +279,7 @@ where
     /// How many more bytes the stack's send buffer takes now, waiting
     /// (while the transport drains it) until that is at least one.
     pub(crate) fn poll_send_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.poll_deadline(cx)?;
+        self.poll_deadline()?;
         loop {
             let room = self
                 .conn
@@ -292,14 +309,18 @@ where
         done: impl Fn(&Connection<S, C>) -> bool,
     ) -> Poll<io::Result<()>> {
         loop {
-            self.poll_deadline(cx)?;
+            self.poll_deadline()?;
             let sent = self.poll_transmit(cx)?;
             if sent.is_ready() && done(&self.conn) {
                 return Poll::Ready(Ok(()));
             }
-            match self.poll_input(cx)? {
-                Poll::Ready(true) => continue,
-                _ => return Poll::Pending,
+            if self.poll_input(cx)? == Poll::Ready(true) {
+                continue;
+            }
+            // Sending or reading may have set a new deadline (a shaper
+            // out of budget after a grant): arm its timer before waiting.
+            if !self.poll_deadline()? {
+                return Poll::Pending;
             }
         }
     }
