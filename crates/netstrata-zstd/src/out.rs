@@ -1,6 +1,6 @@
 //! zstd writing straight into a caller's `BytesMut`.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use zstd::zstd_safe::{OutBuffer, WriteBuf};
 
 /// One call into zstd that writes into an output buffer of any kind.
@@ -24,11 +24,12 @@ pub(crate) struct Written<R> {
 /// Lets zstd append at least `want` and at most `max` bytes to `buf`
 /// (`want <= max`), writing in place: no copy of ours in between.
 ///
-/// Safe code can only hand zstd initialised memory, or a `Vec`'s spare
-/// capacity. An empty buffer is turned into a `Vec` and back, which moves no
-/// bytes, and zstd writes into its capacity; otherwise `want` bytes are
-/// zeroed first, so callers size `want` from what zstd can produce (a
+/// Safe code can only hand zstd initialised memory, so `want` bytes are
+/// zeroed first: callers size `want` from what zstd can produce (a
 /// compress bound, an expansion estimate), not from the room they have.
+/// An emptied buffer gets its allocation back when the bytes split off it
+/// have all been dropped (`BytesMut::reserve` reclaims it), so a stream in
+/// steady state allocates nothing here.
 pub(crate) fn write<P: Produce>(
     buf: &mut BytesMut,
     want: usize,
@@ -36,25 +37,8 @@ pub(crate) fn write<P: Produce>(
     call: P,
 ) -> Written<P::Output> {
     debug_assert!(want <= max);
-    if buf.is_empty() {
-        let mut vec = Vec::from(std::mem::take(buf));
-        vec.reserve_exact(want);
-        let offered = vec.capacity();
-        if offered <= max {
-            let mut dst = OutBuffer::around(&mut vec);
-            let result = call.produce(&mut dst);
-            let len = dst.pos();
-            *buf = into_bytes_mut(vec);
-            return Written {
-                result,
-                len,
-                offered,
-            };
-        }
-        // More capacity than room: zstd must not see it.
-        *buf = into_bytes_mut(vec);
-    }
     let start = buf.len();
+    buf.reserve(want);
     buf.resize(start + want, 0);
     let mut dst = OutBuffer::around(&mut buf[start..]);
     let result = call.produce(&mut dst);
@@ -65,12 +49,6 @@ pub(crate) fn write<P: Produce>(
         len,
         offered: want,
     }
-}
-
-/// The allocation of `vec` as a `BytesMut`, without copying (through
-/// `Bytes`, which takes a `Vec` and gives a unique buffer back as is).
-fn into_bytes_mut(vec: Vec<u8>) -> BytesMut {
-    BytesMut::from(Bytes::from(vec))
 }
 
 #[cfg(test)]
@@ -96,23 +74,28 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_buffer_is_written_in_place_and_a_full_one_after_its_bytes() {
+    fn written_in_place_and_an_emptied_buffer_gets_its_allocation_back() {
         let mut buf = BytesMut::with_capacity(64);
         let ptr = buf.as_ptr();
         let w = write(&mut buf, 16, 100, Fill(7));
-        assert_eq!((w.len, w.offered), (64, 64));
+        assert_eq!((w.len, w.offered), (16, 16));
         assert_eq!(buf.as_ptr(), ptr, "the same allocation, no copy");
-        assert_eq!(&buf[..], &[7; 64][..]);
+        assert_eq!(&buf[..], &[7; 16][..]);
 
         let w = write(&mut buf, 16, 100, Fill(9));
         assert_eq!((w.len, w.offered), (16, 16));
-        assert_eq!(buf.len(), 80);
-        assert_eq!(&buf[64..], &[9; 16][..]);
+        assert_eq!(&buf[16..], &[9; 16][..]);
 
-        // More capacity than allowed: zstd sees only what it may fill.
-        let mut big = BytesMut::with_capacity(4096);
-        let w = write(&mut big, 10, 20, Fill(1));
-        assert_eq!((w.len, w.offered), (10, 10));
-        assert_eq!(&big[..], &[1; 10][..]);
+        // Everything taken up the stack and dropped there: the next write
+        // reuses the allocation instead of making a new one.
+        drop(buf.split().freeze());
+        let w = write(&mut buf, 16, 100, Fill(3));
+        assert_eq!(w.len, 16);
+        let within = ptr..ptr.wrapping_add(64);
+        assert!(
+            within.contains(&buf.as_ptr()),
+            "the first allocation, reused"
+        );
+        assert_eq!(&buf[..], &[3; 16][..]);
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct Connections<S, C, H> {
     pub(super) slab: Slab<Entry<S, C, H>>,
     /// Connections to drive this turn (each at most once: `Entry::scheduled`).
     scheduled: Vec<usize>,
+    /// The list being driven, empty between turns (its allocation kept).
+    driving: Vec<usize>,
     pub(super) timers: Timers,
     pub(super) registry: Registry,
     /// The loop's own handle: what `EventLoop::handle` clones and contexts lend.
@@ -44,6 +46,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         Self {
             slab: Slab::new(),
             scheduled: Vec::new(),
+            driving: Vec::new(),
             timers: Timers::new(),
             registry,
             handle,
@@ -85,14 +88,14 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     /// Drives every connection scheduled so far; those scheduled while
     /// driving (a read budget used up) wait for the next turn.
     pub(super) fn drive_scheduled(&mut self, now: Instant) {
-        let mut tokens = std::mem::take(&mut self.scheduled);
+        // The two lists trade places, each keeping its allocation: no turn
+        // allocates, whether or not driving schedules connections again.
+        let mut tokens = std::mem::take(&mut self.driving);
+        std::mem::swap(&mut tokens, &mut self.scheduled);
         for token in tokens.drain(..) {
             self.drive(token, now);
         }
-        if self.scheduled.is_empty() {
-            // Keep the allocation for the next turn.
-            self.scheduled = tokens;
-        }
+        self.driving = tokens;
     }
 
     /// What a socket event says about connection `token`.
