@@ -212,6 +212,20 @@ struct LoadArgs {
     /// errors (1s, 500ms). Intervals are always in --json and the charts.
     #[arg(long, value_parser = parse_secs)]
     interval: Option<f64>,
+    /// `connect`: a new connection (and TLS handshake, with --tls) for
+    /// each exchange of one frame; --conns exchanges at once, or with
+    /// --msg-rate that many new connections a second. Reports exchanges a
+    /// second, the exchange's latency and the TCP connect's.
+    #[arg(long, value_enum, default_value_t = ModeArg::Persistent)]
+    mode: ModeArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    /// Connections stay open and carry frame after frame.
+    Persistent,
+    /// One connection per exchange.
+    Connect,
 }
 
 #[derive(clap::Args)]
@@ -350,6 +364,10 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 msg_rate: load.msg_rate,
                 warmup: Duration::from_secs_f64(load.warmup),
                 interval: Duration::from_secs_f64(load.interval.unwrap_or(1.0)),
+                mode: match load.mode {
+                    ModeArg::Persistent => load::Mode::Persistent,
+                    ModeArg::Connect => load::Mode::Connect,
+                },
                 ..LoadOptions::new(resolve(&addr)?, stack)
             };
             // SIGINT or SIGTERM ends the measuring: the report covers what ran.
@@ -382,9 +400,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if json {
                 say!("{}", report.json(&opts, &stack));
             } else {
-                let pace = match opts.msg_rate {
-                    Some(rate) => format!("open loop at {rate:.0} msgs/s"),
-                    None => format!("depth {}", opts.depth),
+                let (unit, what) = match opts.mode {
+                    load::Mode::Persistent => ("msgs", "round trip"),
+                    load::Mode::Connect => ("exchanges", "exchange (connect, handshake, one echo)"),
+                };
+                let pace = match (opts.msg_rate, opts.mode) {
+                    (Some(rate), _) => format!("open loop at {rate:.0} {unit}/s"),
+                    (None, load::Mode::Persistent) => format!("depth {}", opts.depth),
+                    (None, load::Mode::Connect) => "one exchange per connection".to_owned(),
                 };
                 say!(
                     "{} conns x {pace} x {} B ({stack}), {} client loop(s), {:.1} s",
@@ -394,15 +417,18 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     report.elapsed.as_secs_f64()
                 );
                 say!(
-                    "  {:.0} msgs/s, {:.2} MB/s payload each way",
+                    "  {:.0} {unit}/s, {:.2} MB/s payload each way",
                     report.msgs_per_sec(),
                     report.mb_per_sec()
                 );
                 let from = match opts.msg_rate {
-                    Some(_) => " (from each frame's intended send time)",
+                    Some(_) => " (from each one's intended start)",
                     None => "",
                 };
-                say!("  round trip{from}: {}", report.latency);
+                say!("  {what}{from}: {}", report.latency);
+                if let Some(connect) = report.connect_latency {
+                    say!("  TCP connect: {connect}");
+                }
                 if let Some(us) = report.client_cpu_us_per_msg() {
                     say!("  client: {us:.2} µs CPU per message over its loops");
                 }

@@ -179,3 +179,63 @@ fn an_untrusted_certificate_is_a_reported_error() {
     );
     server.stop().unwrap();
 }
+
+/// `--mode connect`: a connection and a TLS handshake per exchange, in a
+/// closed loop and at a rate; every exchange checked, the TCP connects
+/// timed on their own.
+#[test]
+fn connect_mode_makes_a_connection_per_exchange() {
+    let (server_tls, client_tls) = dev_tls().unwrap();
+    let server = echo::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+        StackOptions {
+            tls: Some(server_tls),
+            ..StackOptions::default()
+        },
+    )
+    .unwrap();
+    let client = StackOptions {
+        tls: Some(client_tls),
+        ..StackOptions::default()
+    };
+    for rate in [None, Some(200.0)] {
+        let report = load::run(
+            &LoadOptions {
+                conns: 4,
+                duration: Duration::from_millis(500),
+                mode: load::Mode::Connect,
+                msg_rate: rate,
+                ..LoadOptions::new(server.local_addr(), client.clone())
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(report.errors, 0, "{rate:?}: {:?}", report.error_samples);
+        assert!(
+            report.messages > 10,
+            "{rate:?}: {} exchanges",
+            report.messages
+        );
+        // One connection each, the drain's included.
+        assert_eq!(
+            report.totals.connections, report.connections_opened,
+            "{rate:?}"
+        );
+        assert!(report.totals.connections >= report.messages, "{rate:?}");
+        let connect = report.connect_latency.expect("connects timed");
+        assert!(
+            connect.p50 <= report.latency.p50,
+            "{rate:?}: a connect is part of its exchange"
+        );
+        if let Some(rate) = rate {
+            // On a schedule: 100 in half a second, less those in flight at the edges.
+            assert!(
+                (90..=102).contains(&report.messages),
+                "{} at {rate}/s",
+                report.messages
+            );
+        }
+    }
+    server.stop().unwrap();
+}

@@ -142,7 +142,8 @@ fn bench_open_loop_sends_at_the_rate_asked_over_several_loops() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let config = &json["config"];
-    assert_eq!(config["mode"], "open", "{stdout}");
+    assert_eq!(config["pace"], "open", "{stdout}");
+    assert_eq!(config["mode"], "persistent", "{stdout}");
     assert_eq!(config["msg_rate"], 2000.0, "{stdout}");
     assert_eq!(config["threads"], 2, "{stdout}");
     assert_eq!(config["depth"], serde_json::Value::Null, "{stdout}");
@@ -173,7 +174,7 @@ fn bench_open_loop_sends_at_the_rate_asked_over_several_loops() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.contains("open loop at 2000 msgs/s"), "{stdout}");
     assert!(
-        stdout.contains("from each frame's intended send time"),
+        stdout.contains("from each one's intended start"),
         "{stdout}"
     );
     assert_eq!(stdout.matches("msgs/s  p50").count(), 4, "{stdout}");

@@ -35,6 +35,12 @@ pub(super) struct Shared {
     /// Each paced connection's next intended send, by its slot: the driver
     /// wakes the loop in time for the earliest.
     pub(super) schedule: Vec<Instant>,
+    /// `--mode connect`: TCP connects within the measured window, in
+    /// microseconds.
+    pub(super) connects: Histogram<u64>,
+    /// `--mode connect`, closed loop: exchanges that ended and want a
+    /// successor (the loop's driver opens them).
+    pub(super) to_open: usize,
 }
 
 /// Where a run is: what connections do with an echo.
@@ -63,6 +69,8 @@ impl Shared {
             connect_error: None,
             phase: Phase::Warmup,
             schedule: Vec::new(),
+            connects: Histogram::new(3)?,
+            to_open: 0,
         })
     }
 
@@ -75,9 +83,7 @@ impl Shared {
     }
 
     fn record(&mut self, round_trip: Duration) {
-        let us = u64::try_from(round_trip.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let us = micros(round_trip);
         self.messages += 1;
         // Auto-resizing histograms take any value.
         let _ = self.histogram.record(us);
@@ -195,6 +201,105 @@ impl LoadConn {
         };
         self.shared.borrow_mut().schedule[slot] = next;
         cx.set_timer(next - now, SEND_TIMER);
+    }
+}
+
+/// `d` in whole microseconds, at least 1 (a histogram's smallest value).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// `--mode connect`: one connection per exchange. It connects (with
+/// `--tls`, handshakes), sends one frame, checks its echo and closes; the
+/// exchange is timed from `started` (when the connect began, or in open
+/// loop when it was meant to), the TCP connect alone as well.
+pub(super) struct Exchange {
+    shared: Rc<RefCell<Shared>>,
+    payload: Rc<[u8]>,
+    started: Instant,
+    /// Closed loop: a successor is opened when this one ends.
+    replace: bool,
+    opened: bool,
+    echoed: bool,
+}
+
+impl Exchange {
+    pub(super) fn new(
+        shared: Rc<RefCell<Shared>>,
+        payload: Rc<[u8]>,
+        started: Instant,
+        replace: bool,
+    ) -> Self {
+        Self {
+            shared,
+            payload,
+            started,
+            replace,
+            opened: false,
+            echoed: false,
+        }
+    }
+}
+
+impl Handler for Exchange {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        self.opened = true;
+        let mut shared = self.shared.borrow_mut();
+        shared.opened += 1;
+        if shared.phase == Phase::Measuring {
+            let connect = cx.now().saturating_duration_since(self.started);
+            let _ = shared.connects.record(micros(connect));
+        }
+        drop(shared);
+        let mut frame = self.payload.to_vec();
+        frame[..8].copy_from_slice(&0u64.to_be_bytes());
+        if let Err(e) = cx.send(&frame) {
+            self.shared.borrow_mut().error(format!("send: {e}"));
+            cx.abort();
+        }
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
+        let intact = !self.echoed
+            && msg.len() == self.payload.len()
+            && msg[..8] == 0u64.to_be_bytes()
+            && msg[8..] == self.payload[8..];
+        let mut shared = self.shared.borrow_mut();
+        if !intact {
+            shared.error(format!(
+                "echo differs from what was sent ({} bytes)",
+                msg.len()
+            ));
+            drop(shared);
+            return cx.abort();
+        }
+        self.echoed = true;
+        if shared.phase == Phase::Measuring {
+            shared.record(cx.now().saturating_duration_since(self.started));
+        }
+        drop(shared);
+        cx.close();
+    }
+
+    fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {
+        let mut shared = self.shared.borrow_mut();
+        shared.totals.add(stats);
+        if shared.phase != Phase::Draining {
+            shared.wire_out += stats.wire_out;
+        }
+        match reason {
+            CloseReason::Clean if self.echoed => {}
+            CloseReason::Clean => shared.error("closed before its echo".to_owned()),
+            _ if !self.opened => {
+                let why = connect_failure(reason);
+                shared.error(format!("could not connect: {why}"));
+                shared.connect_error.get_or_insert(why);
+            }
+            other => shared.error(format!("connection closed: {other}")),
+        }
+        if self.replace && shared.phase != Phase::Draining {
+            shared.to_open += 1;
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Interval, Latency, LoadOptions, Payload, Report};
+use super::{Interval, Latency, LoadOptions, Mode, Payload, Report};
 
 /// The version of [`Report::json`]'s shape: raised when a field changes
 /// meaning or goes away (new fields do not raise it).
@@ -33,9 +33,13 @@ impl Report {
                 },
                 stack,
                 threads: opts.threads,
-                mode: match opts.msg_rate {
+                pace: match opts.msg_rate {
                     None => "closed",
                     Some(_) => "open",
+                },
+                mode: match opts.mode {
+                    Mode::Persistent => "persistent",
+                    Mode::Connect => "connect",
                 },
                 msg_rate: opts.msg_rate,
                 warmup_secs: opts.warmup.as_secs_f64(),
@@ -53,6 +57,7 @@ impl Report {
             p999_us: self.latency.p999,
             max_us: self.latency.max,
             client_cpu_us_per_msg: self.client_cpu_us_per_msg(),
+            connect_latency: self.connect_latency.map(JsonLatency::from),
             wire_bytes_per_sec: self.wire_bytes_per_sec(),
             traffic: self.traffic.map(|t| JsonTrafficBoth {
                 out: side(&t.outbound),
@@ -83,6 +88,8 @@ struct JsonReport<'a> {
     p999_us: u64,
     max_us: u64,
     client_cpu_us_per_msg: Option<f64>,
+    /// `--mode connect`: the TCP connects alone.
+    connect_latency: Option<JsonLatency>,
     wire_bytes_per_sec: f64,
     traffic: Option<JsonTrafficBoth>,
     intervals: Vec<JsonInterval>,
@@ -101,6 +108,7 @@ struct JsonConfig<'a> {
     payload: &'static str,
     stack: &'a str,
     threads: usize,
+    pace: &'static str,
     mode: &'static str,
     msg_rate: Option<f64>,
     warmup_secs: f64,

@@ -16,10 +16,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use netstrata_reactor::{EventLoop, LoopConfig};
+use netstrata_reactor::{EventLoop, Handler, LoopConfig};
 use netstrata_shape::TrafficStats;
 
-use self::conn::{LoadConn, Pace, Phase, Shared};
+use self::conn::{Exchange, LoadConn, Pace, Phase, Shared};
 pub use self::json::JSON_SCHEMA_VERSION;
 use crate::cpu::CpuTime;
 use crate::report::StackTotals;
@@ -32,6 +32,17 @@ pub enum Payload {
     Text,
     /// Pseudo-random bytes (incompressible).
     Random,
+}
+
+/// What a connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Connections stay open and carry frame after frame.
+    Persistent,
+    /// A new connection (and handshake) for each exchange of one frame:
+    /// `--conns` exchanges at once (closed loop), or `--msg-rate` new
+    /// connections a second (open loop).
+    Connect,
 }
 
 /// A load run.
@@ -61,6 +72,8 @@ pub struct LoadOptions {
     pub warmup: Duration,
     /// Length of the intervals of [`Report::intervals`].
     pub interval: Duration,
+    /// Persistent connections, or one per exchange.
+    pub mode: Mode,
 }
 
 impl LoadOptions {
@@ -79,6 +92,7 @@ impl LoadOptions {
             msg_rate: None,
             warmup: Duration::ZERO,
             interval: Duration::from_secs(1),
+            mode: Mode::Persistent,
         }
     }
 }
@@ -183,6 +197,9 @@ pub struct Report {
     /// CPU time of the client loops within the measured window, if the
     /// system tells it (Linux `/proc`).
     pub client_cpu: Option<CpuTime>,
+    /// `--mode connect`: the TCP connects alone (the exchanges, handshake
+    /// and one round trip included, are [`latency`](Self::latency)).
+    pub connect_latency: Option<Latency>,
 }
 
 impl Report {
@@ -330,7 +347,7 @@ pub fn run_until(
                 std::thread::Builder::new()
                     .name(format!("bench-loop-{t}"))
                     .spawn_scoped(scope, move || {
-                        run_loop(opts, &mine, clock, stop, counter, &tx)
+                        run_loop(opts, &mine, threads, clock, stop, counter, &tx)
                     })
             })
             .collect::<io::Result<_>>()?;
@@ -409,9 +426,12 @@ pub fn run_until(
         timeline,
         intervals,
         client_cpu: Some(CpuTime::default()),
+        connect_latency: None,
     };
+    let mut connects = Histogram::<u64>::new(3).map_err(io::Error::other)?;
     for LoopResult { shared, cpu, .. } in results {
         histogram.add(&shared.histogram).map_err(io::Error::other)?;
+        connects.add(&shared.connects).map_err(io::Error::other)?;
         report.messages += shared.messages;
         report.errors += shared.errors;
         for e in shared.error_samples {
@@ -435,6 +455,9 @@ pub fn run_until(
         .push((elapsed.as_secs_f64(), report.messages));
     report.latency = Latency::of(&histogram);
     report.histogram = histogram;
+    if opts.mode == Mode::Connect {
+        report.connect_latency = Some(Latency::of(&connects));
+    }
     Ok(report)
 }
 
@@ -484,6 +507,7 @@ fn merge_sample(
 fn run_loop(
     opts: &LoadOptions,
     mine: &[usize],
+    loops: usize,
     clock: Clock,
     stop: &AtomicBool,
     counter: &AtomicU64,
@@ -491,30 +515,42 @@ fn run_loop(
 ) -> io::Result<LoopResult> {
     let shared = Rc::new(RefCell::new(Shared::new().map_err(io::Error::other)?));
     let payload: Rc<[u8]> = payload(opts.payload, opts.size).into();
-    let mut event_loop = EventLoop::new(LoopConfig::new())?;
-    for (slot, &c) in mine.iter().enumerate() {
-        let pace = match opts.msg_rate {
-            None => Pace::Closed {
-                depth: opts.depth.max(1),
-            },
-            Some(rate) => {
-                // Each connection sends rate/conns a second; their phases
-                // are staggered so that together they send evenly.
-                let every = Duration::from_secs_f64(opts.conns as f64 / rate);
-                let phase = Duration::from_secs_f64(c as f64 / rate);
-                Pace::Open {
-                    every,
-                    first: clock.start + phase,
-                    slot,
-                }
-            }
-        };
-        let handler = LoadConn::new(Rc::clone(&shared), Rc::clone(&payload), pace);
-        let conn = opts
-            .stack
+    let mut event_loop: EventLoop<_, _, Box<dyn Handler>> = EventLoop::new(LoopConfig::new())?;
+    let make = || {
+        opts.stack
             .connection()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        event_loop.connect(opts.addr, conn, handler)?;
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    };
+    // `--mode connect` in open loop: this loop's share of the schedule,
+    // exchange i of all meant to start at start + i / rate.
+    let mut next_exchange = mine.first().copied().unwrap_or(0);
+    let exchange_at = |i: usize, rate: f64| clock.start + Duration::from_secs_f64(i as f64 / rate);
+    match (opts.mode, opts.msg_rate) {
+        (Mode::Persistent, _) => {
+            for (slot, &c) in mine.iter().enumerate() {
+                let pace = match opts.msg_rate {
+                    None => Pace::Closed {
+                        depth: opts.depth.max(1),
+                    },
+                    Some(rate) => {
+                        // Each connection sends rate/conns a second; their
+                        // phases are staggered so that together they send
+                        // evenly.
+                        let every = Duration::from_secs_f64(opts.conns as f64 / rate);
+                        let phase = Duration::from_secs_f64(c as f64 / rate);
+                        Pace::Open {
+                            every,
+                            first: clock.start + phase,
+                            slot,
+                        }
+                    }
+                };
+                let handler = LoadConn::new(Rc::clone(&shared), Rc::clone(&payload), pace);
+                event_loop.connect(opts.addr, make()?, Box::new(handler) as Box<dyn Handler>)?;
+            }
+        }
+        (Mode::Connect, None) => shared.borrow_mut().to_open = mine.len(),
+        (Mode::Connect, Some(_)) => {}
     }
     let mut cpu_at_measure = None;
     let mut next_interval = 0u32;
@@ -565,7 +601,28 @@ fn run_loop(
             break;
         }
         counter.store(shared.borrow().messages, Ordering::Relaxed);
-        if event_loop.connections() == 0 {
+        if opts.mode == Mode::Connect {
+            // Closed loop: a successor for each exchange that ended; open
+            // loop: the exchanges whose time has come.
+            let due = match opts.msg_rate {
+                None => std::mem::take(&mut shared.borrow_mut().to_open),
+                Some(_) => 0,
+            };
+            for _ in 0..due {
+                let handler = Exchange::new(Rc::clone(&shared), Rc::clone(&payload), now, true);
+                event_loop.connect(opts.addr, make()?, Box::new(handler))?;
+            }
+            while let Some(rate) = opts.msg_rate {
+                let started = exchange_at(next_exchange, rate);
+                if started > now {
+                    break;
+                }
+                let handler =
+                    Exchange::new(Rc::clone(&shared), Rc::clone(&payload), started, false);
+                event_loop.connect(opts.addr, make()?, Box::new(handler))?;
+                next_exchange += loops;
+            }
+        } else if event_loop.connections() == 0 {
             break;
         }
         let mut wake = clock.interval_start(next_interval + 1).min(clock.end);
@@ -574,6 +631,9 @@ fn run_loop(
         }
         if let Some(send) = shared.borrow().next_send() {
             wake = wake.min(send);
+        }
+        if let (Mode::Connect, Some(rate)) = (opts.mode, opts.msg_rate) {
+            wake = wake.min(exchange_at(next_exchange, rate));
         }
         event_loop.turn(Some(turn_timeout(wake, Instant::now())))?;
     }
