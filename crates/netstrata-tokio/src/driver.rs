@@ -34,15 +34,22 @@ pub(crate) struct Driver<IO, S: Layer, C: Codec> {
     sleep: Option<(Instant, Pin<Box<Sleep>>)>,
     /// The tasks waiting to read and to write (two with `tokio::io::split`).
     tasks: Arc<Tasks>,
+    /// Wakes both of them: the waker the transport and the timer are
+    /// polled with (the layers hold one that also marks their wake).
+    io_waker: Waker,
     /// Bytes moved through the transport so far, in and out: what one side
     /// did that the other side's task must hear of.
     moved: (u64, u64),
 }
 
-/// The tasks waiting on a stream: one reading, one writing. The stack's
-/// layers hold a waker that wakes both, and each side wakes the other when
-/// it moved bytes the other waits for — a transport keeps one waker per
-/// direction, and the side that last polled it holds that slot.
+/// The tasks waiting on a stream: one reading, one writing. What the
+/// stream waits on (the transport, its timer, the stack's layers) holds a
+/// waker that wakes both: a transport keeps one waker per direction and a
+/// timer one in all, and the half that polled them last need not be the
+/// half that waits (a read half that polled the transport's write side on
+/// its way to the end of the stream, a write half's flush that polled the
+/// timer of a read paused by a shaper). Each side also wakes the other
+/// when it moved bytes the other waits for.
 #[derive(Debug, Default)]
 struct Tasks {
     reader: Mutex<Option<Waker>>,
@@ -76,7 +83,14 @@ impl Tasks {
     }
 }
 
-/// The waker the stack's layers hold.
+impl Tasks {
+    fn wake_both(&self) {
+        Self::wake(&self.reader);
+        Self::wake(&self.writer);
+    }
+}
+
+/// The waker the stack's layers hold: it marks that a layer woke.
 impl Wake for Tasks {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
@@ -84,8 +98,20 @@ impl Wake for Tasks {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.layers_woke.store(true, Ordering::Release);
-        Self::wake(&self.reader);
-        Self::wake(&self.writer);
+        self.wake_both();
+    }
+}
+
+/// The waker the transport and the timer are polled with.
+struct IoWake(Arc<Tasks>);
+
+impl Wake for IoWake {
+    fn wake(self: Arc<Self>) {
+        self.0.wake_both();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake_both();
     }
 }
 
@@ -115,6 +141,7 @@ where
     pub(crate) fn new(io: IO, mut conn: Connection<S, C>) -> Self {
         let tasks = Arc::new(Tasks::default());
         conn.set_waker(Waker::from(Arc::clone(&tasks)));
+        let io_waker = Waker::from(Arc::new(IoWake(Arc::clone(&tasks))));
         Self {
             io,
             conn,
@@ -123,26 +150,28 @@ where
             io_shut: false,
             sleep: None,
             tasks,
+            io_waker,
             moved: (0, 0),
         }
     }
 
     /// Runs `poll` for `side` as this task: notes it as the task waiting
     /// on that side, tells the connection if a layer woke it, and, if the
-    /// poll moved bytes through the transport, wakes the other side's task
-    /// (its transport waker may have been taken by this poll).
+    /// poll moved bytes through the transport, wakes the other side's task,
+    /// which may wait for them (bytes this poll read, room it made): the
+    /// transport will not tell it.
     pub(crate) fn on_side<T>(
         &mut self,
         cx: &mut Context<'_>,
         side: Side,
-        poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+        poll: impl FnOnce(&mut Self) -> Poll<T>,
     ) -> Poll<T> {
         Tasks::set(self.tasks.slots(side).0, cx.waker());
         if self.tasks.layers_woke.swap(false, Ordering::Acquire) {
             self.conn.handle_wake();
         }
         let before = self.moved;
-        let result = poll(self, cx);
+        let result = poll(self);
         if self.moved != before {
             Tasks::wake(self.tasks.slots(side).1);
         }
@@ -153,10 +182,7 @@ where
     /// `Ok(true)` if a deadline had passed and ran: the stack may have more
     /// to send or read now.
     ///
-    /// The timer wakes the stream's tasks, not the caller's: it keeps one
-    /// waker, and with `tokio::io::split` the half that polls it last (a
-    /// flush, a shutdown) need not be the half that waits for it (a read
-    /// paused by a shaper).
+    /// The timer wakes the stream's tasks (see [`Tasks`]).
     pub(crate) fn poll_deadline(&mut self) -> io::Result<bool> {
         let mut ran = false;
         loop {
@@ -175,10 +201,9 @@ where
                             .1
                     }
                 };
-                let waker = Waker::from(Arc::clone(&self.tasks));
                 if sleep
                     .as_mut()
-                    .poll(&mut Context::from_waker(&waker))
+                    .poll(&mut Context::from_waker(&self.io_waker))
                     .is_pending()
                 {
                     return Ok(ran);
@@ -192,7 +217,8 @@ where
 
     /// Writes the wire bytes the stack has for the transport. `Ready` once
     /// it has none left, `Pending` while the transport takes no more.
-    pub(crate) fn poll_transmit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_transmit(&mut self) -> Poll<io::Result<()>> {
+        let cx = &mut Context::from_waker(&self.io_waker);
         loop {
             let out = match self.conn.poll_transmit(Instant::now()) {
                 Ok(Some(out)) => out,
@@ -210,8 +236,8 @@ where
 
     /// Starts what the stack has for the transport on its way without
     /// waiting for it; only an error stops the caller.
-    pub(crate) fn start_transmit(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.poll_transmit(cx) {
+    pub(crate) fn start_transmit(&mut self) -> io::Result<()> {
+        match self.poll_transmit() {
             Poll::Ready(Err(e)) => Err(e),
             _ => Ok(()),
         }
@@ -219,7 +245,7 @@ where
 
     /// Reads the transport once into the stack, if the stack has room.
     /// `Ready(Ok(true))` if something happened (bytes, or the end).
-    fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    fn poll_input(&mut self) -> Poll<io::Result<bool>> {
         if self.io_eof || !self.conn.wants_read() {
             return Poll::Ready(Ok(false));
         }
@@ -228,6 +254,7 @@ where
             return Poll::Ready(Ok(false));
         }
         let mut buf = ReadBuf::new(&mut self.buf[..room]);
+        let cx = &mut Context::from_waker(&self.io_waker);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
         let now = Instant::now();
         let n = buf.filled().len();
@@ -246,19 +273,19 @@ where
     /// whole; `None` once the peer's stream has ended cleanly. A message is
     /// taken from the connection only when it is returned, so dropping the
     /// poll loses nothing.
-    pub(crate) fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+    pub(crate) fn poll_message(&mut self) -> Poll<io::Result<Option<Bytes>>> {
         loop {
             self.poll_deadline()?;
             // What the stack owes the peer (handshake messages, answers)
             // goes out before waiting for more of it.
-            self.start_transmit(cx)?;
+            self.start_transmit()?;
             if let Some(message) = self.conn.poll_message(Instant::now()).map_err(to_io)? {
                 return Poll::Ready(Ok(Some(message)));
             }
             if self.conn.is_read_closed() {
                 return Poll::Ready(Ok(None));
             }
-            match self.poll_input(cx)? {
+            match self.poll_input()? {
                 Poll::Ready(true) => continue,
                 Poll::Ready(false) if self.io_eof => {
                     return Poll::Ready(Err(io::Error::new(
@@ -278,7 +305,7 @@ where
 
     /// How many more bytes the stack's send buffer takes now, waiting
     /// (while the transport drains it) until that is at least one.
-    pub(crate) fn poll_send_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_send_room(&mut self) -> Poll<io::Result<usize>> {
         self.poll_deadline()?;
         loop {
             let room = self
@@ -289,32 +316,28 @@ where
             if room > 0 {
                 return Poll::Ready(Ok(room));
             }
-            ready!(self.poll_drain(cx))?;
+            ready!(self.poll_drain())?;
         }
     }
 
     /// Drives the stack until the transport has taken everything it had
     /// to send, reading input as the handshake needs.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_until(cx, |conn| conn.queued() == 0)
+    fn poll_drain(&mut self) -> Poll<io::Result<()>> {
+        self.poll_until(|conn| conn.queued() == 0)
     }
 
     /// Runs deadlines, transmits and reads input until the transport has
     /// taken what the stack had for it and `done` holds. While a layer
     /// holds bytes for its peer (a handshake under way) or waits for a
     /// deadline (a shaper), the peer's answer or the timer lets it go on.
-    fn poll_until(
-        &mut self,
-        cx: &mut Context<'_>,
-        done: impl Fn(&Connection<S, C>) -> bool,
-    ) -> Poll<io::Result<()>> {
+    fn poll_until(&mut self, done: impl Fn(&Connection<S, C>) -> bool) -> Poll<io::Result<()>> {
         loop {
             self.poll_deadline()?;
-            let sent = self.poll_transmit(cx)?;
+            let sent = self.poll_transmit()?;
             if sent.is_ready() && done(&self.conn) {
                 return Poll::Ready(Ok(()));
             }
-            if self.poll_input(cx)? == Poll::Ready(true) {
+            if self.poll_input()? == Poll::Ready(true) {
                 continue;
             }
             // Sending or reading may have set a new deadline (a shaper
@@ -327,17 +350,19 @@ where
 
     /// Everything sent is through the stack and taken by the transport,
     /// and the transport flushed.
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_drain(cx))?;
+    pub(crate) fn poll_flush(&mut self) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain())?;
+        let cx = &mut Context::from_waker(&self.io_waker);
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
     /// Ends the stack's stream (TLS `close_notify`, the end of a zstd
     /// frame), writes it, then shuts the transport's write half.
-    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_shutdown(&mut self) -> Poll<io::Result<()>> {
         self.conn.close();
-        ready!(self.poll_until(cx, Connection::is_write_closed))?;
+        ready!(self.poll_until(Connection::is_write_closed))?;
         if !self.io_shut {
+            let cx = &mut Context::from_waker(&self.io_waker);
             ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
             self.io_shut = true;
         }

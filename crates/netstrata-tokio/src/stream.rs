@@ -175,12 +175,12 @@ where
         data: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.driver.on_side(cx, Side::Write, |driver, cx| {
+        this.driver.on_side(cx, Side::Write, |driver| {
             let total: usize = data.iter().map(|s| s.len()).sum();
             if total == 0 {
                 return Poll::Ready(Ok(0));
             }
-            let mut room = ready!(driver.poll_send_room(cx))?;
+            let mut room = ready!(driver.poll_send_room())?;
             let mut taken = 0;
             for slice in data {
                 if room == 0 {
@@ -194,7 +194,7 @@ where
                 room -= n;
             }
             // Start it on its way; the rest goes on the next call.
-            driver.start_transmit(cx)?;
+            driver.start_transmit()?;
             Poll::Ready(Ok(taken))
         })
     }
