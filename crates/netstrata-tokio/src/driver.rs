@@ -10,22 +10,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use netstrata_core::{Codec, Connection, Layer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
+use tokio_util::io::poll_read_buf;
 
 use crate::error::to_io;
 
 /// The most a transport read asks for at once.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// A connection (stack and codec) over a tokio transport.
 pub(crate) struct Driver<IO, S: Layer, C: Codec> {
     pub(crate) io: IO,
     pub(crate) conn: Connection<S, C>,
-    /// Where transport reads land before they go up the stack.
-    buf: Box<[u8]>,
+    /// The time of this poll: read once per poll, given to the stack.
+    now: Instant,
     /// The transport reached its end (and the stack was told).
     io_eof: bool,
     /// The transport's write half was shut down.
@@ -145,7 +146,7 @@ where
         Self {
             io,
             conn,
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            now: Instant::now(),
             io_eof: false,
             io_shut: false,
             sleep: None,
@@ -167,6 +168,7 @@ where
         poll: impl FnOnce(&mut Self) -> Poll<T>,
     ) -> Poll<T> {
         Tasks::set(self.tasks.slots(side).0, cx.waker());
+        self.now = Instant::now();
         if self.tasks.layers_woke.swap(false, Ordering::Acquire) {
             self.conn.handle_wake();
         }
@@ -190,8 +192,7 @@ where
                 self.sleep = None;
                 return Ok(ran);
             };
-            let now = Instant::now();
-            if at > now {
+            if at > self.now {
                 let sleep = match &mut self.sleep {
                     Some((armed, sleep)) if *armed == at => sleep,
                     slot => {
@@ -210,7 +211,8 @@ where
                 }
             }
             self.sleep = None;
-            self.conn.handle_timeout(Instant::now()).map_err(to_io)?;
+            self.now = Instant::now();
+            self.conn.handle_timeout(self.now).map_err(to_io)?;
             ran = true;
         }
     }
@@ -220,7 +222,7 @@ where
     pub(crate) fn poll_transmit(&mut self) -> Poll<io::Result<()>> {
         let cx = &mut Context::from_waker(&self.io_waker);
         loop {
-            let out = match self.conn.poll_transmit(Instant::now()) {
+            let out = match self.conn.poll_transmit(self.now) {
                 Ok(Some(out)) => out,
                 Ok(None) => return Poll::Ready(Ok(())),
                 Err(e) => return Poll::Ready(Err(to_io(e))),
@@ -249,22 +251,31 @@ where
         if self.io_eof || !self.conn.wants_read() {
             return Poll::Ready(Ok(false));
         }
-        let room = self.conn.read_room().min(self.buf.len());
+        let room = self.conn.read_room().min(READ_CHUNK);
         if room == 0 {
             return Poll::Ready(Ok(false));
         }
-        let mut buf = ReadBuf::new(&mut self.buf[..room]);
+        // Straight into the connection's input buffer: no copy of ours.
+        let (io, now) = (&mut self.io, self.now);
         let cx = &mut Context::from_waker(&self.io_waker);
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
-        let now = Instant::now();
-        let n = buf.filled().len();
-        self.moved.0 += n as u64 + 1;
-        if n == 0 {
-            self.io_eof = true;
-            self.conn.handle_input_eof(now).map_err(to_io)?;
-        } else {
-            let taken = self.conn.handle_input(now, &self.buf[..n]).map_err(to_io)?;
-            debug_assert_eq!(taken, n, "read no more than the room");
+        let read = self.conn.read_with(now, |buf, _| {
+            buf.reserve(room);
+            let mut limited = (&mut *buf).limit(room);
+            match poll_read_buf(Pin::new(io), cx, &mut limited) {
+                Poll::Ready(Ok(_)) => Ok(()),
+                Poll::Ready(Err(e)) => Err(Some(e)),
+                Poll::Pending => Err(None),
+            }
+        });
+        match read.map_err(to_io)? {
+            Ok(0) => {
+                self.io_eof = true;
+                self.moved.0 += 1;
+                self.conn.handle_input_eof(now).map_err(to_io)?;
+            }
+            Ok(n) => self.moved.0 += n as u64,
+            Err(Some(e)) => return Poll::Ready(Err(e)),
+            Err(None) => return Poll::Pending,
         }
         Poll::Ready(Ok(true))
     }
@@ -279,7 +290,7 @@ where
             // What the stack owes the peer (handshake messages, answers)
             // goes out before waiting for more of it.
             self.start_transmit()?;
-            if let Some(message) = self.conn.poll_message(Instant::now()).map_err(to_io)? {
+            if let Some(message) = self.conn.poll_message(self.now).map_err(to_io)? {
                 return Poll::Ready(Ok(Some(message)));
             }
             if self.conn.is_read_closed() {

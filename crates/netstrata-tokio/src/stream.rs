@@ -9,6 +9,9 @@ use netstrata_core::{BoxedLayer, Connection, ConnectionConfig, DynStack, Layer, 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::driver::{Driver, Side};
+
+/// Written bytes gathered before they go down the stack without a flush.
+const TRANSMIT_AT: usize = 64 * 1024;
 use crate::error::to_io;
 
 /// A stack of netstrata layers (`S`: a [`Stack`](netstrata_core::Stack) or a
@@ -17,10 +20,14 @@ use crate::error::to_io;
 /// came up the stack from `IO`. TLS, zstd, shaping — any layer — on tokio,
 /// under hyper or a protocol of one's own.
 ///
-/// - **Bounded.** Writes are taken while the stack's send buffer has room
-///   (1 MiB by default, [`ConnectionConfig`]); then `poll_write` waits for
-///   the transport. Reads take from the transport only what the stack has
-///   room for.
+/// - **Buffered, bounded.** Writes gather above the stack and go down it
+///   when flushed (or shut down), or once 64 KiB have gathered: the writes
+///   between two flushes leave as one pass through the stack (one TLS
+///   record, one zstd block where they fit), so flush as with any buffered
+///   writer. Writes are taken while the stack's send buffer has room (1 MiB
+///   by default, [`ConnectionConfig`]); then `poll_write` waits for the
+///   transport. Reads take from the transport only what the stack has room
+///   for, straight into its input buffer.
 /// - **Deadlines.** A layer's deadline (a TLS handshake timeout, a shaper's
 ///   next budget) arms a tokio timer; a layer that wakes from another thread
 ///   (a shaper whose limit changed) wakes the task.
@@ -193,8 +200,12 @@ where
                 taken += n;
                 room -= n;
             }
-            // Start it on its way; the rest goes on the next call.
-            driver.start_transmit()?;
+            // Like any buffered writer, it goes when flushed, or once
+            // enough has gathered: writes between flushes leave together
+            // (one TLS record, one zstd block, not one per write).
+            if driver.conn.send_queued() >= TRANSMIT_AT {
+                driver.start_transmit()?;
+            }
             Poll::Ready(Ok(taken))
         })
     }
