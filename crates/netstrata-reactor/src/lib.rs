@@ -3,7 +3,8 @@
 //!
 //! The only netstrata crate that depends on mio and socket2. One
 //! [`EventLoop`] per thread; a [`Server`] runs one per core, each with its own
-//! `SO_REUSEPORT` listener. The application writes a [`Handler`] per
+//! `SO_REUSEPORT` listener, and evens new connections out over its loops.
+//! The application writes a [`Handler`] per
 //! connection and gets messages as zero-copy [`bytes::Bytes`].
 //!
 //! ```text
