@@ -140,21 +140,22 @@ fn tls_zstd_and_shaping_through_the_tool_stack() {
     server.stop().unwrap();
 }
 
+/// A TLS echo server on one loop.
+fn tls_echo_server(tls: netstrata_cli::stack::TlsSide) -> netstrata_reactor::Server {
+    let stack = StackOptions {
+        tls: Some(tls),
+        ..StackOptions::default()
+    };
+    echo::serve("127.0.0.1:0".parse().unwrap(), 1, stack).unwrap()
+}
+
 /// A client that does not trust the server's certificate gets a typed
 /// error and the tool's exit status says so.
 #[test]
 fn an_untrusted_certificate_is_a_reported_error() {
     let (server_tls, _) = dev_tls().unwrap();
     let (_, other_client) = dev_tls().unwrap();
-    let server = echo::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        1,
-        StackOptions {
-            tls: Some(server_tls),
-            ..StackOptions::default()
-        },
-    )
-    .unwrap();
+    let server = tls_echo_server(server_tls);
     let report = load::run(
         &LoadOptions {
             conns: 1,
@@ -186,15 +187,7 @@ fn an_untrusted_certificate_is_a_reported_error() {
 #[test]
 fn connect_mode_makes_a_connection_per_exchange() {
     let (server_tls, client_tls) = dev_tls().unwrap();
-    let server = echo::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        1,
-        StackOptions {
-            tls: Some(server_tls),
-            ..StackOptions::default()
-        },
-    )
-    .unwrap();
+    let server = tls_echo_server(server_tls);
     let client = StackOptions {
         tls: Some(client_tls),
         ..StackOptions::default()
