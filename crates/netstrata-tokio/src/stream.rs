@@ -201,7 +201,11 @@ where
     }
 
     /// Runs the stack's deadline if it has passed, else arms a timer for it.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    /// The timer wakes the stream's tasks, not the caller's: it keeps one
+    /// waker, and with `tokio::io::split` the half that polls it last (a
+    /// flush, a shutdown) need not be the half that waits for it (a read
+    /// paused by a shaper).
+    fn poll_deadline(&mut self) -> io::Result<()> {
         loop {
             let Some(at) = self.conn.poll_timeout() else {
                 self.sleep = None;
@@ -218,7 +222,12 @@ where
                             .1
                     }
                 };
-                if sleep.as_mut().poll(cx).is_pending() {
+                let waker = Waker::from(Arc::clone(&self.tasks));
+                if sleep
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+                {
                     return Ok(());
                 }
             }
@@ -286,7 +295,7 @@ where
         done: impl Fn(&Connection<S, RawCodec>) -> bool,
     ) -> Poll<io::Result<()>> {
         loop {
-            self.poll_deadline(cx)?;
+            self.poll_deadline()?;
             let sent = self.poll_transmit(cx)?;
             if sent.is_ready() && done(&self.conn) {
                 return Poll::Ready(Ok(()));
@@ -332,7 +341,7 @@ where
                 this.pending.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            this.poll_deadline(cx)?;
+            this.poll_deadline()?;
             // What the stack owes the peer (handshake messages, answers)
             // goes out before waiting for more of it.
             if let Poll::Ready(Err(e)) = this.poll_transmit(cx) {
@@ -398,7 +407,7 @@ where
 {
     fn poll_write_inner(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self;
-        this.poll_deadline(cx)?;
+        this.poll_deadline()?;
         loop {
             let room = this
                 .conn
