@@ -201,15 +201,19 @@ where
     }
 
     /// Runs the stack's deadline if it has passed, else arms a timer for it.
+    /// `Ok(true)` if a deadline had passed and ran: the stack may have more
+    /// to send or read now.
+    ///
     /// The timer wakes the stream's tasks, not the caller's: it keeps one
     /// waker, and with `tokio::io::split` the half that polls it last (a
     /// flush, a shutdown) need not be the half that waits for it (a read
     /// paused by a shaper).
-    fn poll_deadline(&mut self) -> io::Result<()> {
+    fn poll_deadline(&mut self) -> io::Result<bool> {
+        let mut ran = false;
         loop {
             let Some(at) = self.conn.poll_timeout() else {
                 self.sleep = None;
-                return Ok(());
+                return Ok(ran);
             };
             let now = Instant::now();
             if at > now {
@@ -228,11 +232,12 @@ where
                     .poll(&mut Context::from_waker(&waker))
                     .is_pending()
                 {
-                    return Ok(());
+                    return Ok(ran);
                 }
             }
             self.sleep = None;
             self.conn.handle_timeout(Instant::now()).map_err(to_io)?;
+            ran = true;
         }
     }
 
@@ -300,9 +305,13 @@ where
             if sent.is_ready() && done(&self.conn) {
                 return Poll::Ready(Ok(()));
             }
-            match self.poll_input(cx)? {
-                Poll::Ready(true) => continue,
-                _ => return Poll::Pending,
+            if self.poll_input(cx)? == Poll::Ready(true) {
+                continue;
+            }
+            // Sending or reading may have set a new deadline (a shaper
+            // out of budget after a grant): arm its timer before waiting.
+            if !self.poll_deadline()? {
+                return Poll::Pending;
             }
         }
     }
@@ -360,16 +369,18 @@ where
             }
             match this.poll_input(cx)? {
                 Poll::Ready(true) => continue,
-                // Paused by a layer (a shaper) or a full stack: its timer or
-                // waker wakes the task.
-                Poll::Ready(false) if !this.io_eof => return Poll::Pending,
-                Poll::Ready(false) => {
+                Poll::Ready(false) if this.io_eof => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the transport ended and the stack did not",
                     )));
                 }
-                Poll::Pending => return Poll::Pending,
+                // Paused by a layer (a shaper) or a full stack, or waiting
+                // for the transport: the layers' waker, the transport or the
+                // timer wakes the task. The transmit above may have set a
+                // new deadline: arm its timer first.
+                _ if this.poll_deadline()? => continue,
+                _ => return Poll::Pending,
             }
         }
     }
