@@ -59,15 +59,22 @@ pub struct LayeredStream<IO, S: Layer> {
     sleep: Option<(Instant, Pin<Box<Sleep>>)>,
     /// The tasks waiting to read and to write (two with `tokio::io::split`).
     tasks: Arc<Tasks>,
+    /// Wakes both of them: the waker the transport, the timer and the
+    /// layers are given.
+    waker: Waker,
     /// Bytes moved through the transport so far, in and out: what one side
     /// did that the other side's task must hear of.
     moved: (u64, u64),
 }
 
-/// The tasks waiting on a stream: one reading, one writing. The stack's
-/// layers hold a waker that wakes both, and each side wakes the other when
-/// it moved bytes the other waits for — a transport keeps one waker per
-/// direction, and the side that last polled it holds that slot.
+/// The tasks waiting on a stream: one reading, one writing. What the
+/// stream waits on (the transport, its timer, the stack's layers) holds a
+/// waker that wakes both: a transport keeps one waker per direction and a
+/// timer one in all, and the half that polled them last need not be the
+/// half that waits (a read half that polled the transport's write side on
+/// its way to the end of the stream, a write half's flush that polled the
+/// timer of a read paused by a shaper). Each side also wakes the other
+/// when it moved bytes the other waits for.
 #[derive(Debug, Default)]
 struct Tasks {
     reader: Mutex<Option<Waker>>,
@@ -140,8 +147,9 @@ where
     /// `stack` over `io`, with `config`'s buffer bounds.
     pub fn with_config(io: IO, stack: S, config: ConnectionConfig) -> Self {
         let tasks = Arc::new(Tasks::default());
+        let waker = Waker::from(Arc::clone(&tasks));
         let mut conn = Connection::with_config(stack, RawCodec::new(), config);
-        conn.set_waker(Waker::from(Arc::clone(&tasks)));
+        conn.set_waker(waker.clone());
         Self {
             io,
             conn,
@@ -151,6 +159,7 @@ where
             io_shut: false,
             sleep: None,
             tasks,
+            waker,
             moved: (0, 0),
         }
     }
@@ -183,31 +192,26 @@ where
 
     /// Runs `poll` for `side` as this task: notes it as the task waiting
     /// on that side, and, if the poll moved bytes through the transport,
-    /// wakes the other side's task (its transport waker may have been
-    /// taken by this poll).
+    /// wakes the other side's task, which may wait for them (bytes this
+    /// poll read, room this poll made): the transport will not tell it.
     fn on_side<T>(
         &mut self,
         cx: &mut Context<'_>,
         side: Side,
-        poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+        poll: impl FnOnce(&mut Self) -> Poll<T>,
     ) -> Poll<T> {
         Tasks::set(self.tasks.slots(side).0, cx.waker());
         let before = self.moved;
-        let result = poll(self, cx);
+        let result = poll(self);
         if self.moved != before {
             Tasks::wake(self.tasks.slots(side).1);
         }
         result
     }
 
-    /// Runs the stack's deadline if it has passed, else arms a timer for it.
-    /// `Ok(true)` if a deadline had passed and ran: the stack may have more
-    /// to send or read now.
-    ///
-    /// The timer wakes the stream's tasks, not the caller's: it keeps one
-    /// waker, and with `tokio::io::split` the half that polls it last (a
-    /// flush, a shutdown) need not be the half that waits for it (a read
-    /// paused by a shaper).
+    /// Runs the stack's deadline if it has passed, else arms a timer for it
+    /// (which wakes the stream's tasks). `Ok(true)` if a deadline had
+    /// passed and ran: the stack may have more to send or read now.
     fn poll_deadline(&mut self) -> io::Result<bool> {
         let mut ran = false;
         loop {
@@ -226,10 +230,9 @@ where
                             .1
                     }
                 };
-                let waker = Waker::from(Arc::clone(&self.tasks));
                 if sleep
                     .as_mut()
-                    .poll(&mut Context::from_waker(&waker))
+                    .poll(&mut Context::from_waker(&self.waker))
                     .is_pending()
                 {
                     return Ok(ran);
@@ -243,7 +246,8 @@ where
 
     /// Writes the wire bytes the stack has for the transport. `Ready` once
     /// it has none left, `Pending` while the transport takes no more.
-    fn poll_transmit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_transmit(&mut self) -> Poll<io::Result<()>> {
+        let cx = &mut Context::from_waker(&self.waker);
         loop {
             let out = match self.conn.poll_transmit(Instant::now()) {
                 Ok(Some(out)) => out,
@@ -261,7 +265,7 @@ where
 
     /// Reads the transport once into the stack, if the stack has room.
     /// `Ready(Ok(true))` if something happened (bytes, or the end).
-    fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    fn poll_input(&mut self) -> Poll<io::Result<bool>> {
         if self.io_eof || !self.conn.wants_read() {
             return Poll::Ready(Ok(false));
         }
@@ -270,6 +274,7 @@ where
             return Poll::Ready(Ok(false));
         }
         let mut buf = ReadBuf::new(&mut self.buf[..room]);
+        let cx = &mut Context::from_waker(&self.waker);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
         let now = Instant::now();
         let n = buf.filled().len();
@@ -286,8 +291,8 @@ where
 
     /// Drives the stack until the transport has taken everything it had
     /// to send, reading input as the handshake needs.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_until(cx, |conn| conn.queued() == 0)
+    fn poll_drain(&mut self) -> Poll<io::Result<()>> {
+        self.poll_until(|conn| conn.queued() == 0)
     }
 
     /// Runs deadlines, transmits and reads input until the transport has
@@ -296,16 +301,15 @@ where
     /// deadline (a shaper), the peer's answer or the timer lets it go on.
     fn poll_until(
         &mut self,
-        cx: &mut Context<'_>,
         done: impl Fn(&Connection<S, RawCodec>) -> bool,
     ) -> Poll<io::Result<()>> {
         loop {
             self.poll_deadline()?;
-            let sent = self.poll_transmit(cx)?;
+            let sent = self.poll_transmit()?;
             if sent.is_ready() && done(&self.conn) {
                 return Poll::Ready(Ok(()));
             }
-            if self.poll_input(cx)? == Poll::Ready(true) {
+            if self.poll_input()? == Poll::Ready(true) {
                 continue;
             }
             // Sending or reading may have set a new deadline (a shaper
@@ -328,7 +332,7 @@ where
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.get_mut()
-            .on_side(cx, Side::Read, |this, cx| this.poll_read_inner(cx, buf))
+            .on_side(cx, Side::Read, |this| this.poll_read_inner(buf))
     }
 }
 
@@ -337,11 +341,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Layer + Unpin,
 {
-    fn poll_read_inner(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read_inner(&mut self, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self;
         loop {
             if !this.pending.is_empty() {
@@ -353,7 +353,7 @@ where
             this.poll_deadline()?;
             // What the stack owes the peer (handshake messages, answers)
             // goes out before waiting for more of it.
-            if let Poll::Ready(Err(e)) = this.poll_transmit(cx) {
+            if let Poll::Ready(Err(e)) = this.poll_transmit() {
                 return Poll::Ready(Err(e));
             }
             match this.conn.poll_message(Instant::now()) {
@@ -367,7 +367,7 @@ where
             if this.conn.is_read_closed() {
                 return Poll::Ready(Ok(()));
             }
-            match this.poll_input(cx)? {
+            match this.poll_input()? {
                 Poll::Ready(true) => continue,
                 Poll::Ready(false) if this.io_eof => {
                     return Poll::Ready(Err(io::Error::new(
@@ -397,7 +397,7 @@ where
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.get_mut()
-            .on_side(cx, Side::Write, |this, cx| this.poll_write_inner(cx, data))
+            .on_side(cx, Side::Write, |this| this.poll_write_inner(data))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -416,7 +416,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Layer + Unpin,
 {
-    fn poll_write_inner(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write_inner(&mut self, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self;
         this.poll_deadline()?;
         loop {
@@ -431,26 +431,28 @@ where
                     this.conn.send(&data[..n]).map_err(to_io)?;
                 }
                 // Start it on its way; the rest goes on the next call.
-                if let Poll::Ready(Err(e)) = this.poll_transmit(cx) {
+                if let Poll::Ready(Err(e)) = this.poll_transmit() {
                     return Poll::Ready(Err(e));
                 }
                 return Poll::Ready(Ok(n));
             }
             // The send buffer is full: wait until the transport takes some.
-            ready!(this.poll_drain(cx))?;
+            ready!(this.poll_drain())?;
         }
     }
 
-    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_drain(cx))?;
+    fn poll_flush_inner(&mut self) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain())?;
+        let cx = &mut Context::from_waker(&self.waker);
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown_inner(&mut self) -> Poll<io::Result<()>> {
         let this = self;
         this.conn.close();
-        ready!(this.poll_until(cx, Connection::is_write_closed))?;
+        ready!(this.poll_until(Connection::is_write_closed))?;
         if !this.io_shut {
+            let cx = &mut Context::from_waker(&this.waker);
             ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
             this.io_shut = true;
         }
