@@ -323,8 +323,7 @@ pub fn run_until(
     if opts.interval.is_zero() {
         return invalid("--interval must be longer than zero");
     }
-    // Every connection is made before the clock starts, so a loop's
-    // failure to build one stops the run before anything is sent.
+    // No more loops than connections: a loop without one would idle.
     let threads = opts.threads.min(opts.conns);
     let start = Instant::now();
     let clock = Clock {
@@ -338,6 +337,8 @@ pub fn run_until(
     let mut intervals: Vec<Interval> = Vec::new();
     let mut pending: Vec<(usize, Sample)> = Vec::new();
     let mut timeline = Vec::new();
+    // The shapers' counters as the window ends (the drain comes after).
+    let mut traffic_at_end = None;
     let results = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -391,6 +392,9 @@ pub fn run_until(
                     interval: None,
                 });
             }
+            if traffic_at_end.is_none() && (now >= clock.end || stop.load(Ordering::Relaxed)) {
+                traffic_at_end = Some(opts.stack.traffic(now));
+            }
             if done {
                 break;
             }
@@ -408,7 +412,7 @@ pub fn run_until(
         .unwrap_or(clock.end)
         .min(clock.end)
         .saturating_duration_since(clock.measure);
-    let traffic = opts.stack.traffic(Instant::now());
+    let traffic = traffic_at_end.unwrap_or_else(|| opts.stack.traffic(Instant::now()));
     let mut histogram = Histogram::new(3).map_err(io::Error::other)?;
     let mut report = Report {
         messages: 0,
