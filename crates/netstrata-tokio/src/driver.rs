@@ -38,9 +38,11 @@ pub(crate) struct Driver<IO, S: Layer, C: Codec> {
     /// Wakes both of them: the waker the transport and the timer are
     /// polled with (the layers hold one that also marks their wake).
     io_waker: Waker,
-    /// Bytes moved through the transport so far, in and out: what one side
-    /// did that the other side's task must hear of.
+    /// Bytes moved through the transport so far, in and out, and the
+    /// stack's deadlines run: what one side did that the other side's task
+    /// must hear of.
     moved: (u64, u64),
+    deadlines_run: u64,
 }
 
 /// The tasks waiting on a stream: one reading, one writing. What the
@@ -153,14 +155,16 @@ where
             tasks,
             io_waker,
             moved: (0, 0),
+            deadlines_run: 0,
         }
     }
 
     /// Runs `poll` for `side` as this task: notes it as the task waiting
     /// on that side, tells the connection if a layer woke it, and, if the
-    /// poll moved bytes through the transport, wakes the other side's task,
-    /// which may wait for them (bytes this poll read, room it made): the
-    /// transport will not tell it.
+    /// poll moved bytes through the transport or ran a deadline of the
+    /// stack, wakes the other side's task, which may wait for them (bytes
+    /// this poll read, room it made, a shaper's budget back): neither the
+    /// transport nor the timer, dropped when its deadline ran, will tell it.
     pub(crate) fn on_side<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -172,9 +176,9 @@ where
         if self.tasks.layers_woke.swap(false, Ordering::Acquire) {
             self.conn.handle_wake();
         }
-        let before = self.moved;
+        let before = (self.moved, self.deadlines_run);
         let result = poll(self);
-        if self.moved != before {
+        if (self.moved, self.deadlines_run) != before {
             Tasks::wake(self.tasks.slots(side).1);
         }
         result
@@ -213,6 +217,7 @@ where
             self.sleep = None;
             self.now = Instant::now();
             self.conn.handle_timeout(self.now).map_err(to_io)?;
+            self.deadlines_run += 1;
             ran = true;
         }
     }

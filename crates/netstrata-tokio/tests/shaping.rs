@@ -397,3 +397,43 @@ async fn the_read_half_is_woken_at_its_deadline_after_the_write_half_polled_the_
         drop(w);
     }
 }
+
+/// The other way round: the write half keeps polling the stream (a flush
+/// at every turn of its task) while the read half waits for its shaper.
+/// A poll of the write half finds the read half's deadline passed and
+/// runs it before the timer has fired, so the timer never fires: the read
+/// half must be woken by the half that ran its deadline.
+#[tokio::test]
+async fn the_read_half_is_woken_when_the_write_half_runs_its_deadline() {
+    // 4 KiB at 16 KiB/s after a 1 KiB burst, as above: some 40 deadlines.
+    let limit = Limit::new(16 * KIB, KIB).unwrap();
+    let shaper = Shaper::new(ShapeConfig::new().with_inbound(limit));
+    let (ours, mut peer) = shaped(shaper, 64 * 1024, ConnectionConfig::new());
+    let data = payload(4, 4096);
+    peer.write_all(&data).await.unwrap();
+    peer.shutdown().await.unwrap();
+    let (mut r, mut w) = tokio::io::split(ours);
+    let (done, mut is_done) = oneshot::channel();
+    let writer = tokio::spawn(async move {
+        // Until the reader is done: on this one-thread runtime the writer
+        // runs at every turn, and the timers only every so many turns.
+        while is_done.try_recv().is_err() {
+            w.flush().await?;
+            tokio::task::yield_now().await;
+        }
+        w.shutdown().await
+    });
+    // The read half in a task of its own: only the stream can wake it.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.map(|_| got)
+    });
+    let read = tokio::time::timeout(AFTER_LIFT, reader).await;
+    let _ = done.send(());
+    writer.await.unwrap().unwrap();
+    let got = read
+        .expect("the read half was never woken")
+        .unwrap()
+        .unwrap();
+    assert!(got == data, "{}", first_difference(&got, &data));
+}
