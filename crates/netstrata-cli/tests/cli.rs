@@ -122,10 +122,12 @@ fn tls_zstd_and_shaping_through_the_tool_stack() {
     let report = load::run(&opts, |_| {}).unwrap();
     assert_eq!(report.errors, 0, "{:?}", report.error_samples);
     assert!(report.messages > 10);
-    // Generous bounds only: the precise figure belongs in a benchmark.
+    // The shaper holds the rate down: a starved machine can only slow the
+    // run further, so only the upper bound is checked here (the accuracy
+    // of the shaped rate is a benchmark's: docs/benchmarks.md, "Shaper").
     let per_conn = report.wire_bytes_per_sec() / 2.0;
     assert!(
-        per_conn > rate as f64 * 0.5 && per_conn < rate as f64 * 1.5,
+        per_conn < rate as f64 * 1.5,
         "{per_conn} B/s against {rate}"
     );
     // The shaper's counters, as the tool displays them.
