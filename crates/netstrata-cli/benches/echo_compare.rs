@@ -32,48 +32,20 @@
 //! The idle tests need an open-file limit above `--idle` for this process
 //! and for each server (`ulimit -n`); they report how many they could open.
 
+// Shared with the latency bench; each uses a part of it.
+#[allow(dead_code)]
 mod support;
 
-use std::path::{Path, PathBuf};
-
-use netstrata_cli::stack::{StackOptions, TlsSide};
-use netstrata_tls::ClientOptions;
-use netstrata_tls::dev_certs::DevCa;
+use netstrata_cli::stack::StackOptions;
 use netstrata_zstd::ZstdConfig;
 use support::compare::{Case, Rounds, compare};
 use support::memory;
 use support::process::{Ports, Server, build};
+use support::servers::{TempDir, certificates, list, listing_only, netstrata, num};
 
 const LEVEL: i32 = 3;
-const SMALL: Case = Case {
-    size: 64,
-    conns: 16,
-    depth: 16,
-};
-const LARGE: Case = Case {
-    size: 16 * 1024,
-    conns: 4,
-    depth: 4,
-};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn num(name: &str, default: f64) -> f64 {
-    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// The netstrata server with `layers` flags.
-fn netstrata(name: &'static str, loops: &str, layers: &[&str]) -> Server {
-    let mut args = vec!["echo-server", "--addr", "ADDR", "--threads", loops];
-    args.extend_from_slice(layers);
-    Server::release(name, "netstrata", &args)
-}
+const SMALL: Case = Case::SMALL;
+const LARGE: Case = Case::LARGE;
 
 /// Runs each of `cases` against `servers`: netstrata first, then the tokio
 /// baseline and the hand-written limit, the two its ratios are taken to.
@@ -90,49 +62,17 @@ fn compare_cases(
     }
 }
 
-/// A directory removed when dropped, a failed run included.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A development certificate for `localhost` in `dir`, and the client
-/// configuration that trusts it.
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, StackOptions) {
-    let ca = DevCa::new().expect("CA");
-    let leaf = ca.issue(&["localhost", "127.0.0.1"]).expect("certificate");
-    std::fs::create_dir_all(dir).expect("certificate directory");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, &leaf.cert_pem).expect("write certificate");
-    std::fs::write(&key, &leaf.key_pem).expect("write key");
-    let config = ClientOptions::new(ca.roots()).build().expect("client TLS");
-    let stack = StackOptions {
-        tls: Some(TlsSide::Client {
-            config,
-            server_name: "localhost".into(),
-        }),
-        ..StackOptions::default()
-    };
-    (cert, key, stack)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list" || a == "--test") {
+    if listing_only() {
         return;
     }
-    let only = arg("--only").unwrap_or_else(|| "plain,tls,zstd".into());
-    let selected: Vec<&str> = only.split(',').map(str::trim).collect();
-    if let Some(unknown) = selected
-        .iter()
-        .find(|s| !["plain", "tls", "zstd"].contains(s))
-    {
-        eprintln!("echo_compare: unknown comparison {unknown:?} (plain, tls, zstd)");
-        std::process::exit(2);
-    }
+    let selected = list(
+        "echo_compare",
+        "--only",
+        "plain,tls,zstd",
+        &["plain", "tls", "zstd"],
+    );
+    let selected: Vec<&str> = selected.iter().map(String::as_str).collect();
     let rounds = Rounds {
         secs: num("--secs", 3.0),
         rounds: (num("--rounds", 3.0) as usize).max(1),
@@ -175,9 +115,7 @@ fn main() {
     }
 
     if selected.contains(&"tls") {
-        let dir = TempDir(
-            std::env::temp_dir().join(format!("netstrata-echo-compare-{}", std::process::id())),
-        );
+        let dir = TempDir::new("echo-compare");
         let (cert, key, stack) = certificates(&dir.0);
         let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
         let servers = [

@@ -1,7 +1,8 @@
-//! Baseline for the echo comparison: tokio with 2 worker threads and
-//! tokio-util's `LengthDelimitedCodec` (the default wire profile).
+//! Baseline for the echo comparison: tokio with 2 worker threads (or
+//! `--workers N`) and tokio-util's `LengthDelimitedCodec` (the default wire
+//! profile).
 //!
-//! `cargo run --release -p netstrata-cli --example tokio_echo -- 127.0.0.1:7001`
+//! `cargo run --release -p netstrata-cli --example tokio_echo -- 127.0.0.1:7001 [--workers N]`
 
 mod common;
 

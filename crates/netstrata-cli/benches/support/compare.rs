@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use netstrata_cli::load::{self, LoadOptions, Payload};
+use netstrata_cli::load::{self, Latency, LoadOptions, Mode, Payload};
 use netstrata_cli::stack::StackOptions;
 
 use super::median;
@@ -21,6 +21,21 @@ pub(crate) struct Case {
     pub(crate) depth: usize,
 }
 
+impl Case {
+    /// Small messages, many in flight: the per-message costs.
+    pub(crate) const SMALL: Self = Self {
+        size: 64,
+        conns: 16,
+        depth: 16,
+    };
+    /// Large messages: the per-byte costs (copies, crypto, compression).
+    pub(crate) const LARGE: Self = Self {
+        size: 16 * 1024,
+        conns: 4,
+        depth: 4,
+    };
+}
+
 /// How long and how often.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rounds {
@@ -30,19 +45,139 @@ pub(crate) struct Rounds {
     pub(crate) rounds: usize,
 }
 
+/// How the client drives a [`Case`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drive {
+    /// Open loop at this many frames (or, with [`Mode::Connect`],
+    /// connections) a second; `None`: closed loop.
+    pub(crate) msg_rate: Option<f64>,
+    /// Persistent connections, or one per exchange.
+    pub(crate) mode: Mode,
+    /// Run this long before measuring (the server's CPU counts it too, as
+    /// it counts its echoes).
+    pub(crate) warmup: Duration,
+}
+
+impl Drive {
+    /// Closed loop on persistent connections, no warm-up.
+    pub(crate) const CLOSED: Self = Self {
+        msg_rate: None,
+        mode: Mode::Persistent,
+        warmup: Duration::ZERO,
+    };
+}
+
 /// Medians of one server's rounds.
 #[derive(Debug, Clone, Copy)]
-struct Outcome {
+pub(crate) struct Outcome {
     /// Echoes per second.
-    msgs_per_sec: f64,
+    pub(crate) msgs_per_sec: f64,
     /// Server CPU time per echoed message, µs.
-    cpu_us_per_msg: f64,
+    pub(crate) cpu_us_per_msg: f64,
     /// Of which in user space (the server's code and libraries), µs.
-    user_us_per_msg: f64,
+    pub(crate) user_us_per_msg: f64,
     /// Of which in the kernel, µs.
-    system_us_per_msg: f64,
+    pub(crate) system_us_per_msg: f64,
     /// Wire bytes the server sent per framed payload byte it echoed.
-    wire_per_payload: f64,
+    pub(crate) wire_per_payload: f64,
+    /// Round trips (open loop: from each frame's intended send time), each
+    /// percentile the median of the rounds'.
+    pub(crate) latency: Latency,
+    /// `Mode::Connect`: connect (and handshake) times, likewise.
+    pub(crate) connect: Latency,
+}
+
+/// Loads every server with `case` driven as `drive`, `rounds.rounds` times
+/// in rotating order, and returns each server's medians.
+pub(crate) fn measure(
+    servers: &[Server],
+    stack: &StackOptions,
+    case: Case,
+    drive: Drive,
+    rounds: Rounds,
+    ports: &mut Ports,
+) -> Vec<Outcome> {
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
+    for round in 0..rounds.rounds {
+        for k in 0..servers.len() {
+            let i = (round + k) % servers.len();
+            let server = Running::start(&servers[i], ports);
+            let opts = LoadOptions {
+                conns: case.conns,
+                depth: case.depth,
+                size: case.size,
+                duration: Duration::from_secs_f64(rounds.secs),
+                payload: Payload::Text,
+                msg_rate: drive.msg_rate,
+                mode: drive.mode,
+                warmup: drive.warmup,
+                ..LoadOptions::new(server.addr, stack.clone())
+            };
+            let before = server.cpu();
+            let report = load::run(&opts, |_| {}).expect("load");
+            let used = server.cpu() - before;
+            drop(server);
+            assert_eq!(
+                report.errors, 0,
+                "{}: {:?}",
+                servers[i].name, report.error_samples
+            );
+            // Every echo counts, the warm-up's and the drain's after the
+            // window too: their CPU was measured as well.
+            let echoed = report.totals.messages_in as f64;
+            let framed = echoed * (case.size + 4) as f64;
+            runs[i].push(Run {
+                msgs_per_sec: report.msgs_per_sec(),
+                cpu: used.total().as_secs_f64() / echoed * 1e6,
+                user: used.user.as_secs_f64() / echoed * 1e6,
+                system: used.system.as_secs_f64() / echoed * 1e6,
+                wire: report.totals.wire_in as f64 / framed,
+                latency: report.latency,
+                connect: report.connect_latency.unwrap_or_default(),
+            });
+        }
+    }
+    runs.iter().map(|r| Run::medians(r)).collect()
+}
+
+/// One server's figures in one round.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    msgs_per_sec: f64,
+    cpu: f64,
+    user: f64,
+    system: f64,
+    wire: f64,
+    latency: Latency,
+    connect: Latency,
+}
+
+impl Run {
+    fn medians(runs: &[Self]) -> Outcome {
+        let of = |f: fn(&Self) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+        let percentiles = |l: fn(&Self) -> Latency| {
+            let at = |p: fn(&Latency) -> u64| {
+                median(&mut runs.iter().map(|r| p(&l(r)) as f64).collect::<Vec<_>>()) as u64
+            };
+            Latency {
+                p50: at(|l| l.p50),
+                p90: at(|l| l.p90),
+                p99: at(|l| l.p99),
+                p999: at(|l| l.p999),
+                p9999: at(|l| l.p9999),
+                max: at(|l| l.max),
+            }
+        };
+        Outcome {
+            msgs_per_sec: of(|r| r.msgs_per_sec),
+            cpu_us_per_msg: of(|r| r.cpu),
+            user_us_per_msg: of(|r| r.user),
+            system_us_per_msg: of(|r| r.system),
+            wire_per_payload: of(|r| r.wire),
+            latency: percentiles(|r| r.latency),
+            connect: percentiles(|r| r.connect),
+        }
+    }
 }
 
 /// Runs `case` against every server with the client `stack` and prints a
@@ -58,52 +193,7 @@ pub(crate) fn compare(
     rounds: Rounds,
     ports: &mut Ports,
 ) {
-    let mut rates = vec![Vec::new(); servers.len()];
-    let mut cpu = vec![Vec::new(); servers.len()];
-    let mut user = vec![Vec::new(); servers.len()];
-    let mut system = vec![Vec::new(); servers.len()];
-    let mut wire = vec![Vec::new(); servers.len()];
-    for round in 0..rounds.rounds {
-        for k in 0..servers.len() {
-            let i = (round + k) % servers.len();
-            let server = Running::start(&servers[i], ports);
-            let opts = LoadOptions {
-                conns: case.conns,
-                depth: case.depth,
-                size: case.size,
-                duration: Duration::from_secs_f64(rounds.secs),
-                payload: Payload::Text,
-                ..LoadOptions::new(server.addr, stack.clone())
-            };
-            let before = server.cpu();
-            let report = load::run(&opts, |_| {}).expect("load");
-            let used = server.cpu() - before;
-            drop(server);
-            assert_eq!(
-                report.errors, 0,
-                "{}: {:?}",
-                servers[i].name, report.error_samples
-            );
-            rates[i].push(report.msgs_per_sec());
-            // Every echo counts, the drain after the window's too: its CPU
-            // was measured as well.
-            let echoed = report.totals.messages_in as f64;
-            cpu[i].push(used.total().as_secs_f64() / echoed * 1e6);
-            user[i].push(used.user.as_secs_f64() / echoed * 1e6);
-            system[i].push(used.system.as_secs_f64() / echoed * 1e6);
-            let framed = echoed * (case.size + 4) as f64;
-            wire[i].push(report.totals.wire_in as f64 / framed);
-        }
-    }
-    let outcomes: Vec<Outcome> = (0..servers.len())
-        .map(|i| Outcome {
-            msgs_per_sec: median(&mut rates[i]),
-            cpu_us_per_msg: median(&mut cpu[i]),
-            user_us_per_msg: median(&mut user[i]),
-            system_us_per_msg: median(&mut system[i]),
-            wire_per_payload: median(&mut wire[i]),
-        })
-        .collect();
+    let outcomes = measure(servers, stack, case, Drive::CLOSED, rounds, ports);
     let Case { size, conns, depth } = case;
     println!(
         "\n{title}: {size} B, {conns} conns x depth {depth}, {} s x {} rounds (medians)",

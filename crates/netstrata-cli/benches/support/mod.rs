@@ -1,10 +1,12 @@
 //! Helpers of the end-to-end echo comparison: server processes and their
-//! CPU and memory ([`process`]), interleaved load rounds ([`compare`]) and
-//! memory per connection ([`memory`]).
+//! CPU and memory ([`process`]), the servers and certificates they use
+//! ([`servers`]), interleaved load rounds ([`compare`]) and memory per
+//! connection ([`memory`]).
 
 pub(crate) mod compare;
 pub(crate) mod memory;
 pub(crate) mod process;
+pub(crate) mod servers;
 
 /// The median of `v` (the upper one of an even count); 0 when empty.
 pub(crate) fn median(v: &mut [f64]) -> f64 {

@@ -1,4 +1,5 @@
-//! What the tokio baselines share: a 2-worker runtime, an accept loop, and
+//! What the tokio baselines share: a multi-threaded runtime (2 workers, or
+//! `--workers N` after the positional arguments), an accept loop, and
 //! the echo loop over tokio-util's `LengthDelimitedCodec`. Each baseline
 //! only says how an accepted TCP stream becomes its byte stream (as is, TLS,
 //! zstd), so the three differ in nothing else.
@@ -12,7 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Serves `addr` (the first argument, or `default_addr`) with 2 worker
-/// threads; every accepted stream goes through `wrap`, then echoes frames.
+/// threads (`--workers N`: N); every accepted stream goes through `wrap`,
+/// then echoes frames.
 /// Prints "`name` listening on ADDR" once bound (the bench waits for it).
 pub(crate) fn serve<W, F, S>(name: &str, default_addr: &str, wrap: W) -> io::Result<()>
 where
@@ -23,8 +25,17 @@ where
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| default_addr.into());
+    let args: Vec<String> = std::env::args().collect();
+    let workers = match args.iter().position(|a| a == "--workers") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| io::Error::other("--workers takes a number above 0"))?,
+        None => 2,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()?;
     runtime.block_on(async move {

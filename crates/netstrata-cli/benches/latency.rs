@@ -1,0 +1,274 @@
+//! The latency table of docs/benchmarks.md: `netstrata echo-server` against
+//! the tokio baseline with as many worker threads as netstrata has loops,
+//! at each `--loops` count, same client, same run, interleaved rounds,
+//! medians.
+//!
+//! For each stack (`--only plain,tls,zstd`) and message size (64 B with 16
+//! connections x 16 in flight, 16 KiB with 4 x 4):
+//! - closed loop: msgs/s, the server's CPU time per message (from
+//!   `/proc/PID/stat`), p50/p99/p99.9 round trip;
+//! - open loop at 50% and 80% of the tokio baseline's closed-loop rate of
+//!   this run (the same offered load for both servers): p50/p99/p99.9 from
+//!   each frame's intended send time (coordinated omission corrected) and
+//!   the rate achieved.
+//!
+//! Then connection setup (`--mode connect`, 16 exchanges at once, each on
+//! a new connection), plain and TLS: connections/s, server CPU per
+//! connection, connect (and handshake) p50/p99.
+//!
+//! `cargo bench -p netstrata-cli --bench latency [-- --secs 2 --rounds 3 --loops 1,2 --only plain,tls,zstd --sizes 64,16384 --setup yes]`
+//!
+//! Every run starts with a warm-up of `--warmup` seconds (0.5 by default)
+//! that the percentiles leave out; the CPU figures count its messages and
+//! its time alike.
+
+// Shared with the echo_compare bench; each uses a part of it.
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use netstrata_cli::load::Mode;
+use netstrata_cli::stack::StackOptions;
+use netstrata_zstd::ZstdConfig;
+use support::compare::{Case, Drive, Outcome, Rounds, measure};
+use support::process::{Ports, Server, build};
+use support::servers::{TempDir, certificates, list, listing_only, netstrata, num};
+
+/// zstd level of both servers and the client (and a 2^15 window, the
+/// baseline's and netstrata's default).
+const LEVEL: &str = "3";
+
+/// One stack: netstrata's server, the tokio baseline, and the client's
+/// layers.
+struct Pair {
+    name: &'static str,
+    servers: [Server; 2],
+    client: StackOptions,
+}
+
+fn pairs(only: &[String], loops: &str, tls: &(String, String, StackOptions)) -> Vec<Pair> {
+    let (cert, key, tls_client) = tls;
+    let workers = ["--workers", loops];
+    let mut pairs = Vec::new();
+    for stack in only {
+        pairs.push(match stack.as_str() {
+            "plain" => Pair {
+                name: "plain",
+                servers: [
+                    netstrata("netstrata", loops, &[]),
+                    tokio("examples/tokio_echo", &[], &workers),
+                ],
+                client: StackOptions::default(),
+            },
+            "tls" => Pair {
+                name: "tls",
+                servers: [
+                    netstrata("netstrata", loops, &["--tls", "--cert", cert, "--key", key]),
+                    tokio("examples/tokio_tls_echo", &[cert, key], &workers),
+                ],
+                client: tls_client.clone(),
+            },
+            _ => Pair {
+                name: "zstd",
+                servers: [
+                    netstrata("netstrata", loops, &["--zstd", "--zstd-level", LEVEL]),
+                    tokio("examples/tokio_zstd_echo", &[LEVEL], &workers),
+                ],
+                client: StackOptions {
+                    zstd: Some(ZstdConfig::new().with_level(3)),
+                    ..StackOptions::default()
+                },
+            },
+        });
+    }
+    pairs
+}
+
+/// A tokio baseline with its positional arguments after the address.
+fn tokio(path: &str, positional: &[&str], workers: &[&str]) -> Server {
+    let mut args = vec!["ADDR"];
+    args.extend_from_slice(positional);
+    args.extend_from_slice(workers);
+    Server::release("tokio", path, &args)
+}
+
+fn us(v: u64) -> String {
+    match v {
+        0..10_000 => format!("{v} µs"),
+        _ => format!("{:.1} ms", v as f64 / 1000.0),
+    }
+}
+
+fn rate(v: f64) -> String {
+    match v {
+        v if v >= 1e6 => format!("{:.2} M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1} k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1024 => format!("{} KiB", b / 1024),
+        b => format!("{b} B"),
+    }
+}
+
+/// One row of the table: a server under one load.
+fn row(loops: &str, stack: &str, case: Case, load: &str, server: &str, o: &Outcome) {
+    println!(
+        "| {loops} | {stack} | {} | {load} | {server} | {} | {:.3} | {} | {} | {} |",
+        size(case.size),
+        rate(o.msgs_per_sec),
+        o.cpu_us_per_msg,
+        us(o.latency.p50),
+        us(o.latency.p99),
+        us(o.latency.p999),
+    );
+}
+
+fn ratio_row(label: &str, ours: &Outcome, base: &Outcome) {
+    println!(
+        "|  |  |  | {label} | netstrata / tokio | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+        ours.msgs_per_sec / base.msgs_per_sec,
+        ours.cpu_us_per_msg / base.cpu_us_per_msg,
+        ours.latency.p50 as f64 / base.latency.p50.max(1) as f64,
+        ours.latency.p99 as f64 / base.latency.p99.max(1) as f64,
+        ours.latency.p999 as f64 / base.latency.p999.max(1) as f64,
+    );
+}
+
+fn main() {
+    if listing_only() {
+        return;
+    }
+    let only = list(
+        "latency",
+        "--only",
+        "plain,tls,zstd",
+        &["plain", "tls", "zstd"],
+    );
+    let loop_counts = list("latency", "--loops", "1,2", &["1", "2", "3", "4"]);
+    let sizes = list("latency", "--sizes", "64,16384", &["64", "16384"]);
+    let setup = arg_yes("--setup");
+    let rounds = Rounds {
+        secs: num("--secs", 2.0),
+        rounds: (num("--rounds", 3.0) as usize).max(1),
+    };
+    let warmup = Duration::from_secs_f64(num("--warmup", 0.5));
+    build(&["tokio_echo", "tokio_tls_echo", "tokio_zstd_echo"]);
+    let dir = TempDir::new("latency");
+    let (cert, key, tls_client) = certificates(&dir.0);
+    let tls = (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+        tls_client,
+    );
+    let mut ports = Ports::new(7600);
+
+    println!(
+        "\n{} s per server per round after a {} s warm-up, {} rounds, interleaved; medians",
+        rounds.secs,
+        warmup.as_secs_f64(),
+        rounds.rounds
+    );
+    println!(
+        "\n| loops | stack | size | load | server | msgs/s | CPU µs/msg | p50 | p99 | p99.9 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for loops in &loop_counts {
+        for pair in pairs(&only, loops, &tls) {
+            for size in &sizes {
+                let case = match size.as_str() {
+                    "64" => Case::SMALL,
+                    _ => Case::LARGE,
+                };
+                let closed = Drive {
+                    warmup,
+                    ..Drive::CLOSED
+                };
+                let outcomes = measure(
+                    &pair.servers,
+                    &pair.client,
+                    case,
+                    closed,
+                    rounds,
+                    &mut ports,
+                );
+                for (server, o) in pair.servers.iter().zip(&outcomes) {
+                    row(loops, pair.name, case, "closed", server.name, o);
+                }
+                ratio_row("closed", &outcomes[0], &outcomes[1]);
+                let baseline_rate = outcomes[1].msgs_per_sec;
+                for share in [0.5, 0.8] {
+                    let open = Drive {
+                        msg_rate: Some(baseline_rate * share),
+                        ..closed
+                    };
+                    let load = format!(
+                        "open {:.0}% ({}/s)",
+                        share * 100.0,
+                        rate(baseline_rate * share)
+                    );
+                    let outcomes =
+                        measure(&pair.servers, &pair.client, case, open, rounds, &mut ports);
+                    for (server, o) in pair.servers.iter().zip(&outcomes) {
+                        row(loops, pair.name, case, &load, server.name, o);
+                    }
+                    ratio_row(&load, &outcomes[0], &outcomes[1]);
+                }
+            }
+        }
+    }
+
+    if setup {
+        println!(
+            "\nconnection setup: a new connection (and handshake) per 64 B exchange, 16 at once"
+        );
+        println!(
+            "\n| loops | stack | server | conns/s | CPU µs/conn | connect p50 | connect p99 |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        let case = Case {
+            size: 64,
+            conns: 16,
+            depth: 1,
+        };
+        let connect = Drive {
+            mode: Mode::Connect,
+            warmup,
+            ..Drive::CLOSED
+        };
+        for loops in &loop_counts {
+            let stacks: Vec<String> = ["plain", "tls"].map(String::from).to_vec();
+            for pair in pairs(&stacks, loops, &tls) {
+                let outcomes = measure(
+                    &pair.servers,
+                    &pair.client,
+                    case,
+                    connect,
+                    rounds,
+                    &mut ports,
+                );
+                for (server, o) in pair.servers.iter().zip(&outcomes) {
+                    println!(
+                        "| {loops} | {} | {} | {} | {:.1} | {} | {} |",
+                        pair.name,
+                        server.name,
+                        rate(o.msgs_per_sec),
+                        o.cpu_us_per_msg,
+                        us(o.connect.p50),
+                        us(o.connect.p99),
+                    );
+                }
+            }
+        }
+    }
+    drop(dir);
+}
+
+/// `--setup yes|no` (yes by default).
+fn arg_yes(name: &str) -> bool {
+    support::servers::arg(name).is_none_or(|v| v != "no")
+}
