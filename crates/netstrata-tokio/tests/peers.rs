@@ -151,6 +151,36 @@ async fn a_tls_stream_cut_without_close_notify_is_an_unexpected_eof() {
 }
 
 #[tokio::test]
+async fn a_handshake_the_peer_never_starts_ends_at_its_timeout_as_timed_out() {
+    // The peer connects and says nothing: the server's TLS layer gives up
+    // at its handshake deadline, which the stream's tokio timer fires.
+    let (a, silent_peer) = tokio::io::duplex(1024);
+    let timeout = std::time::Duration::from_millis(100);
+    let tls = Tls::server(server_config())
+        .unwrap()
+        .with_handshake_timeout(timeout);
+    let mut ours = LayeredStream::new(a, Stack::new((tls,)));
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let e = tokio::time::timeout(timeout * 50, ours.read_to_end(&mut got))
+        .await
+        .expect("the handshake deadline fired")
+        .unwrap_err();
+    assert!(started.elapsed() >= timeout, "not before its deadline");
+    assert!(got.is_empty());
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    let inner = e.get_ref().and_then(|e| e.downcast_ref::<StackError>());
+    assert!(
+        matches!(
+            inner.map(StackError::error),
+            Some(Error::TimedOut { layer: "tls", .. })
+        ),
+        "{inner:?}"
+    );
+    drop(silent_peer);
+}
+
+#[tokio::test]
 async fn a_peer_that_does_not_speak_tls_is_invalid_data_with_the_layers_error() {
     let (a, mut b) = tokio::io::duplex(1024);
     let peer = tokio::spawn(async move {
