@@ -64,6 +64,7 @@
 //! | `netstrata_connections_open` | gauge | `loop` |
 //! | `netstrata_connections_opened_total` | counter | `loop` |
 //! | `netstrata_connections_closed_total` | counter | `reason` (a [`CloseKind`]: `clean`, `zstd: peer misbehaved`, ...; per server) |
+//! | `netstrata_handshakes_total` | counter | `loop`, `outcome` (`completed`, `failed`: of connections whose layers were handshaking when they opened, those past the handshake, and those closed before it ended) |
 //! | `netstrata_messages_total` | counter | `loop`, `direction` (`in`, `out`) |
 //! | `netstrata_wire_bytes_total` | counter | `loop`, `direction` |
 //! | `netstrata_layer_bytes_total` | counter | `loop`, `layer`, `direction` (`inbound`, `outbound`), `side` (`lower`, `upper`: the side of the layer the bytes crossed) |

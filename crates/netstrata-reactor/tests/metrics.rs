@@ -1,5 +1,6 @@
 //! The loop's figures through the `metrics` facade: connections, closes by
-//! reason, messages and bytes per layer, published on the loop's timer.
+//! reason, messages and bytes per layer, handshakes, published on the
+//! loop's timer.
 #![cfg(feature = "metrics")]
 
 use std::collections::HashMap;
@@ -88,7 +89,7 @@ fn a_servers_figures_are_published_through_the_metrics_facade() {
     let config = LoopConfig::new().with_metrics_every(Duration::from_millis(10));
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
-        ServerConfig::new().with_threads(1).with_loop(config),
+        ServerConfig::new().with_threads(1).with_loop(config.clone()),
         conn,
         |_| Echo,
     )
@@ -140,5 +141,70 @@ fn a_servers_figures_are_published_through_the_metrics_facade() {
         let labels = [("direction", direction)];
         assert_eq!(seen.value("netstrata_wire_bytes_total", &labels), 1040.0);
     }
+    // A stack without a handshake counts none.
+    assert_eq!(seen.value("netstrata_handshakes_total", &[]), 0.0);
+    server.shutdown(Duration::from_secs(1)).unwrap();
+
+    handshakes_completed_and_failed(&snapshotter, config, &mut seen);
+}
+
+/// (Part of the test above: one recorder per process.) A TLS server: one
+/// client completes its handshake and is echoed, one sends bytes that are
+/// not TLS and is refused; each counted by outcome, while open and after.
+fn handshakes_completed_and_failed(
+    snapshotter: &Snapshotter,
+    config: LoopConfig,
+    seen: &mut Published,
+) {
+    use netstrata_tls::dev_certs::DevCa;
+    use netstrata_tls::{ClientOptions, ServerOptions, Tls};
+    use std::io::Write;
+
+    let ca = DevCa::new().unwrap();
+    let leaf = ca.issue(&["localhost"]).unwrap();
+    let server_config = ServerOptions::new()
+        .with_identity(leaf.identity())
+        .build()
+        .unwrap();
+    let server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig::new().with_threads(1).with_loop(config),
+        move || {
+            let tls = Tls::server(server_config.clone()).unwrap();
+            Connection::new(Stack::new((tls,)), LengthDelimited::new())
+        },
+        |_| Echo,
+    )
+    .unwrap();
+    let completed = [("outcome", "completed")];
+    let failed = [("outcome", "failed")];
+
+    let tls = Tls::client(ClientOptions::new(ca.roots()).build().unwrap(), "localhost").unwrap();
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    let mut client = Blocking::new(
+        stream,
+        Connection::new(Stack::new((tls,)), LengthDelimited::new()),
+    );
+    client.send(b"over TLS").unwrap();
+    client.flush().unwrap();
+    assert_eq!(&client.recv().unwrap().unwrap()[..], b"over TLS");
+    seen.until(snapshotter, "a completed handshake, still open", |s| {
+        s.value("netstrata_handshakes_total", &completed) == 1.0
+    });
+
+    let mut not_tls = TcpStream::connect(server.local_addr()).unwrap();
+    not_tls.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    seen.until(snapshotter, "a failed handshake", |s| {
+        s.value("netstrata_handshakes_total", &failed) == 1.0
+    });
+    client.shutdown().unwrap();
+    assert!(client.recv().unwrap().is_none());
+    seen.until(
+        snapshotter,
+        "the completed one closed, still counted",
+        |s| s.value("netstrata_connections_open", &[]) == 0.0,
+    );
+    assert_eq!(seen.value("netstrata_handshakes_total", &completed), 1.0);
+    assert_eq!(seen.value("netstrata_handshakes_total", &failed), 1.0);
     server.shutdown(Duration::from_secs(1)).unwrap();
 }

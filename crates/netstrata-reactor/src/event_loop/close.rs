@@ -41,7 +41,11 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         closes::record(&self.closes, entry.id, entry.peer, accepted, &reason);
         let stats = entry.conn.stats();
         #[cfg(feature = "metrics")]
-        self.figures.closed(&stats);
+        self.figures.closed(
+            &stats,
+            entry.opened_handshaking,
+            entry.conn.stack().is_handshaking(),
+        );
         if let Some(handler) = entry.handler.as_mut() {
             handler.on_close(&reason, &stats);
         }

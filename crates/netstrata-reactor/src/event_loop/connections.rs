@@ -193,6 +193,8 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         conn.set_waker(Arc::new(ConnWaker::new(self.handle.clone(), id)).into());
         #[cfg(feature = "metrics")]
         self.figures.opened();
+        #[cfg(feature = "metrics")]
+        let opened_handshaking = conn.stack().is_handshaking();
         slot.insert(Entry {
             id,
             socket,
@@ -208,6 +210,8 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
             layer_deadline: None,
             last_activity: now,
             scheduled: false,
+            #[cfg(feature = "metrics")]
+            opened_handshaking,
         });
         if let Some(idle) = self.config.idle_timeout {
             self.timers.push(Timer {

@@ -27,6 +27,11 @@ pub(super) struct Figures {
     label: String,
     opened: u64,
     closed: Totals,
+    /// Connections that opened with their layers handshaking and closed
+    /// after the handshake completed ...
+    handshakes_completed: u64,
+    /// ... or before it did (an error, its timeout, the peer gone).
+    handshakes_failed: u64,
 }
 
 /// Sums of connections' figures.
@@ -61,6 +66,8 @@ impl Figures {
             label: NEXT_LOOP.fetch_add(1, Ordering::Relaxed).to_string(),
             opened: 0,
             closed: Totals::default(),
+            handshakes_completed: 0,
+            handshakes_failed: 0,
         }
     }
 
@@ -68,9 +75,21 @@ impl Figures {
         self.opened += 1;
     }
 
-    /// A connection closed with these final figures.
-    pub(super) fn closed(&mut self, stats: &ConnectionStats) {
+    /// A connection closed with these final figures; `opened_handshaking`:
+    /// its layers were handshaking when it opened, `still_handshaking`:
+    /// they had not finished.
+    pub(super) fn closed(
+        &mut self,
+        stats: &ConnectionStats,
+        opened_handshaking: bool,
+        still_handshaking: bool,
+    ) {
         self.closed.add(stats);
+        match (opened_handshaking, still_handshaking) {
+            (true, false) => self.handshakes_completed += 1,
+            (true, true) => self.handshakes_failed += 1,
+            (false, _) => {}
+        }
     }
 }
 
@@ -79,8 +98,12 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     pub(super) fn publish_figures(&self) {
         let figures = &self.figures;
         let mut totals = Totals::default();
+        let mut handshakes_completed = figures.handshakes_completed;
         for (_, entry) in &self.slab {
             totals.add(&entry.conn.stats());
+            if entry.opened_handshaking && !entry.conn.stack().is_handshaking() {
+                handshakes_completed += 1;
+            }
         }
         let closed = &figures.closed;
         let label = figures.label.clone();
@@ -127,6 +150,13 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
                 )
                 .absolute(live + gone);
             }
+        }
+        for (outcome, n) in [
+            ("completed", handshakes_completed),
+            ("failed", figures.handshakes_failed),
+        ] {
+            metrics::counter!("netstrata_handshakes_total", "loop" => label.clone(), "outcome" => outcome)
+                .absolute(n);
         }
         for (kind, n) in self.closes.snapshot() {
             metrics::counter!("netstrata_connections_closed_total", "reason" => kind.to_string())
