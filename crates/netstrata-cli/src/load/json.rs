@@ -169,3 +169,52 @@ struct JsonTraffic {
     bytes_per_sec: u64,
     peak_bytes_per_sec: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hdrhistogram::Histogram;
+
+    use super::super::{Latency, LoadOptions, Report};
+    use crate::stack::StackOptions;
+
+    fn report(error_samples: Vec<String>) -> Report {
+        Report {
+            messages: 0,
+            elapsed: Duration::from_secs(1),
+            size: 64,
+            latency: Latency::default(),
+            errors: error_samples.len() as u64,
+            error_samples,
+            connections_opened: 1,
+            connect_error: None,
+            wire_out: 0,
+            totals: Default::default(),
+            traffic: None,
+            histogram: Histogram::new(3).unwrap(),
+            timeline: Vec::new(),
+            intervals: Vec::new(),
+            client_cpu: None,
+            connect_latency: None,
+        }
+    }
+
+    #[test]
+    fn control_characters_and_quotes_in_strings_stay_inside_their_json_strings() {
+        // An error's text can carry what a peer sent; the stack's
+        // description what a user typed.
+        let nasty = "a\u{0}b\u{1b}[31m\"quoted\"\\\n\r\tend";
+        let opts = LoadOptions::new("127.0.0.1:7000".parse().unwrap(), StackOptions::default());
+        let line = report(vec![nasty.to_owned()]).json(&opts, nasty);
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert!(
+            !line.chars().any(|c| c.is_control()),
+            "no raw control character: {line:?}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["error_samples"][0], nasty);
+        assert_eq!(parsed["stack"], nasty);
+        assert_eq!(parsed["config"]["stack"], nasty);
+    }
+}
