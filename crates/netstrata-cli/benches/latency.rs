@@ -14,9 +14,11 @@
 //!
 //! Then connection setup (`--mode connect`, 16 exchanges at once, each on
 //! a new connection), plain and TLS: connections/s, server CPU per
-//! connection, connect (and handshake) p50/p99.
+//! connection, connect (and handshake) p50/p99. Then what `--metrics`
+//! costs: the plain 64 B closed loop against the same server serving
+//! Prometheus metrics published every 100 ms (ten times the default rate).
 //!
-//! `cargo bench -p netstrata-cli --bench latency [-- --secs 2 --rounds 3 --loops 1,2 --only plain,tls,zstd --sizes 64,16384 --setup yes]`
+//! `cargo bench -p netstrata-cli --bench latency [-- --secs 2 --rounds 3 --loops 1,2 --only plain,tls,zstd --sizes 64,16384 --setup yes --metrics yes]`
 //!
 //! Every run starts with a warm-up of `--warmup` seconds (0.5 by default)
 //! that the percentiles leave out; the CPU figures count its messages and
@@ -152,6 +154,7 @@ fn main() {
     let loop_counts = list("latency", "--loops", "1,2", &["1", "2", "3", "4"]);
     let sizes = list("latency", "--sizes", "64,16384", &["64", "16384"]);
     let setup = arg_yes("--setup");
+    let metrics = arg_yes("--metrics");
     let rounds = Rounds {
         secs: num("--secs", 2.0),
         rounds: (num("--rounds", 3.0) as usize).max(1),
@@ -264,6 +267,41 @@ fn main() {
                 }
             }
         }
+    }
+
+    if metrics {
+        println!("\nwhat --metrics costs: plain 64 B, 16 x 16, closed loop, one loop");
+        println!("\n| server | msgs/s | CPU µs/msg | p99 |");
+        println!("|---|---|---|---|");
+        let metrics_addr = ports.next().to_string();
+        let servers = [
+            netstrata("netstrata", "1", &[]),
+            netstrata(
+                "netstrata --metrics",
+                "1",
+                &["--metrics", &metrics_addr, "--metrics-every", "100ms"],
+            ),
+        ];
+        let closed = Drive {
+            warmup,
+            ..Drive::CLOSED
+        };
+        let client = StackOptions::default();
+        let outcomes = measure(&servers, &client, Case::SMALL, closed, rounds, &mut ports);
+        for (server, o) in servers.iter().zip(&outcomes) {
+            println!(
+                "| {} | {} | {:.3} | {} |",
+                server.name,
+                rate(o.msgs_per_sec),
+                o.cpu_us_per_msg,
+                us(o.latency.p99)
+            );
+        }
+        println!(
+            "| with / without | {:.2}x | {:.2}x | |",
+            outcomes[1].msgs_per_sec / outcomes[0].msgs_per_sec,
+            outcomes[1].cpu_us_per_msg / outcomes[0].cpu_us_per_msg
+        );
     }
     drop(dir);
 }
