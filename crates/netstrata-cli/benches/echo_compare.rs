@@ -116,23 +116,23 @@ fn main() {
 
     if selected.contains(&"tls") {
         let dir = TempDir::new("echo-compare");
-        let (cert, key, stack) = certificates(&dir.0);
-        let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+        let certs = certificates(&dir.0);
+        let (cert, key, stack) = (&certs.cert, &certs.key, certs.client.clone());
         let servers = [
             netstrata(
                 "netstrata tls",
                 &loops,
-                &["--tls", "--cert", &cert, "--key", &key],
+                &["--tls", "--cert", cert, "--key", key],
             ),
             Server::release(
                 "tokio-rustls",
                 "examples/tokio_tls_echo",
-                &["ADDR", &cert, &key],
+                &["ADDR", cert, key],
             ),
             Server::release(
                 "mio tls (limit)",
                 "examples/mio_echo",
-                &["ADDR", &loops, "--tls", &cert, &key],
+                &["ADDR", &loops, "--tls", cert, key],
             ),
         ];
         compare_cases(

@@ -5,7 +5,9 @@
 //!
 //! For each stack (`--only plain,tls,zstd`) and message size (64 B with 16
 //! connections x 16 in flight, 16 KiB with 4 x 4):
-//! - closed loop: msgs/s, the server's CPU time per message (from
+//! - closed loop with a tokio client (`examples/tokio_load`: tokio-util's
+//!   `Framed` on tokio, plain or TLS; not for zstd), then with the
+//!   netstrata client: msgs/s, the server's CPU time per message (from
 //!   `/proc/PID/stat`), p50/p99/p99.9 round trip;
 //! - open loop at 50% and 80% of the tokio baseline's closed-loop rate of
 //!   this run (the same offered load for both servers): p50/p99/p99.9 from
@@ -18,7 +20,7 @@
 //! costs: the plain 64 B closed loop against the same server serving
 //! Prometheus metrics published every 100 ms (ten times the default rate).
 //!
-//! `cargo bench -p netstrata-cli --bench latency [-- --secs 2 --rounds 3 --loops 1,2 --only plain,tls,zstd --sizes 64,16384 --setup yes --metrics yes]`
+//! `cargo bench -p netstrata-cli --bench latency [-- --secs 2 --rounds 3 --loops 1,2 --only plain,tls,zstd --sizes 64,16384 --tokio-client yes --setup yes --metrics yes]`
 //!
 //! Every run starts with a warm-up of `--warmup` seconds (0.5 by default)
 //! that the percentiles leave out; the CPU figures count its messages and
@@ -33,9 +35,9 @@ use std::time::Duration;
 use netstrata_cli::load::Mode;
 use netstrata_cli::stack::StackOptions;
 use netstrata_zstd::ZstdConfig;
-use support::compare::{Case, Drive, Outcome, Rounds, measure};
+use support::compare::{Case, Client, Drive, Outcome, Rounds, measure};
 use support::process::{Ports, Server, build};
-use support::servers::{TempDir, certificates, list, listing_only, netstrata, num};
+use support::servers::{Certificates, TempDir, certificates, list, listing_only, netstrata, num};
 
 /// zstd level of both servers and the client (and a 2^15 window, the
 /// baseline's and netstrata's default).
@@ -49,8 +51,8 @@ struct Pair {
     client: StackOptions,
 }
 
-fn pairs(only: &[String], loops: &str, tls: &(String, String, StackOptions)) -> Vec<Pair> {
-    let (cert, key, tls_client) = tls;
+fn pairs(only: &[String], loops: &str, certs: &Certificates) -> Vec<Pair> {
+    let (cert, key) = (certs.cert.as_str(), certs.key.as_str());
     let workers = ["--workers", loops];
     let mut pairs = Vec::new();
     for stack in only {
@@ -69,7 +71,7 @@ fn pairs(only: &[String], loops: &str, tls: &(String, String, StackOptions)) -> 
                     netstrata("netstrata", loops, &["--tls", "--cert", cert, "--key", key]),
                     tokio("examples/tokio_tls_echo", &[cert, key], &workers),
                 ],
-                client: tls_client.clone(),
+                client: certs.client.clone(),
             },
             _ => Pair {
                 name: "zstd",
@@ -155,19 +157,20 @@ fn main() {
     let sizes = list("latency", "--sizes", "64,16384", &["64", "16384"]);
     let setup = arg_yes("--setup");
     let metrics = arg_yes("--metrics");
+    let with_tokio_client = arg_yes("--tokio-client");
     let rounds = Rounds {
         secs: num("--secs", 2.0),
         rounds: (num("--rounds", 3.0) as usize).max(1),
     };
     let warmup = Duration::from_secs_f64(num("--warmup", 0.5));
-    build(&["tokio_echo", "tokio_tls_echo", "tokio_zstd_echo"]);
+    build(&[
+        "tokio_echo",
+        "tokio_tls_echo",
+        "tokio_zstd_echo",
+        "tokio_load",
+    ]);
     let dir = TempDir::new("latency");
-    let (cert, key, tls_client) = certificates(&dir.0);
-    let tls = (
-        cert.to_string_lossy().into_owned(),
-        key.to_string_lossy().into_owned(),
-        tls_client,
-    );
+    let tls = certificates(&dir.0);
     let mut ports = Ports::new(7600);
 
     println!(
@@ -187,6 +190,33 @@ fn main() {
                     "64" => Case::SMALL,
                     _ => Case::LARGE,
                 };
+                // The tokio client speaks plain and TLS (no zstd).
+                let tokio_client = match pair.name {
+                    "plain" => Some(Client::Tokio { tls_ca: None }),
+                    "tls" => Some(Client::Tokio {
+                        tls_ca: Some(&tls.ca),
+                    }),
+                    _ => None,
+                };
+                if let Some(client) = tokio_client.filter(|_| with_tokio_client) {
+                    let closed = Drive {
+                        client,
+                        ..Drive::CLOSED
+                    };
+                    let outcomes = measure(
+                        &pair.servers,
+                        &pair.client,
+                        case,
+                        closed,
+                        rounds,
+                        &mut ports,
+                    );
+                    let load = "closed, tokio client";
+                    for (server, o) in pair.servers.iter().zip(&outcomes) {
+                        row(loops, pair.name, case, load, server.name, o);
+                    }
+                    ratio_row(load, &outcomes[0], &outcomes[1]);
+                }
                 let closed = Drive {
                     warmup,
                     ..Drive::CLOSED
@@ -306,7 +336,7 @@ fn main() {
     drop(dir);
 }
 
-/// `--setup yes|no` (yes by default).
+/// `--NAME yes|no` (yes by default).
 fn arg_yes(name: &str) -> bool {
     support::servers::arg(name).is_none_or(|v| v != "no")
 }

@@ -2,13 +2,15 @@
 //! same client in each round, in rotating order, and medians are reported
 //! with ratios to the baselines.
 
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::Duration;
 
 use netstrata_cli::load::{self, Latency, LoadOptions, Mode, Payload};
 use netstrata_cli::stack::StackOptions;
 
 use super::median;
-use super::process::{Ports, Running, Server};
+use super::process::{Ports, Running, Server, release_path};
 
 /// One load shape.
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +47,23 @@ pub(crate) struct Rounds {
     pub(crate) rounds: usize,
 }
 
+/// Which load client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Client<'a> {
+    /// `netstrata bench`'s (this process): closed or open loop, persistent
+    /// or one connection per exchange.
+    Netstrata,
+    /// `examples/tokio_load` (a process of its own): tokio-util's `Framed`
+    /// on tokio, closed loop on persistent connections only; over TLS
+    /// (tokio-rustls) trusting the CA in `tls_ca` when given. No zstd.
+    Tokio { tls_ca: Option<&'a str> },
+}
+
 /// How the client drives a [`Case`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Drive {
+pub(crate) struct Drive<'a> {
+    /// The load client.
+    pub(crate) client: Client<'a>,
     /// Open loop at this many frames (or, with [`Mode::Connect`],
     /// connections) a second; `None`: closed loop.
     pub(crate) msg_rate: Option<f64>,
@@ -58,9 +74,10 @@ pub(crate) struct Drive {
     pub(crate) warmup: Duration,
 }
 
-impl Drive {
+impl Drive<'_> {
     /// Closed loop on persistent connections, no warm-up.
     pub(crate) const CLOSED: Self = Self {
+        client: Client::Netstrata,
         msg_rate: None,
         mode: Mode::Persistent,
         warmup: Duration::ZERO,
@@ -114,36 +131,96 @@ pub(crate) fn measure(
                 ..LoadOptions::new(server.addr, stack.clone())
             };
             let before = server.cpu();
-            let report = load::run(&opts, |_| {}).expect("load");
+            let run = match drive.client {
+                Client::Netstrata => {
+                    let report = load::run(&opts, |_| {}).expect("load");
+                    assert_eq!(
+                        report.errors, 0,
+                        "{}: {:?}",
+                        servers[i].name, report.error_samples
+                    );
+                    // Every echo counts, the warm-up's and the drain's after
+                    // the window too: their CPU was measured as well.
+                    let echoed = report.totals.messages_in as f64;
+                    let framed = echoed * (case.size + 4) as f64;
+                    Run {
+                        msgs_per_sec: report.msgs_per_sec(),
+                        echoed,
+                        wire: report.totals.wire_in as f64 / framed,
+                        latency: report.latency,
+                        connect: report.connect_latency.unwrap_or_default(),
+                        ..Run::default()
+                    }
+                }
+                Client::Tokio { tls_ca } => {
+                    tokio_load(server.addr, case, rounds.secs, tls_ca, servers[i].name)
+                }
+            };
             let used = server.cpu() - before;
             drop(server);
-            assert_eq!(
-                report.errors, 0,
-                "{}: {:?}",
-                servers[i].name, report.error_samples
-            );
-            // Every echo counts, the warm-up's and the drain's after the
-            // window too: their CPU was measured as well.
-            let echoed = report.totals.messages_in as f64;
-            let framed = echoed * (case.size + 4) as f64;
+            let per_msg = |t: Duration| t.as_secs_f64() / run.echoed * 1e6;
             runs[i].push(Run {
-                msgs_per_sec: report.msgs_per_sec(),
-                cpu: used.total().as_secs_f64() / echoed * 1e6,
-                user: used.user.as_secs_f64() / echoed * 1e6,
-                system: used.system.as_secs_f64() / echoed * 1e6,
-                wire: report.totals.wire_in as f64 / framed,
-                latency: report.latency,
-                connect: report.connect_latency.unwrap_or_default(),
+                cpu: per_msg(used.total()),
+                user: per_msg(used.user),
+                system: per_msg(used.system),
+                ..run
             });
         }
     }
     runs.iter().map(|r| Run::medians(r)).collect()
 }
 
+/// Runs the tokio client (`examples/tokio_load`, closed loop) against
+/// `addr`: its echoes (the drain included), rate and round trips.
+fn tokio_load(addr: SocketAddr, case: Case, secs: f64, tls_ca: Option<&str>, server: &str) -> Run {
+    let tls: Vec<&str> = tls_ca.map_or(vec![], |ca| vec!["--ca", ca]);
+    let out = Command::new(release_path("examples/tokio_load"))
+        .args([
+            addr.to_string(),
+            "--conns".into(),
+            case.conns.to_string(),
+            "--depth".into(),
+            case.depth.to_string(),
+            "--size".into(),
+            case.size.to_string(),
+            "--secs".into(),
+            secs.to_string(),
+        ])
+        .args(tls)
+        .output()
+        .expect("start tokio_load");
+    assert!(out.status.success(), "tokio_load against {server}: {out:?}");
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("tokio_load's JSON");
+    let number = |key: &str| {
+        line[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    assert_eq!(number("errors"), 0.0, "tokio_load against {server}: {line}");
+    let us = |key: &str| number(key) as u64;
+    Run {
+        msgs_per_sec: number("msgs_per_sec"),
+        echoed: number("messages"),
+        latency: Latency {
+            p50: us("p50_us"),
+            p90: us("p90_us"),
+            p99: us("p99_us"),
+            p999: us("p999_us"),
+            max: us("max_us"),
+            ..Latency::default()
+        },
+        // Not measured by this client.
+        wire: f64::NAN,
+        ..Run::default()
+    }
+}
+
 /// One server's figures in one round.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Run {
     msgs_per_sec: f64,
+    /// Echoes the server sent (the CPU figures are per echo).
+    echoed: f64,
     cpu: f64,
     user: f64,
     system: f64,

@@ -24,10 +24,15 @@ impl Server {
     pub(crate) fn release(name: &'static str, path: &str, args: &[&str]) -> Self {
         Self {
             name,
-            program: target_dir().join("release").join(path),
+            program: release_path(path),
             args: args.iter().map(|a| a.to_string()).collect(),
         }
     }
+}
+
+/// A binary built by [`build`]: `netstrata` or `examples/NAME`.
+pub(crate) fn release_path(path: &str) -> PathBuf {
+    target_dir().join("release").join(path)
 }
 
 fn target_dir() -> PathBuf {

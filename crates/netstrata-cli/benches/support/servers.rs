@@ -68,22 +68,40 @@ impl Drop for TempDir {
     }
 }
 
-/// A development certificate for `localhost` in `dir`, and the client
+/// Files of a development CA and a certificate it issued, and the client
 /// configuration that trusts it.
-pub(crate) fn certificates(dir: &Path) -> (PathBuf, PathBuf, StackOptions) {
+pub(crate) struct Certificates {
+    /// The server's certificate chain (PEM).
+    pub(crate) cert: String,
+    /// Its key (PEM).
+    pub(crate) key: String,
+    /// The CA's certificate (PEM), for clients of other processes.
+    pub(crate) ca: String,
+    /// The netstrata client's stack, trusting the CA.
+    pub(crate) client: StackOptions,
+}
+
+/// A development certificate for `localhost` and its CA, in `dir`.
+pub(crate) fn certificates(dir: &Path) -> Certificates {
     let ca = DevCa::new().expect("CA");
     let leaf = ca.issue(&["localhost", "127.0.0.1"]).expect("certificate");
     std::fs::create_dir_all(dir).expect("certificate directory");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, &leaf.cert_pem).expect("write certificate");
-    std::fs::write(&key, &leaf.key_pem).expect("write key");
-    let config = ClientOptions::new(ca.roots()).build().expect("client TLS");
-    let stack = StackOptions {
-        tls: Some(TlsSide::Client {
-            config,
-            server_name: "localhost".into(),
-        }),
-        ..StackOptions::default()
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write a PEM file");
+        path.to_string_lossy().into_owned()
     };
-    (cert, key, stack)
+    let config = ClientOptions::new(ca.roots()).build().expect("client TLS");
+    Certificates {
+        cert: write("cert.pem", &leaf.cert_pem),
+        key: write("key.pem", &leaf.key_pem),
+        ca: write("ca.pem", ca.cert_pem()),
+        client: StackOptions {
+            tls: Some(TlsSide::Client {
+                config,
+                server_name: "localhost".into(),
+            }),
+            ..StackOptions::default()
+        },
+    }
 }
