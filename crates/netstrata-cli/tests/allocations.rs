@@ -25,7 +25,7 @@ use netstrata_cli::demo::dev_tls;
 use netstrata_cli::stack::StackOptions;
 use netstrata_core::{Blocking, Connection, DynStack};
 use netstrata_frame::LengthDelimited;
-use netstrata_reactor::{Context, Handler, Server, ServerConfig};
+use netstrata_reactor::{Context, Handler, LoopConfig, Server, ServerConfig};
 use netstrata_zstd::ZstdConfig;
 
 const SLOTS: usize = 256;
@@ -157,9 +157,15 @@ fn start(
     let loop_slot = Arc::new(OnceLock::new());
     let handler_slot = Arc::clone(&loop_slot);
     let make_conn = move || server_stack.connection().unwrap();
+    // The loop's figures (the tool builds the reactor with `metrics`) are
+    // published on a timer, once a second by default, and building their
+    // labels allocates: once a period, not per message. A slow machine can
+    // stretch a measured window past a period, so the timer is set out of
+    // the test's reach.
+    let no_figures = LoopConfig::new().with_metrics_every(Duration::from_secs(3600));
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
-        ServerConfig::new().with_threads(1),
+        ServerConfig::new().with_threads(1).with_loop(no_figures),
         make_conn,
         move |_| Echo {
             loop_slot: Arc::clone(&handler_slot),

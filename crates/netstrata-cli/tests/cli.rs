@@ -224,12 +224,11 @@ fn connect_mode_makes_a_connection_per_exchange() {
             "{rate:?}: a connect is part of its exchange"
         );
         if let Some(rate) = rate {
-            // On a schedule: 100 in half a second, less those in flight at the edges.
-            assert!(
-                (90..=102).contains(&report.messages),
-                "{} at {rate}/s",
-                report.messages
-            );
+            // On a schedule: at most 100 in half a second (and those in
+            // flight at the edges); a machine too busy to keep up makes
+            // fewer, so how closely the schedule is kept is a benchmark's
+            // question. Without the schedule there would be hundreds.
+            assert!(report.messages <= 102, "{} at {rate}/s", report.messages);
         }
     }
     server.stop().unwrap();

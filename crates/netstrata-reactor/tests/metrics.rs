@@ -89,7 +89,9 @@ fn a_servers_figures_are_published_through_the_metrics_facade() {
     let config = LoopConfig::new().with_metrics_every(Duration::from_millis(10));
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
-        ServerConfig::new().with_threads(1).with_loop(config.clone()),
+        ServerConfig::new()
+            .with_threads(1)
+            .with_loop(config.clone()),
         conn,
         |_| Echo,
     )
