@@ -44,6 +44,7 @@ macro_rules! complain {
 pub mod cpu;
 pub mod demo;
 pub mod echo;
+pub mod fault;
 pub mod load;
 pub mod plot;
 pub mod report;

@@ -1,0 +1,294 @@
+//! A fault proxy: TCP in, TCP out, and on the way the everyday misery of
+//! real networks, one spec per direction — bytes rechunked down to one at
+//! a time, delayed, stalled, cut (FIN), reset (RST), a bit flipped, the
+//! bandwidth capped. `netstrata fault-proxy` runs it; the fault matrix
+//! (`tests/faults.rs`, docs/reliability.md) puts it between every stack's
+//! two ends.
+//!
+//! ```text
+//!   client ──▶ accept ──▶ upstream faults ───▶ connect ──▶ server
+//!          ◀──        ◀── downstream faults ◀──        ◀──
+//!            one thread per direction, 16 KiB in flight each
+//! ```
+//!
+//! Deterministic in its own decisions: piece sizes are drawn from a
+//! ChaCha generator seeded by the seed, the connection's number and the
+//! direction, and every other fault is at a byte offset, so a failing run
+//! replays with the same seed. (When the sender's bytes arrive still
+//! depends on the sender: a piece can end early where a read did.)
+//!
+//! Bounded: each direction holds at most one 16 KiB read; while it writes,
+//! stalls or paces, it does not read, and the sender feels TCP
+//! backpressure. Network input cannot make it panic: it only counts and
+//! copies bytes.
+//!
+//! What the early endings do to the connection:
+//! - **cut@N** (FIN): after exactly N bytes the receiver gets a FIN; the
+//!   sender's later bytes in that direction are read and dropped (the
+//!   sender is not told); the other direction keeps flowing, so the
+//!   receiver's reaction (its own FIN, a TLS alert) reaches the sender.
+//! - **reset@N** (RST): after exactly N bytes both ends get an RST (linger
+//!   zero, then close): the connection is gone both ways. A reset or a
+//!   socket error on either side is passed on the same way.
+//!
+//! It is not a general proxy: no TLS of its own, no protocol awareness, no
+//! limit on connections (it serves tests and the operator's own runs).
+//!
+//! ```no_run
+//! use netstrata_cli::fault::{FaultConfig, FaultProxy};
+//!
+//! let config = FaultConfig::new(42)
+//!     .with_upstream("rechunk=1..64,cut@4096".parse().unwrap())
+//!     .with_downstream("flip@100".parse().unwrap());
+//! let proxy = FaultProxy::start(
+//!     "127.0.0.1:0".parse().unwrap(),
+//!     "127.0.0.1:7000".parse().unwrap(),
+//!     config,
+//! )
+//! .unwrap();
+//! println!("connect to {}", proxy.local_addr());
+//! ```
+
+mod forward;
+mod relay;
+mod spec;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use forward::Outcome;
+pub use spec::{Ending, FaultSpec, Flip, Stall};
+
+/// The seed and the faults of each direction.
+#[derive(Debug, Clone, Default)]
+pub struct FaultConfig {
+    /// Seed of every random decision.
+    pub seed: u64,
+    /// Faults of the client → server direction.
+    pub upstream: FaultSpec,
+    /// Faults of the server → client direction.
+    pub downstream: FaultSpec,
+    /// Bytes of each direction kept in each connection's record (what was
+    /// forwarded, after the faults); 0, the default, keeps none.
+    pub record: usize,
+}
+
+impl FaultConfig {
+    /// No fault yet, seeded by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// Client → server faults.
+    pub fn with_upstream(mut self, spec: FaultSpec) -> Self {
+        self.upstream = spec;
+        self
+    }
+
+    /// Server → client faults.
+    pub fn with_downstream(mut self, spec: FaultSpec) -> Self {
+        self.downstream = spec;
+        self
+    }
+
+    /// Keep up to `bytes` of each direction of each connection in its
+    /// [`ConnectionRecord`] (to find where records or blocks end).
+    pub fn with_record(mut self, bytes: usize) -> Self {
+        self.record = bytes;
+        self
+    }
+
+    /// The generator seeds of connection `index`: (upstream, downstream).
+    fn seeds(&self, index: u64) -> (u64, u64) {
+        let mix = |direction: u64| {
+            // splitmix64 of (seed, connection, direction).
+            let mut z = self
+                .seed
+                .wrapping_add((index * 2 + direction).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        (mix(0), mix(1))
+    }
+}
+
+/// What the proxy did to one connection, once both directions ended.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ConnectionRecord {
+    /// The connection's number, from 0 in the order accepted.
+    pub index: u64,
+    /// Why the connect to the upstream failed, if it did.
+    pub connect_error: Option<io::ErrorKind>,
+    /// How the client → server direction ended.
+    pub upstream: Option<Outcome>,
+    /// How the server → client direction ended.
+    pub downstream: Option<Outcome>,
+    /// Bytes forwarded each way: (upstream, downstream).
+    pub forwarded: (u64, u64),
+    /// The bytes forwarded each way, up to [`FaultConfig::record`].
+    pub wire: (Vec<u8>, Vec<u8>),
+}
+
+impl ConnectionRecord {
+    fn new(index: u64) -> Self {
+        Self {
+            index,
+            ..Self::default()
+        }
+    }
+}
+
+/// State shared by the accept thread, the connections and the owner.
+#[derive(Debug, Default)]
+struct Shared {
+    stop: AtomicBool,
+    finished: Mutex<Vec<ConnectionRecord>>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn finish(&self, record: ConnectionRecord) {
+        self.finished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record);
+        self.changed.notify_all();
+    }
+}
+
+/// A running fault proxy; stops when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Listens on `listen` and relays each connection to `upstream` with
+    /// `config`'s faults, from a thread of its own.
+    pub fn start(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        config: FaultConfig,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(listen)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let accept = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("fault-proxy".into())
+                .spawn(move || accept_loop(&listener, upstream, &config, &shared))?
+        };
+        Ok(Self {
+            local_addr,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The records of the connections that have ended so far.
+    pub fn finished(&self) -> Vec<ConnectionRecord> {
+        self.shared
+            .finished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until `count` connections have ended, at most `timeout`;
+    /// returns the records of those that have.
+    pub fn wait_finished(&self, count: usize, timeout: Duration) -> Vec<ConnectionRecord> {
+        let deadline = Instant::now() + timeout;
+        let mut finished = self
+            .shared
+            .finished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while finished.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            finished = self
+                .shared
+                .changed
+                .wait_timeout(finished, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        finished.clone()
+    }
+
+    /// Stops accepting and ends every connection (without a reset).
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Wakes the blocked accept.
+        let _ = TcpStream::connect_timeout(&self.local_addr, Duration::from_secs(1));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn accept_loop(
+    listener: &TcpListener,
+    upstream: SocketAddr,
+    config: &FaultConfig,
+    shared: &Arc<Shared>,
+) {
+    let mut relays: Vec<JoinHandle<()>> = Vec::new();
+    let mut index = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(e) => {
+                tracing::debug!(error = %e, "fault proxy: accept");
+                // EMFILE and the like: do not spin.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        relays.retain(|r| !r.is_finished());
+        let (config, shared) = (config.clone(), Arc::clone(shared));
+        let spawned = std::thread::Builder::new()
+            .name(format!("fault-relay-{index}"))
+            .spawn(move || relay::relay(client, upstream, &config, index, &shared));
+        match spawned {
+            Ok(relay) => relays.push(relay),
+            Err(e) => tracing::warn!(error = %e, "fault proxy: cannot start a relay thread"),
+        }
+        index += 1;
+    }
+    for relay in relays {
+        let _ = relay.join();
+    }
+}
