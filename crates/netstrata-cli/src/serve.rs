@@ -212,7 +212,7 @@ pub(crate) fn fault_proxy(
     let proxy = FaultProxy::start(listen, upstream, config)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     say!(
-        "netstrata fault-proxy listening on {}, forwarding to {upstream} (up: {up}; down: {down}; seed {seed})",
+        "netstrata fault-proxy listening on {} (seed {seed}), forwarding to {upstream} (up: {up}; down: {down})",
         proxy.local_addr()
     );
     let _ = stop.recv();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use netstrata_cli::fault::{Ending, FaultConfig, FaultSpec, Outcome};
 
+mod common;
 #[path = "faults/on_reactor.rs"]
 mod on_reactor;
 #[path = "faults/on_tokio.rs"]
@@ -409,6 +410,59 @@ fn cell(runtime: Runtime, kind: StackKind, shaped: bool, fault: Fault, direction
         "{context}: server expected {:?}",
         row.server
     );
+}
+
+/// `netstrata fault-proxy`: the subcommand cuts where it is told, says
+/// where it listens, and what it did when stopped.
+#[test]
+fn the_fault_proxy_subcommand_cuts_where_told() {
+    use std::io::{BufReader, Read, Write};
+
+    let server = netstrata_cli::echo::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+        netstrata_cli::stack::StackOptions::default(),
+    )
+    .unwrap();
+    let upstream = server.local_addr().to_string();
+    let mut proxy = common::spawn(&[
+        "fault-proxy",
+        "--upstream",
+        &upstream,
+        "--seed",
+        "7",
+        "--up",
+        "rechunk=1..3,cut@10",
+    ]);
+    let mut stdout = BufReader::new(proxy.0.stdout.take().unwrap());
+    let addr = common::listening_addr(&mut stdout);
+
+    // A whole frame echoes; the second, cut after 2 of its bytes, is
+    // truncation to the server, which closes: the client reads the end.
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    client
+        .write_all(&[0, 0, 0, 4, b'p', b'i', b'n', b'g', 0, 0, 0, 4])
+        .unwrap();
+    client.write_all(b"pong").unwrap();
+    let mut echoed = Vec::new();
+    client.read_to_end(&mut echoed).unwrap();
+    assert_eq!(echoed, [0, 0, 0, 4, b'p', b'i', b'n', b'g']);
+    let closes = server.close_counts();
+    assert_eq!(
+        closes.get(netstrata_reactor::CloseKind::Truncated("length-delimited")),
+        1
+    );
+    drop(client);
+
+    common::signal(&proxy.0, "TERM");
+    assert!(proxy.0.wait().unwrap().success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(
+        rest.contains("1 connections (1 ended early), 10 B up"),
+        "{rest}"
+    );
+    server.stop().unwrap();
 }
 
 macro_rules! cells {
