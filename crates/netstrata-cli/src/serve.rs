@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use netstrata_cli::echo;
-use netstrata_cli::fault::{FaultConfig, FaultProxy, Outcome};
+use netstrata_cli::fault::{FaultConfig, FaultProxy};
 use netstrata_cli::report::{StackTotals, bytes};
 use netstrata_cli::stack::{RateOptions, StackOptions};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
@@ -216,21 +216,13 @@ pub(crate) fn fault_proxy(
         proxy.local_addr()
     );
     let _ = stop.recv();
-    let finished = proxy.finished();
-    proxy.stop();
-    let ended_early = |o: Option<Outcome>| !matches!(o, Some(Outcome::Eof) | None);
-    let faulted = finished
-        .iter()
-        .filter(|r| ended_early(r.upstream) || ended_early(r.downstream))
-        .count();
-    let (bytes_up, bytes_down) = finished
-        .iter()
-        .fold((0, 0), |(u, d), r| (u + r.forwarded.0, d + r.forwarded.1));
+    let totals = proxy.stop();
     say!(
-        "netstrata fault-proxy stopped: {} connections ({faulted} ended early), {} up and {} down",
-        finished.len(),
-        bytes(bytes_up),
-        bytes(bytes_down)
+        "netstrata fault-proxy stopped: {} connections ({} ended early), {} up and {} down",
+        totals.connections,
+        totals.ended_early,
+        bytes(totals.forwarded.0),
+        bytes(totals.forwarded.1)
     );
     Ok(ExitCode::SUCCESS)
 }

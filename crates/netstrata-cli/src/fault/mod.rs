@@ -63,8 +63,11 @@ use std::time::{Duration, Instant};
 pub use forward::Outcome;
 pub use spec::{Ending, FaultSpec, Flip, Stall};
 
+/// Chooses the faults of connection `index`: (upstream, downstream).
+pub type ChooseSpecs = dyn Fn(u64) -> (FaultSpec, FaultSpec) + Send + Sync;
+
 /// The seed and the faults of each direction.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct FaultConfig {
     /// Seed of every random decision.
     pub seed: u64,
@@ -75,6 +78,21 @@ pub struct FaultConfig {
     /// Bytes of each direction kept in each connection's record (what was
     /// forwarded, after the faults); 0, the default, keeps none.
     pub record: usize,
+    /// Faults chosen per connection, in place of `upstream` and
+    /// `downstream` (a soak's seeded random faults).
+    pub per_connection: Option<Arc<ChooseSpecs>>,
+}
+
+impl std::fmt::Debug for FaultConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultConfig")
+            .field("seed", &self.seed)
+            .field("upstream", &self.upstream)
+            .field("downstream", &self.downstream)
+            .field("record", &self.record)
+            .field("per_connection", &self.per_connection.is_some())
+            .finish()
+    }
 }
 
 impl FaultConfig {
@@ -103,6 +121,25 @@ impl FaultConfig {
     pub fn with_record(mut self, bytes: usize) -> Self {
         self.record = bytes;
         self
+    }
+
+    /// Faults chosen by `choose` for each connection from its number (from
+    /// 0, in the order accepted), instead of the same for all: seeded
+    /// random faults, say, that replay with the seed.
+    pub fn with_faults_per_connection(
+        mut self,
+        choose: impl Fn(u64) -> (FaultSpec, FaultSpec) + Send + Sync + 'static,
+    ) -> Self {
+        self.per_connection = Some(Arc::new(choose));
+        self
+    }
+
+    /// The faults of connection `index`: (upstream, downstream).
+    pub fn specs(&self, index: u64) -> (FaultSpec, FaultSpec) {
+        match &self.per_connection {
+            Some(choose) => choose(index),
+            None => (self.upstream.clone(), self.downstream.clone()),
+        }
     }
 
     /// The generator seeds of connection `index`: (upstream, downstream).
@@ -147,20 +184,52 @@ impl ConnectionRecord {
     }
 }
 
+/// The most connection records a proxy keeps (the latest): a long run
+/// keeps its totals, not every record.
+pub const KEPT_RECORDS: usize = 4096;
+
+/// What the proxy did to all connections that have ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Totals {
+    /// Connections that have ended.
+    pub connections: u64,
+    /// Of those, connections a direction of which ended other than by the
+    /// sender's end (a cut, a reset, a socket error, a failed connect).
+    pub ended_early: u64,
+    /// Bytes forwarded each way: (upstream, downstream).
+    pub forwarded: (u64, u64),
+}
+
+/// The records kept and the totals.
+#[derive(Debug, Default)]
+struct Finished {
+    records: std::collections::VecDeque<ConnectionRecord>,
+    totals: Totals,
+}
+
 /// State shared by the accept thread, the connections and the owner.
 #[derive(Debug, Default)]
 struct Shared {
     stop: AtomicBool,
-    finished: Mutex<Vec<ConnectionRecord>>,
+    finished: Mutex<Finished>,
     changed: Condvar,
 }
 
 impl Shared {
     fn finish(&self, record: ConnectionRecord) {
-        self.finished
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(record);
+        let early = |o: Option<Outcome>| o != Some(Outcome::Eof);
+        let mut finished = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
+        let totals = &mut finished.totals;
+        totals.connections += 1;
+        totals.ended_early += u64::from(early(record.upstream) || early(record.downstream));
+        totals.forwarded.0 += record.forwarded.0;
+        totals.forwarded.1 += record.forwarded.1;
+        if finished.records.len() == KEPT_RECORDS {
+            finished.records.pop_front();
+        }
+        finished.records.push_back(record);
+        drop(finished);
         self.changed.notify_all();
     }
 }
@@ -202,25 +271,36 @@ impl FaultProxy {
         self.local_addr
     }
 
-    /// The records of the connections that have ended so far.
+    /// The records of the connections that have ended so far (the latest
+    /// [`KEPT_RECORDS`]).
     pub fn finished(&self) -> Vec<ConnectionRecord> {
+        let finished = self
+            .shared
+            .finished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        finished.records.iter().cloned().collect()
+    }
+
+    /// What the proxy did to every connection that has ended.
+    pub fn totals(&self) -> Totals {
         self.shared
             .finished
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .totals
     }
 
     /// Waits until `count` connections have ended, at most `timeout`;
-    /// returns the records of those that have.
-    pub fn wait_finished(&self, count: usize, timeout: Duration) -> Vec<ConnectionRecord> {
+    /// returns the records kept.
+    pub fn wait_finished(&self, count: u64, timeout: Duration) -> Vec<ConnectionRecord> {
         let deadline = Instant::now() + timeout;
         let mut finished = self
             .shared
             .finished
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        while finished.len() < count {
+        while finished.totals.connections < count {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -232,12 +312,14 @@ impl FaultProxy {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        finished.clone()
+        finished.records.iter().cloned().collect()
     }
 
-    /// Stops accepting and ends every connection (without a reset).
-    pub fn stop(mut self) {
+    /// Stops accepting, ends every connection (without a reset) and waits
+    /// for them; returns what the proxy did to all of them.
+    pub fn stop(mut self) -> Totals {
         self.stop_now();
+        self.totals()
     }
 
     fn stop_now(&mut self) {

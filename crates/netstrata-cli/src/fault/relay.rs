@@ -185,12 +185,13 @@ pub(super) fn relay(
     let conn = AtomicBool::new(false);
     let proxy = &shared.stop;
     let seeds = config.seeds(index);
+    let (upstream_spec, downstream_spec) = config.specs(index);
     let (up, down) = std::thread::scope(|scope| {
         let down = scope.spawn(|| {
-            let faults = Faults::new(config.downstream.clone(), seeds.1);
+            let faults = Faults::new(downstream_spec, seeds.1);
             run_direction(faults, &server, &client, proxy, &conn, config.record)
         });
-        let faults = Faults::new(config.upstream.clone(), seeds.0);
+        let faults = Faults::new(upstream_spec, seeds.0);
         let up = run_direction(faults, &client, &server, proxy, &conn, config.record);
         (up, down.join().expect("a direction does not panic"))
     });
