@@ -91,7 +91,11 @@ impl Faults {
         let mut len = available;
         if let Some(sizes) = &self.spec.rechunk {
             if self.piece_left == 0 {
-                self.piece_left = self.rng.random_range(sizes.clone());
+                // The fields are public: a piece is at least one byte however
+                // the range was built.
+                let low = (*sizes.start()).max(1);
+                let high = (*sizes.end()).max(low);
+                self.piece_left = self.rng.random_range(low..=high);
             }
             len = len.min(self.piece_left);
         }
@@ -123,7 +127,8 @@ impl Faults {
             return Duration::ZERO;
         };
         let start = self.link_free.map_or(now, |free| free.max(now));
-        let done = start + Duration::from_secs_f64(len as f64 / rate as f64);
+        let crossing = Duration::from_secs_f64(len as f64 / rate.max(1) as f64);
+        let done = start.checked_add(crossing).unwrap_or(start);
         self.link_free = Some(done);
         done - now
     }
@@ -361,6 +366,19 @@ mod tests {
             (total.as_secs_f64() - 1.0).abs() < 1e-6,
             "{total:?} for 1000 bytes at 1000 B/s"
         );
+    }
+
+    #[test]
+    fn specs_built_by_hand_cannot_stop_the_stream() {
+        let mut spec = FaultSpec::new().with_rate(1);
+        spec.rechunk = Some(0..=0);
+        spec.rate = Some(0);
+        let mut faults = Faults::new(spec, 1);
+        let (mut out, mut clock) = (Pieces::default(), Virtual::new());
+        let mut src = &b"abc"[..];
+        let outcome = forward(&mut faults, &mut src, &mut out, &mut clock, &mut [0; 8]);
+        assert_eq!(outcome, Outcome::Eof);
+        assert_eq!(out.sizes(), [1, 1, 1]);
     }
 
     #[test]

@@ -31,9 +31,10 @@ impl Clock for Wall<'_> {
 
     fn sleep(&mut self, pause: Duration) {
         // The injected stall or delay itself, in slices so a stop is heard.
-        let until = Instant::now() + pause;
+        // Past the end of time (a hand-built spec): until stopped.
+        let until = Instant::now().checked_add(pause);
         while !self.stopped() {
-            let left = until.saturating_duration_since(Instant::now());
+            let left = until.map_or(POLL, |u| u.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 break;
             }
