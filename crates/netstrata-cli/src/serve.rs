@@ -217,12 +217,18 @@ pub(crate) fn fault_proxy(
     );
     let _ = stop.recv();
     let totals = proxy.stop();
+    let injected = totals.injected;
     say!(
-        "netstrata fault-proxy stopped: {} connections ({} ended early), {} up and {} down",
+        "netstrata fault-proxy stopped: {} connections ({} ended early), {} up and {} down; \
+         injected {} cuts, {} resets, {} flips, {} stalls",
         totals.connections,
         totals.ended_early,
         bytes(totals.forwarded.0),
-        bytes(totals.forwarded.1)
+        bytes(totals.forwarded.1),
+        injected.cuts,
+        injected.resets,
+        injected.flips,
+        injected.stalls
     );
     Ok(ExitCode::SUCCESS)
 }

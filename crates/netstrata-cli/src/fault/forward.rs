@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::Injected;
 use super::spec::{Ending, FaultSpec};
 
 /// How a direction's forwarding ended.
@@ -49,6 +50,9 @@ pub(crate) struct Faults {
     next_stall: usize,
     /// When the capped link has carried the last piece.
     link_free: Option<Instant>,
+    /// Flips written and stalls taken so far.
+    flipped: u64,
+    stalled: u64,
 }
 
 impl Faults {
@@ -62,6 +66,8 @@ impl Faults {
             piece_left: 0,
             next_stall: 0,
             link_free: None,
+            flipped: 0,
+            stalled: 0,
         }
     }
 
@@ -80,6 +86,7 @@ impl Faults {
         let stall = self.spec.stalls.get(self.next_stall)?;
         (stall.offset <= self.offset).then(|| {
             self.next_stall += 1;
+            self.stalled += 1;
             stall.pause
         })
     }
@@ -133,8 +140,25 @@ impl Faults {
         done - now
     }
 
-    /// Counts `len` bytes forwarded.
+    /// The faults this direction has injected, given how it ended.
+    pub(crate) fn injected(&self, outcome: Outcome) -> Injected {
+        Injected {
+            cuts: u64::from(matches!(outcome, Outcome::Ended(Ending::Cut { .. }))),
+            resets: u64::from(matches!(outcome, Outcome::Ended(Ending::Reset { .. }))),
+            flips: self.flipped,
+            stalls: self.stalled,
+        }
+    }
+
+    /// Counts `len` bytes forwarded (and the flips among them).
     fn advance(&mut self, len: usize) {
+        let end = self.offset + len as u64;
+        let flips = self
+            .spec
+            .flips
+            .iter()
+            .filter(|f| (self.offset..end).contains(&f.offset));
+        self.flipped += flips.count() as u64;
         self.offset += len as u64;
         self.piece_left = self.piece_left.saturating_sub(len);
     }
@@ -354,6 +378,23 @@ mod tests {
             .map(|i| (i, got[i] ^ want[i]))
             .collect();
         assert_eq!(diffs, [(0, 0x01), (500, 0x80)]);
+    }
+
+    #[test]
+    fn the_faults_injected_are_counted() {
+        let mut faults = Faults::new("stall=1ms@5,flip@3,flip@700,cut@600".parse().unwrap(), 1);
+        let (mut out, mut clock) = (Pieces::default(), Virtual::new());
+        let mut src = &stream()[..];
+        let outcome = forward(&mut faults, &mut src, &mut out, &mut clock, &mut [0; 100]);
+        let injected = faults.injected(outcome);
+        // The flip at 700 lies past the cut.
+        let want = Injected {
+            cuts: 1,
+            resets: 0,
+            flips: 1,
+            stalls: 1,
+        };
+        assert_eq!(injected, want);
     }
 
     #[test]

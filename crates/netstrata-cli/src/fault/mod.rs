@@ -173,6 +173,34 @@ pub struct ConnectionRecord {
     pub forwarded: (u64, u64),
     /// The bytes forwarded each way, up to [`FaultConfig::record`].
     pub wire: (Vec<u8>, Vec<u8>),
+    /// The faults injected, both directions together.
+    pub injected: Injected,
+}
+
+/// Faults that happened (not those asked for past a connection's end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Injected {
+    /// Directions cut (FIN).
+    pub cuts: u64,
+    /// Directions reset (RST).
+    pub resets: u64,
+    /// Bits flipped and forwarded.
+    pub flips: u64,
+    /// Stalls taken.
+    pub stalls: u64,
+}
+
+impl Injected {
+    /// The sum of both.
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            cuts: self.cuts + other.cuts,
+            resets: self.resets + other.resets,
+            flips: self.flips + other.flips,
+            stalls: self.stalls + other.stalls,
+        }
+    }
 }
 
 impl ConnectionRecord {
@@ -199,6 +227,8 @@ pub struct Totals {
     pub ended_early: u64,
     /// Bytes forwarded each way: (upstream, downstream).
     pub forwarded: (u64, u64),
+    /// The faults injected.
+    pub injected: Injected,
 }
 
 /// The records kept and the totals.
@@ -225,6 +255,7 @@ impl Shared {
         totals.ended_early += u64::from(early(record.upstream) || early(record.downstream));
         totals.forwarded.0 += record.forwarded.0;
         totals.forwarded.1 += record.forwarded.1;
+        totals.injected = totals.injected.plus(record.injected);
         if finished.records.len() == KEPT_RECORDS {
             finished.records.pop_front();
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::forward::{Clock, Faults, Outcome, forward};
 use super::spec::Ending;
-use super::{ConnectionRecord, FaultConfig, Shared};
+use super::{ConnectionRecord, FaultConfig, Injected, Shared};
 
 /// How often a blocked read or write looks whether to give up.
 const POLL: Duration = Duration::from_millis(20);
@@ -87,6 +87,7 @@ fn retry(e: &io::Error) -> bool {
 struct Direction {
     outcome: Outcome,
     forwarded: u64,
+    injected: Injected,
     copy: Vec<u8>,
 }
 
@@ -145,6 +146,7 @@ fn run_direction(
     Direction {
         outcome,
         forwarded: faults.offset(),
+        injected: faults.injected(outcome),
         copy,
     }
 }
@@ -200,6 +202,7 @@ pub(super) fn relay(
     record.downstream = Some(down.outcome);
     record.forwarded = (up.forwarded, down.forwarded);
     record.wire = (up.copy, down.copy);
+    record.injected = up.injected.plus(down.injected);
     drop((client, server));
     shared.finish(record);
 }
