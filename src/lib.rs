@@ -73,7 +73,9 @@
 //! contract), `docs/guide-custom-stack.md` (compose, configure and run
 //! stacks), `docs/guide-write-a-layer.md` (your own layer, tested),
 //! `docs/wire.md` (the bytes, and interop with tokio and Netty peers),
-//! `docs/security.md` (threat model and limits), `docs/benchmarks.md`. Here:
+//! `docs/security.md` (threat model and limits), `docs/benchmarks.md`,
+//! `docs/reliability.md` (what each stack detects of cuts, resets and
+//! corruption). Here:
 //! [`prelude`], and the crate docs of [`netstrata_core`] for the contract.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -168,6 +168,98 @@ fn a_stack_keeps_its_first_error() {
     assert_eq!(stack.error().map(ToString::to_string), Some(e1.to_string()));
 }
 
+/// Refuses any input or any deadline, answering with an alert toward the
+/// wire first, as TLS does.
+#[derive(Debug)]
+struct Refuses {
+    deadline: std::time::Instant,
+}
+
+impl Layer for Refuses {
+    fn name(&self) -> &'static str {
+        "refuses"
+    }
+
+    fn handle_inbound(&mut self, io: Inbound<'_>) -> netstrata::Result<()> {
+        io.lower.extend_from_slice(b"alert: bad input");
+        Err(Error::peer("refuses", "bad input"))
+    }
+
+    fn handle_outbound(&mut self, io: netstrata::Outbound<'_>) -> netstrata::Result<()> {
+        netstrata::transfer(io.input, io.lower, io.lower_room);
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        Some(self.deadline)
+    }
+
+    fn handle_timeout(
+        &mut self,
+        _: std::time::Instant,
+        lower: &mut BytesMut,
+    ) -> netstrata::Result<()> {
+        lower.extend_from_slice(b"alert: too slow");
+        Err(Error::TimedOut {
+            layer: "refuses",
+            what: "deadline",
+        })
+    }
+
+    fn is_read_closed(&self) -> bool {
+        false
+    }
+
+    fn is_write_closed(&self) -> bool {
+        false
+    }
+}
+
+/// A layer that fails above others still gets its alert to the wire: the
+/// fault matrix found TLS's alert lost under a shaper.
+#[test]
+fn a_failing_layer_above_others_still_sends_its_alert() {
+    let now = std::time::Instant::now();
+    let refuses = || Refuses { deadline: now };
+    let stacks: Vec<(&str, Box<dyn Layer + Send>)> = vec![
+        (
+            "static",
+            Box::new(Stack::new((refuses(), PassThrough::new(), Xor::new(*b"k")))),
+        ),
+        (
+            "dynamic",
+            Box::new(DynStack::new(vec![
+                Box::new(refuses()),
+                Box::new(PassThrough::new()),
+            ])),
+        ),
+    ];
+    for (name, mut stack) in stacks {
+        let (mut input, mut up, mut down) =
+            (BytesMut::from(&b"x"[..]), BytesMut::new(), BytesMut::new());
+        stack
+            .handle_inbound(Inbound::new(now, &mut input, &mut up, &mut down))
+            .expect_err("refused");
+        let mut alert = down.to_vec();
+        if name == "static" {
+            Xor::new(*b"k")
+                .handle_inbound(Inbound::new(
+                    now,
+                    &mut BytesMut::from(&alert[..]),
+                    &mut up,
+                    &mut BytesMut::new(),
+                ))
+                .unwrap();
+            alert = up.split().to_vec();
+        }
+        assert_eq!(alert, b"alert: bad input", "{name}");
+    }
+    let mut stack = DynStack::new(vec![Box::new(refuses()), Box::new(PassThrough::new())]);
+    let mut down = BytesMut::new();
+    stack.handle_timeout(now, &mut down).expect_err("timed out");
+    assert_eq!(&down[..], b"alert: too slow");
+}
+
 #[test]
 fn stack_signals_backpressure_when_the_bottom_joint_is_full() {
     let mut stack = Stack::new((PassThrough::new(), PassThrough::new())).with_buffer_limit(100);

@@ -1,6 +1,7 @@
 //! The `netstrata` tool's library: stack assembly from flags, the echo
-//! server, the load generator, the demo, the tunnel, reports and charts, so
-//! benchmarks and tests drive exactly what the binary runs.
+//! server, the load generator, the demo, the tunnel, the fault proxy
+//! ([`fault`]), reports and charts, so benchmarks and tests drive exactly
+//! what the binary runs.
 //!
 //! ```text
 //!   flags ─▶ StackOptions ─▶ Connection<DynStack, LengthDelimited>   (frames, zstd, tls, shape)
@@ -44,6 +45,7 @@ macro_rules! complain {
 pub mod cpu;
 pub mod demo;
 pub mod echo;
+pub mod fault;
 pub mod load;
 pub mod plot;
 pub mod report;

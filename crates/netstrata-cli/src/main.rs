@@ -38,6 +38,7 @@ use args::{
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
+use netstrata_cli::fault::{FaultConfig, FaultSpec};
 use netstrata_cli::load::{self, LoadOptions};
 use netstrata_cli::plot;
 use netstrata_cli::report::shaping_lines;
@@ -138,7 +139,45 @@ enum Command {
         #[command(flatten)]
         layers: LayerArgs,
     },
+    /// TCP in, TCP out, with faults on the way: rechunk, delay, stall,
+    /// cut (FIN), reset (RST), a flipped bit, a bandwidth cap; one spec
+    /// per direction, every random decision from --seed.
+    ///
+    /// A spec is a comma-separated list: rechunk=A..B (pieces of A to B
+    /// bytes; rechunk=N for 1..N), delay=D (each piece held for D),
+    /// stall=D@N (nothing for D after N bytes), cut@N (FIN after N
+    /// bytes; the other direction keeps flowing), reset@N (RST to both
+    /// ends after N bytes), flip@N or flip@N:B (flip bit B of the byte at
+    /// offset N), rate=R (bytes per second). Durations take us, ms or s.
+    #[command(after_help = FAULT_PROXY_EXAMPLES)]
+    FaultProxy {
+        /// Where to accept connections (port 0 picks one and prints it).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Where to connect for each accepted connection.
+        #[arg(long)]
+        upstream: String,
+        /// Seed of the random piece sizes (the same seed replays a run).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Faults of the client → server direction.
+        #[arg(long, default_value = "none", value_parser = parse_fault_spec)]
+        up: FaultSpec,
+        /// Faults of the server → client direction.
+        #[arg(long, default_value = "none", value_parser = parse_fault_spec)]
+        down: FaultSpec,
+    },
 }
+
+fn parse_fault_spec(text: &str) -> Result<FaultSpec, String> {
+    text.parse()
+}
+
+const FAULT_PROXY_EXAMPLES: &str = "\
+Examples:
+  netstrata fault-proxy --listen 127.0.0.1:7100 --upstream 127.0.0.1:7000 \\
+      --seed 7 --up 'rechunk=1..64,cut@4096' --down 'flip@100'
+  netstrata fault-proxy --upstream 127.0.0.1:7000 --down 'stall=2s@1000,rate=64KB'";
 
 const DEMO_EXAMPLES: &str = "\
 Examples:
@@ -499,6 +538,18 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 log: !quiet,
             };
             serve::tunnel(opts, &stats)
+        }
+        Command::FaultProxy {
+            listen,
+            upstream,
+            seed,
+            up,
+            down,
+        } => {
+            let config = FaultConfig::new(seed)
+                .with_upstream(up)
+                .with_downstream(down);
+            serve::fault_proxy(resolve(&listen)?, resolve(&upstream)?, config)
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The long-running subcommands, `echo-server` and `tunnel`: they run
+//! The long-running subcommands, `echo-server`, `tunnel` and
+//! `fault-proxy`: they run
 //! until SIGINT or SIGTERM, then stop accepting, give open connections
 //! `--grace` to finish, print a summary and exit 0.
 
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use netstrata_cli::echo;
+use netstrata_cli::fault::{FaultConfig, FaultProxy};
 use netstrata_cli::report::{StackTotals, bytes};
 use netstrata_cli::stack::{RateOptions, StackOptions};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
@@ -182,4 +184,51 @@ pub(crate) fn closes_line(closes: &CloseCounts) -> String {
         true => "closed: 0".into(),
         false => format!("closed: {} ({})", closes.total(), by_kind.join(", ")),
     }
+}
+
+/// Runs a fault proxy until a signal, then prints what it did to the
+/// connections it relayed.
+pub(crate) fn fault_proxy(
+    listen: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    config: FaultConfig,
+) -> Result<ExitCode, Failure> {
+    let (up, down, seed) = (
+        config.upstream.to_string(),
+        config.downstream.to_string(),
+        config.seed,
+    );
+    let (stopped, stop) = std::sync::mpsc::channel::<()>();
+    let again = stopped.clone();
+    signals::on_stop(
+        move || {
+            let _ = stopped.send(());
+        },
+        move || {
+            let _ = again.send(());
+        },
+    )
+    .map_err(|e| Failure::Setup(format!("cannot catch SIGINT and SIGTERM: {e}")))?;
+    let proxy = FaultProxy::start(listen, upstream, config)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    say!(
+        "netstrata fault-proxy listening on {} (seed {seed}), forwarding to {upstream} (up: {up}; down: {down})",
+        proxy.local_addr()
+    );
+    let _ = stop.recv();
+    let totals = proxy.stop();
+    let injected = totals.injected;
+    say!(
+        "netstrata fault-proxy stopped: {} connections ({} ended early), {} up and {} down; \
+         injected {} cuts, {} resets, {} flips, {} stalls",
+        totals.connections,
+        totals.ended_early,
+        bytes(totals.forwarded.0),
+        bytes(totals.forwarded.1),
+        injected.cuts,
+        injected.resets,
+        injected.flips,
+        injected.stalls
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -265,3 +265,34 @@ fn a_failing_layer_owes_the_peer_an_alert() {
         Some(AlertDescription::NoApplicationProtocol)
     );
 }
+
+/// After our close_notify the peer may still send (a half-close); a record
+/// of its that does not decrypt is the peer's fault, a typed error, never
+/// a panic. rustls counts its own close_notify as a fatal alert sent and
+/// debug-asserts that no second one follows (rustls#959), so debug builds
+/// of this workspace turn rustls' debug assertions off (Cargo.toml). Found
+/// by the soak (netstrata-cli tests/soak.rs): a flipped bit in the server's
+/// last records after the client had closed.
+#[test]
+fn a_corrupted_record_after_our_close_notify_is_a_typed_error() {
+    let now = Instant::now();
+    let mut client = Tls::client(client_config(), "localhost").unwrap();
+    let mut server = Tls::server(server_config()).unwrap();
+    direct::handshake(&mut client, &mut server, now);
+    let close = direct::outbound(&mut client, now, &mut BytesMut::new(), Flush::Finish);
+    assert!(client.is_write_closed() && !close.is_empty());
+    let mut record = direct::outbound(
+        &mut server,
+        now,
+        &mut BytesMut::from(&b"late reply"[..]),
+        Flush::Batch,
+    );
+    let last = record.len() - 1;
+    record[last] ^= 0x20;
+    let err = direct::inbound(&mut client, now, &mut record, usize::MAX).unwrap_err();
+    assert!(err.is_peer_fault(), "{err}");
+    let TlsError::Protocol(inner) = tls_error(&err) else {
+        panic!("{err}");
+    };
+    assert_eq!(*inner, rustls::Error::DecryptError);
+}

@@ -289,7 +289,20 @@ where
     /// whole; `None` once the peer's stream has ended cleanly. A message is
     /// taken from the connection only when it is returned, so dropping the
     /// poll loses nothing.
+    ///
+    /// When the stack fails on what the peer sent, what it still owes the
+    /// peer (a TLS alert saying why) is written first, as far as the
+    /// transport takes it now, as the reactor does: the peer learns why
+    /// instead of seeing a truncated stream.
     pub(crate) fn poll_message(&mut self) -> Poll<io::Result<Option<Bytes>>> {
+        let result = self.poll_message_inner();
+        if let Poll::Ready(Err(_)) = &result {
+            let _ = self.poll_transmit();
+        }
+        result
+    }
+
+    fn poll_message_inner(&mut self) -> Poll<io::Result<Option<Bytes>>> {
         loop {
             self.poll_deadline()?;
             // What the stack owes the peer (handshake messages, answers)

@@ -196,3 +196,58 @@ async fn bytes_read_ahead_past_the_request_go_to_the_layer_inserted_on_top() {
     assert_eq!(rest, b"secret after the upgrade");
     client.await.unwrap().unwrap();
 }
+
+/// Refuses any input, answering with an alert toward the wire first, as
+/// TLS does.
+#[derive(Debug)]
+struct Refuses;
+
+impl netstrata_core::Layer for Refuses {
+    fn name(&self) -> &'static str {
+        "refuses"
+    }
+
+    fn handle_inbound(&mut self, io: netstrata_core::Inbound<'_>) -> netstrata_core::Result<()> {
+        io.lower.extend_from_slice(b"alert: bad input");
+        Err(netstrata_core::Error::peer("refuses", "bad input"))
+    }
+
+    fn handle_outbound(&mut self, io: netstrata_core::Outbound<'_>) -> netstrata_core::Result<()> {
+        netstrata_core::transfer(io.input, io.lower, io.lower_room);
+        Ok(())
+    }
+
+    fn is_read_closed(&self) -> bool {
+        false
+    }
+
+    fn is_write_closed(&self) -> bool {
+        false
+    }
+}
+
+/// The fault matrix (netstrata-cli's tests/faults.rs) found a TLS peer
+/// told nothing: the stream returned the error and the alert stayed unsent.
+#[tokio::test]
+async fn a_stack_that_refuses_the_peer_s_bytes_sends_its_alert_before_the_error() {
+    let (mut raw, io) = tokio::io::duplex(1024);
+    let mut conn = ConnectionStream::new(io, Stack::new((Refuses,)), LengthDelimited::new());
+    raw.write_all(b"x").await.unwrap();
+    let e = within("the error", conn.next()).await.unwrap().unwrap_err();
+    let stack = e
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<StackError>())
+        .unwrap();
+    assert!(matches!(
+        stack.error(),
+        netstrata_core::Error::PeerMisbehaved {
+            layer: "refuses",
+            ..
+        }
+    ));
+    let mut alert = vec![0; 16];
+    within("the alert", raw.read_exact(&mut alert))
+        .await
+        .unwrap();
+    assert_eq!(alert, b"alert: bad input");
+}

@@ -45,6 +45,9 @@ struct Joint {
 /// room as the buffer above it has left, and reading stops when the bottom
 /// layer's buffer is full. The stack counts the bytes crossing every member
 /// ([`Layer::collect_stats`]) and keeps the first error any member returns.
+/// What the failing member still owes the peer (a TLS alert written to the
+/// buffer below it) is passed down through the members under it, as far as
+/// they take it, before the error is returned: the peer learns why.
 ///
 /// ```
 /// use netstrata_core::layers::{PassThrough, Xor};

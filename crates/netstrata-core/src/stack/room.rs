@@ -58,7 +58,7 @@ impl<L: Layers> Stack<L> {
                     }
                 };
                 let before = from.len();
-                let appended = inbound_counted(
+                let result = inbound_counted(
                     &mut counters[i],
                     Inbound {
                         now,
@@ -69,7 +69,16 @@ impl<L: Layers> Stack<L> {
                         lower: answers,
                     },
                     |io| layers.inbound(i, io),
-                )?;
+                );
+                let appended = match result {
+                    Ok(appended) => appended,
+                    Err(e) => {
+                        // The failing layer's last words (a TLS alert) go
+                        // down to the wire before the stack stops.
+                        pass_down(layers, joints, counters, *buffer_limit, i, now, lower);
+                        return Err(e);
+                    }
+                };
                 if appended > room {
                     return Err(room_exceeded(layers.layer(i).name(), appended, room));
                 }
@@ -166,10 +175,60 @@ impl<L: Layers> Stack<L> {
                 let before = to.len();
                 let result = self.layers.timeout(i, now, to);
                 self.counters[i].count_outbound(0, to.len().saturating_sub(before));
-                result?;
+                if let Err(e) = result {
+                    let Self {
+                        layers,
+                        joints,
+                        counters,
+                        buffer_limit,
+                        ..
+                    } = self;
+                    pass_down(layers, joints, counters, *buffer_limit, i, now, lower);
+                    return Err(e);
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// Passes what layer `failed` left for the layers below it (an alert
+/// answering the input it refused, a timeout's alert) down through them to
+/// `lower`, as far as they take it now. Best effort: the stack is failing
+/// with `failed`'s error, which is the one reported; an error below is not.
+fn pass_down<L: Layers>(
+    layers: &mut L,
+    joints: &mut [super::Joint],
+    counters: &mut [ByteCounters],
+    buffer_limit: usize,
+    failed: usize,
+    now: Instant,
+    lower: &mut BytesMut,
+) {
+    let n = layers.count();
+    for i in failed + 1..n {
+        let (above, here) = joints.split_at_mut(i);
+        let from = &mut above[i - 1].outbound;
+        if from.is_empty() {
+            return;
+        }
+        let (to, room) = match here.first_mut() {
+            Some(j) if i + 1 < n => {
+                let room = buffer_limit.saturating_sub(j.outbound.len());
+                (&mut j.outbound, room)
+            }
+            _ => (&mut *lower, buffer_limit),
+        };
+        let io = Outbound {
+            now,
+            input: from,
+            flush: Flush::Batch,
+            lower: to,
+            lower_room: room,
+        };
+        if outbound_counted(&mut counters[i], io, |io| layers.outbound(i, io)).is_err() {
+            return;
+        }
     }
 }
 
