@@ -121,6 +121,10 @@ fn size(bytes: usize) -> String {
 
 /// One row of the table: a server under one load.
 fn row(loops: &str, stack: &str, case: Case, load: &str, server: &str, o: &Outcome) {
+    let server = match o.errors {
+        0.0 => server.to_owned(),
+        n => format!("{server} ({n:.0} sends refused: behind)"),
+    };
     println!(
         "| {loops} | {stack} | {} | {load} | {server} | {} | {:.3} | {} | {} | {} |",
         size(case.size),

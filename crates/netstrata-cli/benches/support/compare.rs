@@ -102,6 +102,9 @@ pub(crate) struct Outcome {
     pub(crate) latency: Latency,
     /// `Mode::Connect`: connect (and handshake) times, likewise.
     pub(crate) connect: Latency,
+    /// Client errors in the median round (open loop: the server fell so
+    /// far behind that the client's send buffers filled).
+    pub(crate) errors: f64,
 }
 
 /// Loads every server with `case` driven as `drive`, `rounds.rounds` times
@@ -134,10 +137,13 @@ pub(crate) fn measure(
             let run = match drive.client {
                 Client::Netstrata => {
                     let report = load::run(&opts, |_| {}).expect("load");
-                    assert_eq!(
-                        report.errors, 0,
+                    // In open loop a server that falls behind fills the
+                    // client's send buffers: counted, not fatal.
+                    assert!(
+                        report.errors == 0 || drive.msg_rate.is_some(),
                         "{}: {:?}",
-                        servers[i].name, report.error_samples
+                        servers[i].name,
+                        report.error_samples
                     );
                     // Every echo counts, the warm-up's and the drain's after
                     // the window too: their CPU was measured as well.
@@ -149,6 +155,7 @@ pub(crate) fn measure(
                         wire: report.totals.wire_in as f64 / framed,
                         latency: report.latency,
                         connect: report.connect_latency.unwrap_or_default(),
+                        errors: report.errors as f64,
                         ..Run::default()
                     }
                 }
@@ -221,6 +228,8 @@ struct Run {
     msgs_per_sec: f64,
     /// Echoes the server sent (the CPU figures are per echo).
     echoed: f64,
+    /// Client errors (open loop: sends refused by a full buffer).
+    errors: f64,
     cpu: f64,
     user: f64,
     system: f64,
@@ -251,6 +260,7 @@ impl Run {
             user_us_per_msg: of(|r| r.user),
             system_us_per_msg: of(|r| r.system),
             wire_per_payload: of(|r| r.wire),
+            errors: of(|r| r.errors),
             latency: percentiles(|r| r.latency),
             connect: percentiles(|r| r.connect),
         }
