@@ -55,3 +55,56 @@ pub fn feed_inbound<L: Layer>(
         up.clear();
     }
 }
+
+/// A fuzz input read as a script: small integers and byte strings taken
+/// from the front, zeros once it runs out (so every input is a script).
+#[allow(dead_code)] // not every target reads scripts
+pub struct Script<'a> {
+    data: &'a [u8],
+}
+
+#[allow(dead_code)]
+impl<'a> Script<'a> {
+    /// A script over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The next byte, 0 at the end.
+    pub fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    /// The next two bytes, little-endian.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.byte(), self.byte()])
+    }
+
+    /// The next four bytes, little-endian.
+    pub fn u32(&mut self) -> u32 {
+        u32::from(self.u16()) | u32::from(self.u16()) << 16
+    }
+
+    /// The next eight bytes, little-endian.
+    pub fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) | u64::from(self.u32()) << 32
+    }
+
+    /// The next `n` bytes, fewer at the end.
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (front, rest) = self.data.split_at(n.min(self.data.len()));
+        self.data = rest;
+        front
+    }
+}

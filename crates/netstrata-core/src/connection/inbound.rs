@@ -86,7 +86,12 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             Inbound {
                 now,
                 input: &mut self.wire_in,
-                input_ended: self.read != ReadSide::Open,
+                // Only a transport that ended: a stack whose top ended first
+                // may still hold its lower layers' last bytes, unread.
+                input_ended: matches!(
+                    self.read,
+                    ReadSide::TransportEnded | ReadSide::Ended { transport: true }
+                ),
                 upper: &mut self.app_in,
                 upper_room,
                 lower: &mut self.wire_out,
@@ -145,7 +150,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                     continue;
                 }
             }
-            if self.read == ReadSide::Ended || !self.stack.is_read_closed() {
+            if matches!(self.read, ReadSide::Ended { .. }) || !self.stack.is_read_closed() {
                 return Ok(None);
             }
             // The stack has delivered its last byte.
@@ -156,7 +161,9 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                     Ok(Some(msg))
                 }
                 Ok(None) if self.app_in.is_empty() => {
-                    self.read = ReadSide::Ended;
+                    self.read = ReadSide::Ended {
+                        transport: self.read == ReadSide::TransportEnded,
+                    };
                     Ok(None)
                 }
                 Ok(None) => Err(self.failed.fail(Error::Truncated {

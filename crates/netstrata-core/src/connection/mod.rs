@@ -42,8 +42,13 @@ enum ReadSide {
     Open,
     /// The transport reported end of stream; the stack may still deliver.
     TransportEnded,
-    /// The peer ended cleanly and every message was delivered.
-    Ended,
+    /// The peer ended cleanly and every message was delivered. With
+    /// `transport: false` the stack's top layer ended before the transport
+    /// did: the connection reads no more, and the layers below are never
+    /// told that their input ended (it has not).
+    Ended {
+        transport: bool,
+    },
 }
 
 /// The outbound direction.
@@ -172,7 +177,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
 
     /// Where the connection is in its life.
     pub fn state(&self) -> State {
-        let done = self.read == ReadSide::Ended
+        let done = matches!(self.read, ReadSide::Ended { .. })
             && self.write == WriteSide::Finished
             && self.wire_out.is_empty();
         if self.failed.has_failed() || done {
@@ -216,7 +221,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
 
     /// Whether the peer ended its stream cleanly and every message was taken.
     pub fn is_read_closed(&self) -> bool {
-        self.read == ReadSide::Ended
+        matches!(self.read, ReadSide::Ended { .. })
     }
 
     /// Whether [`send`](Self::send) can still queue messages: [`close`](Self::close)

@@ -12,7 +12,10 @@ impl<C: Codec> Connection<DynStack, C> {
     /// see [`DynStack::insert`] for what happens to buffered bytes. Messages
     /// sent before the call go out as they were, ahead of anything the new
     /// layer emits; unconsumed bytes the peer sent after its last message
-    /// are read by the new layer.
+    /// are read by the new layer. Below the top of a non-empty stack,
+    /// transmit ([`poll_transmit`](Self::poll_transmit)) the messages sent
+    /// before the call first: while they wait above the boundary the call
+    /// is refused with [`Error::Misuse`](crate::Error::Misuse).
     pub fn insert_layer(&mut self, index: usize, mut layer: BoxedLayer) -> Result<()> {
         self.failed.check()?;
         if let Some(waker) = &self.waker {
@@ -32,7 +35,8 @@ impl<C: Codec> Connection<DynStack, C> {
     }
 
     /// Removes the layer at `index` (0 is the top) from the live stack; see
-    /// [`DynStack::remove`].
+    /// [`DynStack::remove`]. Below the top, transmit the messages sent
+    /// before the call first, as for [`insert_layer`](Self::insert_layer).
     pub fn remove_layer(&mut self, index: usize, now: Instant) -> Result<BoxedLayer> {
         self.failed.check()?;
         self.handle_wake();

@@ -63,6 +63,12 @@ impl DynStack {
     /// stay where they are: insert below other layers only at a point where
     /// the peer cannot have sent upgraded bytes yet (after a STARTTLS-style
     /// request and answer), or insert at the top.
+    ///
+    /// Below the top of a non-empty stack, outbound bytes still waiting
+    /// above the boundary (written, not yet passed down by the layers
+    /// above) would reach the new layer, which the peer does not have yet
+    /// for them: the call is refused with [`Error::Misuse`] and nothing
+    /// changes. Transmit first ([`crate::Connection::poll_transmit`]).
     pub fn insert(
         &mut self,
         index: usize,
@@ -76,6 +82,9 @@ impl DynStack {
                 "stack",
                 format!("insert at boundary {index} of a {n}-layer stack"),
             ));
+        }
+        if n > 0 && index > 0 {
+            self.refuse_waiting_above(index - 1, buffers.outbound_above, "insert")?;
         }
         if n == 0 {
             // The new layer sits between the caller's buffers: what the empty
@@ -112,6 +121,11 @@ impl DynStack {
     /// already transformed cannot be taken back: remove it at a sync point,
     /// after the last byte the peer sent under it and before the peer sends
     /// anything without it (a downgrade request and its answer).
+    ///
+    /// Below the top, outbound bytes still waiting higher up (written, not
+    /// yet passed down to the layer) would skip it once it is gone: the call
+    /// is refused with [`Error::Misuse`] and nothing changes. Transmit first
+    /// ([`crate::Connection::poll_transmit`]).
     pub fn remove(
         &mut self,
         index: usize,
@@ -125,6 +139,9 @@ impl DynStack {
                 "stack",
                 format!("remove layer {index} of a {n}-layer stack"),
             ));
+        }
+        if index > 0 {
+            self.refuse_waiting_above(index - 1, buffers.outbound_above, "remove")?;
         }
         // Drain what waits above the layer into what waits below it.
         let StackBuffers {
@@ -186,5 +203,32 @@ impl DynStack {
         }
         self.counters.remove(index);
         Ok(self.layers.remove(index))
+    }
+
+    /// Refuses a change at a boundary below the top while outbound bytes
+    /// wait above joint `joint` (in the caller's buffer or a joint higher
+    /// up): they were written before the change and must cross the stack
+    /// as it was.
+    fn refuse_waiting_above(
+        &self,
+        joint: usize,
+        outbound_above: &BytesMut,
+        change: &str,
+    ) -> Result<()> {
+        let waiting = outbound_above.len()
+            + self.joints[..joint]
+                .iter()
+                .map(|j| j.outbound.len())
+                .sum::<usize>();
+        if waiting == 0 {
+            return Ok(());
+        }
+        Err(Error::misuse(
+            "stack",
+            format!(
+                "{change} below the top with {waiting} outbound bytes written before it still \
+                 waiting above: transmit them first"
+            ),
+        ))
     }
 }
