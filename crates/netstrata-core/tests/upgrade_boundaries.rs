@@ -12,7 +12,7 @@ use netstrata_core::{Connection, DynStack, Error, RawCodec};
 fn xor_conn(keys: &[&[u8]]) -> Connection<DynStack, RawCodec> {
     let layers = keys
         .iter()
-        .map(|k| Box::new(Xor::new(k.to_vec())) as netstrata_core::BoxedLayer)
+        .map(|k| Box::new(Xor::new(*k)) as netstrata_core::BoxedLayer)
         .collect();
     Connection::new(DynStack::new(layers), RawCodec::new())
 }
