@@ -202,41 +202,27 @@ fn main() {
                     }),
                     _ => None,
                 };
+                let mut table = |load: &str, drive: Drive<'_>| {
+                    let outcomes =
+                        measure(&pair.servers, &pair.client, case, drive, rounds, &mut ports);
+                    for (server, o) in pair.servers.iter().zip(&outcomes) {
+                        row(loops, pair.name, case, load, server.name, o);
+                    }
+                    ratio_row(load, &outcomes[0], &outcomes[1]);
+                    outcomes
+                };
                 if let Some(client) = tokio_client.filter(|_| with_tokio_client) {
                     let closed = Drive {
                         client,
                         ..Drive::CLOSED
                     };
-                    let outcomes = measure(
-                        &pair.servers,
-                        &pair.client,
-                        case,
-                        closed,
-                        rounds,
-                        &mut ports,
-                    );
-                    let load = "closed, tokio client";
-                    for (server, o) in pair.servers.iter().zip(&outcomes) {
-                        row(loops, pair.name, case, load, server.name, o);
-                    }
-                    ratio_row(load, &outcomes[0], &outcomes[1]);
+                    table("closed, tokio client", closed);
                 }
                 let closed = Drive {
                     warmup,
                     ..Drive::CLOSED
                 };
-                let outcomes = measure(
-                    &pair.servers,
-                    &pair.client,
-                    case,
-                    closed,
-                    rounds,
-                    &mut ports,
-                );
-                for (server, o) in pair.servers.iter().zip(&outcomes) {
-                    row(loops, pair.name, case, "closed", server.name, o);
-                }
-                ratio_row("closed", &outcomes[0], &outcomes[1]);
+                let outcomes = table("closed", closed);
                 let baseline_rate = outcomes[1].msgs_per_sec;
                 for share in [0.5, 0.8] {
                     let open = Drive {
@@ -248,12 +234,7 @@ fn main() {
                         share * 100.0,
                         rate(baseline_rate * share)
                     );
-                    let outcomes =
-                        measure(&pair.servers, &pair.client, case, open, rounds, &mut ports);
-                    for (server, o) in pair.servers.iter().zip(&outcomes) {
-                        row(loops, pair.name, case, &load, server.name, o);
-                    }
-                    ratio_row(&load, &outcomes[0], &outcomes[1]);
+                    table(&load, open);
                 }
             }
         }
