@@ -311,7 +311,18 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         let next = run.conns.iter().filter_map(|c| c.shaper.poll_timeout()).min();
-        let next = next.expect("bytes pending and no deadline: a stall");
+        let Some(next) = next else {
+            for (k, c) in run.conns.iter().enumerate() {
+                eprintln!(
+                    "conn {k}: pending in {} out {}; shaper {:?}",
+                    c.flows[0].pending.len(),
+                    c.flows[1].pending.len(),
+                    c.shaper
+                );
+            }
+            eprintln!("global {:?}", run.global);
+            panic!("bytes pending and no deadline: a stall");
+        };
         run.now = run.now.max(next);
     }
     panic!("bytes still pending after 100000 deadlines");
