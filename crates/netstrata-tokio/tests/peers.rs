@@ -3,41 +3,16 @@
 //! pipes with tiny buffers (every read and write short). Every byte is
 //! checked.
 
-use std::io;
-use std::sync::Arc;
+mod common;
 
+use std::io;
+
+use common::{client_config, server_config, stack_error};
 use netstrata_core::{Error, Stack};
-use netstrata_tls::dev_certs::{DevCa, DevCert};
-use netstrata_tls::rustls::{ClientConfig, ServerConfig};
-use netstrata_tls::{ClientOptions, ServerOptions, Tls};
-use netstrata_tokio::{LayeredStream, StackError};
+use netstrata_tls::Tls;
+use netstrata_tokio::LayeredStream;
 use netstrata_zstd::Zstd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-
-struct Certs {
-    ca: DevCa,
-    leaf: DevCert,
-}
-
-fn certs() -> &'static Certs {
-    static CERTS: std::sync::OnceLock<Certs> = std::sync::OnceLock::new();
-    CERTS.get_or_init(|| {
-        let ca = DevCa::new().unwrap();
-        let leaf = ca.issue(&["localhost"]).unwrap();
-        Certs { ca, leaf }
-    })
-}
-
-fn server_config() -> Arc<ServerConfig> {
-    ServerOptions::new()
-        .with_identity(certs().leaf.identity())
-        .build()
-        .unwrap()
-}
-
-fn client_config() -> Arc<ClientConfig> {
-    ClientOptions::new(certs().ca.roots()).build().unwrap()
-}
 
 /// 300 KiB of bytes that do not repeat in short runs.
 fn body() -> Vec<u8> {
@@ -140,12 +115,9 @@ async fn a_tls_stream_cut_without_close_notify_is_an_unexpected_eof() {
     server.await.unwrap().unwrap();
     assert_eq!(got, b"partial answer", "what came before the cut arrives");
     assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
-    let inner = e.get_ref().and_then(|e| e.downcast_ref::<StackError>());
+    let inner = stack_error(&e);
     assert!(
-        matches!(
-            inner.map(StackError::error),
-            Some(Error::Truncated { layer: "tls", .. })
-        ),
+        matches!(inner, Some(Error::Truncated { layer: "tls", .. })),
         "{inner:?}"
     );
 }
@@ -169,12 +141,9 @@ async fn a_handshake_the_peer_never_starts_ends_at_its_timeout_as_timed_out() {
     assert!(started.elapsed() >= timeout, "not before its deadline");
     assert!(got.is_empty());
     assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
-    let inner = e.get_ref().and_then(|e| e.downcast_ref::<StackError>());
+    let inner = stack_error(&e);
     assert!(
-        matches!(
-            inner.map(StackError::error),
-            Some(Error::TimedOut { layer: "tls", .. })
-        ),
+        matches!(inner, Some(Error::TimedOut { layer: "tls", .. })),
         "{inner:?}"
     );
     drop(silent_peer);
