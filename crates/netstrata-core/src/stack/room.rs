@@ -127,12 +127,9 @@ impl<L: Layers> Stack<L> {
                     Some(a) => &mut above[a].outbound,
                     None => &mut *input,
                 };
-                let (to, room) = match here.first_mut() {
-                    Some(j) if i + 1 < n => {
-                        let room = buffer_limit.saturating_sub(j.outbound.len());
-                        (&mut j.outbound, room)
-                    }
-                    _ => {
+                let (to, room) = match joint_below(here, i, n, *buffer_limit) {
+                    Some(joint) => joint,
+                    None => {
                         let used = lower.len().saturating_sub(lower_start);
                         (&mut *lower, lower_room.saturating_sub(used))
                     }
@@ -192,6 +189,25 @@ impl<L: Layers> Stack<L> {
     }
 }
 
+/// The outbound buffer below layer `i` of `n` when it is a joint between
+/// two layers (`None` at the bottom, where the stack's lower buffer is),
+/// with the room it has left under `limit`. `here` is the joints from
+/// `i`'s on.
+fn joint_below(
+    here: &mut [super::Joint],
+    i: usize,
+    n: usize,
+    limit: usize,
+) -> Option<(&mut BytesMut, usize)> {
+    match here.first_mut() {
+        Some(j) if i + 1 < n => {
+            let room = limit.saturating_sub(j.outbound.len());
+            Some((&mut j.outbound, room))
+        }
+        _ => None,
+    }
+}
+
 /// Passes what layer `failed` left for the layers below it (an alert
 /// answering the input it refused, a timeout's alert) down through them to
 /// `lower`, as far as they take it now. Best effort: the stack is failing
@@ -212,13 +228,8 @@ fn pass_down<L: Layers>(
         if from.is_empty() {
             return;
         }
-        let (to, room) = match here.first_mut() {
-            Some(j) if i + 1 < n => {
-                let room = buffer_limit.saturating_sub(j.outbound.len());
-                (&mut j.outbound, room)
-            }
-            _ => (&mut *lower, buffer_limit),
-        };
+        let (to, room) =
+            joint_below(here, i, n, buffer_limit).unwrap_or((&mut *lower, buffer_limit));
         let io = Outbound {
             now,
             input: from,
