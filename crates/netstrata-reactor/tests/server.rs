@@ -305,6 +305,46 @@ fn peer_half_close_and_reset() {
 }
 
 #[test]
+fn a_cut_inside_a_frame_still_gets_the_echo_of_the_whole_message_before_it() {
+    // The loop runs on this thread, so the test knows what each turn read.
+    let listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let mut stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (tx, closed) = mpsc::channel();
+    let mut event_loop = EventLoop::new(LoopConfig::new()).unwrap();
+    event_loop
+        .listen(listener, plain, move |_| Echo { closed: tx.clone() })
+        .unwrap();
+    // The first half of a frame, read while the connection is open.
+    stream.write_all(&[0, 0, 0, 4, b'p']).unwrap();
+    while event_loop.connections() == 0 {
+        event_loop.turn(Some(Duration::from_secs(10))).unwrap();
+    }
+    event_loop.turn(Some(Duration::ZERO)).unwrap();
+    // Its second half, three bytes of the next header and our end of stream,
+    // all queued before the next turn: the loop reads them in one turn, with
+    // the end, and must echo the whole frame before it closes on the
+    // truncation.
+    stream.write_all(&[b'i', b'n', b'g', 0, 0, 0]).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let reason = loop {
+        event_loop.turn(Some(Duration::from_secs(10))).unwrap();
+        if let Ok(reason) = closed.try_recv() {
+            break reason;
+        }
+    };
+    assert!(
+        matches!(&reason, CloseReason::Error(Error::Truncated { .. })),
+        "{reason:?}"
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).unwrap();
+    assert_eq!(back, [0, 0, 0, 4, b'p', b'i', b'n', b'g']);
+}
+
+#[test]
 fn idle_timeout_closes_quiet_connections() {
     let loop_config = LoopConfig::new().with_idle_timeout(Duration::from_millis(200));
     let (server, closed) = echo_server(ServerConfig::new().with_threads(1).with_loop(loop_config));

@@ -272,11 +272,16 @@ where
                 Poll::Pending => Err(None),
             }
         });
-        match read.map_err(to_io)? {
+        // An error of the stack's stays with the connection: the next
+        // `poll_message` hands over the messages decoded before it, then it.
+        let Ok(read) = read else {
+            return Poll::Ready(Ok(true));
+        };
+        match read {
             Ok(0) => {
                 self.io_eof = true;
                 self.moved.0 += 1;
-                self.conn.handle_input_eof(now).map_err(to_io)?;
+                let _ = self.conn.handle_input_eof(now);
             }
             Ok(n) => self.moved.0 += n as u64,
             Err(Some(e)) => return Poll::Ready(Err(e)),
@@ -306,11 +311,13 @@ where
         loop {
             self.poll_deadline()?;
             // What the stack owes the peer (handshake messages, answers)
-            // goes out before waiting for more of it.
-            self.start_transmit()?;
+            // goes out before waiting for more of it; its error waits until
+            // the messages decoded before it are taken.
+            let transmitted = self.start_transmit();
             if let Some(message) = self.conn.poll_message(self.now).map_err(to_io)? {
                 return Poll::Ready(Ok(Some(message)));
             }
+            transmitted?;
             if self.conn.is_read_closed() {
                 return Poll::Ready(Ok(None));
             }

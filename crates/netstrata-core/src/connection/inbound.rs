@@ -130,9 +130,20 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// The next message from the peer, or `None` if no complete message is
     /// buffered. After `None`, [`is_read_closed`](Self::is_read_closed) tells
     /// whether more can come.
+    ///
+    /// After an error, the messages decoded whole before it are still
+    /// returned, one per call; then the error is.
     #[must_use = "a message is lost if the result is dropped"]
     pub fn poll_message(&mut self, now: Instant) -> Result<Option<Bytes>> {
-        self.failed.check()?;
+        if let Some(e) = self.failed.error() {
+            return match self.codec.decode(&mut self.app_in) {
+                Ok(Some(msg)) => {
+                    self.stats.messages_in += 1;
+                    Ok(Some(msg))
+                }
+                _ => Err(e.clone()),
+            };
+        }
         loop {
             let decoded = self.codec.decode(&mut self.app_in);
             match decoded.map_err(|e| Error::peer(self.codec.name(), e)) {
@@ -141,7 +152,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                     return Ok(Some(msg));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(self.failed.fail(e)),
+                Err(e) => return Err(self.fail_decoding(e)),
             }
             if self.inbound_stalled {
                 let buffered = self.app_in.len();
@@ -166,12 +177,19 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                     };
                     Ok(None)
                 }
-                Ok(None) => Err(self.failed.fail(Error::Truncated {
+                Ok(None) => Err(self.fail_decoding(Error::Truncated {
                     layer: self.codec.name(),
                     detail: "partial message at end of stream",
                 })),
-                Err(e) => Err(self.failed.fail(e)),
+                Err(e) => Err(self.fail_decoding(e)),
             };
         }
+    }
+
+    /// Ends the connection with the codec's error `e`: the stack did not
+    /// fail and still carries what was sent before.
+    fn fail_decoding(&mut self, e: Error) -> Error {
+        self.failed_above_stack = !self.failed.has_failed();
+        self.failed.fail(e)
     }
 }

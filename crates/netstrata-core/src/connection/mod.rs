@@ -116,6 +116,12 @@ pub struct ConnectionStats {
 /// The first error from the stack or from decoding ends the connection and
 /// is returned by every later call; errors of the application's own calls
 /// (a message too large to encode, [`Error::SendBufferFull`]) are not kept.
+/// What was accepted before the error is not dropped with it:
+/// [`poll_message`](Self::poll_message) still hands over the messages
+/// decoded whole before it, and when the codec failed (a partial message at
+/// end of stream, a bad length), the stack is sound, so
+/// [`poll_transmit`](Self::poll_transmit) still carries the messages sent
+/// before the error to the peer before it returns the error.
 #[derive(Debug)]
 pub struct Connection<S, C> {
     stack: S,
@@ -134,6 +140,9 @@ pub struct Connection<S, C> {
     read: ReadSide,
     write: WriteSide,
     failed: StickyError,
+    /// The error that ended the connection came from the codec, above the
+    /// stack: the stack is sound and still carries what was sent before.
+    failed_above_stack: bool,
     /// The last inbound pass filled the message buffer: taking a message
     /// may let the stack deliver more without new input.
     inbound_stalled: bool,
@@ -167,6 +176,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             read: ReadSide::Open,
             write: WriteSide::Open,
             failed: StickyError::new(),
+            failed_above_stack: false,
             inbound_stalled: false,
             outbound_dirty: true,
             waker: None,

@@ -58,46 +58,59 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     ///
     /// After an error, the wire bytes the stack had already produced (a TLS
     /// alert telling the peer why) are still returned until they are
-    /// written; then the error is.
+    /// written; when the codec failed, not the stack, so are the messages
+    /// sent before the error, flushed through the stack. Then the error is
+    /// returned.
     #[must_use = "returned bytes must be written to the transport"]
     pub fn poll_transmit(&mut self, now: Instant) -> Result<Option<&[u8]>> {
-        if let Some(e) = self.failed.error() {
-            return match self.wire_out.is_empty() {
-                true => Err(e.clone()),
-                false => Ok(Some(&self.wire_out[..])),
-            };
-        }
-        let room = self.config.write_buffer.saturating_sub(self.wire_out.len());
-        if room > 0 && self.outbound_dirty && self.write != WriteSide::Finished {
-            let flush = match self.write {
-                WriteSide::Finishing => Flush::Finish,
-                _ => Flush::Batch,
-            };
-            let before = self.wire_out.len();
-            let result = outbound_counted(
-                &mut self.counters,
-                Outbound {
-                    now,
-                    input: &mut self.app_out,
-                    flush,
-                    lower: &mut self.wire_out,
-                    lower_room: room,
-                },
-                |io| self.stack.handle_outbound(io),
-            );
-            self.failed.record(result)?;
-            let filled = self.wire_out.len() - before >= room;
-            if self.write == WriteSide::Finishing
-                && self.app_out.is_empty()
-                && self.stack.is_write_closed()
-            {
-                self.write = WriteSide::Finished;
+        if self.failed.has_failed() {
+            if self.failed_above_stack && self.run_outbound(now).is_err() {
+                self.failed_above_stack = false;
             }
-            // Only a pass cut short by room leaves work that no new event announces.
-            self.outbound_dirty =
-                filled || !self.app_out.is_empty() || self.write == WriteSide::Finishing;
+            return match (self.failed.error(), self.wire_out.is_empty()) {
+                (Some(e), true) => Err(e.clone()),
+                _ => Ok(Some(&self.wire_out[..])),
+            };
         }
+        self.run_outbound(now)?;
         Ok((!self.wire_out.is_empty()).then_some(&self.wire_out[..]))
+    }
+
+    /// Flushes what was sent (or ends the stream) through the stack, as far
+    /// as the room for wire bytes allows, if anything may have changed.
+    fn run_outbound(&mut self, now: Instant) -> Result<()> {
+        let room = self.config.write_buffer.saturating_sub(self.wire_out.len());
+        if room == 0 || !self.outbound_dirty || self.write == WriteSide::Finished {
+            return Ok(());
+        }
+        let flush = match self.write {
+            WriteSide::Finishing => Flush::Finish,
+            _ => Flush::Batch,
+        };
+        let before = self.wire_out.len();
+        let result = outbound_counted(
+            &mut self.counters,
+            Outbound {
+                now,
+                input: &mut self.app_out,
+                flush,
+                lower: &mut self.wire_out,
+                lower_room: room,
+            },
+            |io| self.stack.handle_outbound(io),
+        );
+        self.failed.record(result)?;
+        let filled = self.wire_out.len() - before >= room;
+        if self.write == WriteSide::Finishing
+            && self.app_out.is_empty()
+            && self.stack.is_write_closed()
+        {
+            self.write = WriteSide::Finished;
+        }
+        // Only a pass cut short by room leaves work that no new event announces.
+        self.outbound_dirty =
+            filled || !self.app_out.is_empty() || self.write == WriteSide::Finishing;
+        Ok(())
     }
 
     /// Marks `n` bytes returned by [`poll_transmit`](Self::poll_transmit)

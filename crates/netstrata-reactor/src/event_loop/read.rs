@@ -17,6 +17,10 @@ pub(super) const MIN_READ: usize = 512;
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     /// Reads connection `token`'s socket straight into its stack while it
     /// has bytes, the stack has room, and the turn's read budget lasts.
+    ///
+    /// An error of the stack's stops the reading but does not end the
+    /// connection here: the connection keeps it, and delivering hands the
+    /// handler the messages decoded before it, then ends with it.
     pub(super) fn read(&mut self, token: usize, now: Instant) -> Result<(), CloseReason> {
         let max = self.config.read_chunk;
         let mut budget = self.config.read_budget;
@@ -24,14 +28,18 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         while budget > 0 && entry.reads() {
             let room = entry.conn.read_room().min(entry.read_size);
             let socket = &entry.socket;
-            let read = entry
+            let Ok(read) = entry
                 .conn
-                .read_with(now, |buf, _| socket::recv_into(socket, buf, room))?;
+                .read_with(now, |buf, _| socket::recv_into(socket, buf, room))
+            else {
+                return Ok(());
+            };
             match read {
                 Ok(0) => {
                     entry.socket_in = SocketIn::Ended;
                     entry.last_activity = now;
-                    entry.conn.handle_input_eof(now)?;
+                    // An error stays with the connection, as above.
+                    let _ = entry.conn.handle_input_eof(now);
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
