@@ -206,11 +206,19 @@ impl Throttle {
                 Status::Void => return self.block(now, Wait::Global),
             }
         }
-        self.wait = Wait::Idle;
-        match global {
+        let allowed = match global {
             Some(_) => max.min(local).min(self.credit),
             None => max.min(local),
+        };
+        if allowed == 0 {
+            // Global credit, but the own bucket is dry: its limit was
+            // lowered after the ticket was taken. Wait for the bucket (the
+            // caller's `settle` gives the credit back meanwhile).
+            let need = b.local.map_or(1, |l| max.min(l.grant()));
+            return self.block(now, Wait::Local { need });
         }
+        self.wait = Wait::Idle;
+        allowed
     }
 
     /// Spends `n` bytes of the allowance.

@@ -138,3 +138,50 @@ fn any_read_sizes_give_the_same_bytes_within_the_rate() {
     assert_eq!(out, data);
     assert_conforms(&deliveries, limit, "byte at a time");
 }
+
+#[test]
+fn a_connection_limit_lowered_while_a_global_ticket_waits_names_a_deadline() {
+    // Found by the shape_limits fuzz target: a ticket covered after the
+    // connection's own limit was lowered brought more global credit than
+    // the connection's bucket held; the bucket ran dry with credit left and
+    // bytes pending, and the shaper waited for nothing, with no deadline.
+    let global =
+        GlobalLimiter::new(ShapeConfig::new().with_inbound(Limit::new(5000, 500).unwrap()));
+    let own = Limit::new(100_000, 100_000).unwrap();
+    let mut shaper = Shaper::new(ShapeConfig::new().with_inbound(own)).with_global(&global);
+    let t0 = Instant::now();
+    let mut input = BytesMut::from(&[7u8; 4000][..]);
+    // The global burst passes; the next grant waits in the global queue.
+    assert_eq!(read(&mut shaper, t0, &mut input, usize::MAX), 500);
+    assert!(!shaper.wants_read());
+    let covered = shaper
+        .poll_timeout()
+        .expect("waiting for the global ticket");
+
+    shaper.handle().set_limit(
+        netstrata_shape::Direction::Inbound,
+        Some(Limit::new(19, 19).unwrap()),
+    );
+    shaper
+        .handle_timeout(covered, &mut BytesMut::new())
+        .unwrap();
+    let mut now = covered;
+    let mut passed = 500;
+    // 100 bytes at 19 B/s: about 100 grants of the minimum size, each after
+    // a deadline the shaper names.
+    for _ in 0..1000 {
+        passed += read(&mut shaper, now, &mut input, usize::MAX);
+        if passed >= 600 {
+            break;
+        }
+        let next = shaper
+            .poll_timeout()
+            .expect("bytes are pending: the shaper must name when it goes on");
+        now = now.max(next);
+        shaper.handle_timeout(now, &mut BytesMut::new()).unwrap();
+    }
+    assert!(
+        passed >= 600,
+        "reading went on at the lowered limit: {passed}"
+    );
+}
