@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use netstrata::frame::LengthDelimited;
 use netstrata::reactor::{
-    CloseReason, Context, EventLoop, Handler, LoopConfig, Server, ServerConfig,
+    CloseReason, Context, EventLoop, Handler, LoopConfig, Sent, Server, ServerConfig,
 };
 use netstrata::{Connection, ConnectionStats, Stack};
 
@@ -50,11 +50,18 @@ impl Handler for Echo {
     }
 
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
-        // `Err` only past the connection's send buffer: a peer that sends
-        // without reading its echoes.
-        if cx.send(&msg).is_err() {
-            cx.abort();
+        match cx.send(&msg) {
+            // The peer sends faster than it reads its echoes: read no more
+            // of it until the queue has drained (`on_writable`).
+            Ok(Sent::HighWatermark) => cx.pause_reading(),
+            Ok(_) => {}
+            // Only past the send buffer, which pausing keeps us below.
+            Err(_) => cx.abort(),
         }
+    }
+
+    fn on_writable(&mut self, cx: &mut Context<'_>) {
+        cx.resume_reading();
     }
 
     fn on_close(&mut self, reason: &CloseReason, stats: &ConnectionStats) {

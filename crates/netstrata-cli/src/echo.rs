@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use netstrata_core::ConnectionStats;
-use netstrata_reactor::{CloseReason, Context, Handler, LoopConfig, Server, ServerConfig};
+use netstrata_reactor::{CloseReason, Context, Handler, LoopConfig, Sent, Server, ServerConfig};
 
 use crate::report::StackTotals;
 use crate::stack::StackOptions;
@@ -20,12 +20,20 @@ pub struct Echo {
 
 impl Handler for Echo {
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
-        // A full send buffer means the peer does not read its echoes: it
-        // will feel backpressure, and the message is dropped with an error
-        // only past the hard limit.
-        if cx.send(&msg).is_err() {
-            cx.abort();
+        match cx.send(&msg) {
+            Ok(Sent::Queued | Sent::Closed) => {}
+            // The peer sends faster than it reads its echoes (one read of
+            // zstd can decode to megabytes of them): read no more of it
+            // until the queue has drained, so it feels TCP backpressure.
+            Ok(Sent::HighWatermark) => cx.pause_reading(),
+            // Past the hard limit, which pausing at the watermark keeps
+            // the echo below: the echo cannot be kept.
+            Err(_) => cx.abort(),
         }
+    }
+
+    fn on_writable(&mut self, cx: &mut Context<'_>) {
+        cx.resume_reading();
     }
 
     fn on_close(&mut self, _reason: &CloseReason, stats: &ConnectionStats) {

@@ -433,3 +433,39 @@ fn tokio_rustls_with_async_compression_against_tls_and_zstd() {
     server.shutdown(TIMEOUT).unwrap();
     assert_eq!(closes.get(CloseKind::Clean), 8, "{:?}", closes.snapshot());
 }
+
+#[test]
+fn a_zstd_peer_that_sends_megabytes_before_reading_gets_every_echo() {
+    // 400 compressible 16 KiB messages are about 6.5 MB decoded but a few
+    // kB on the wire: the server reads them in a turn or two and decodes
+    // far more echoes than its send buffer (1 MiB) holds. It must pause
+    // reading at the high watermark rather than give up on the peer.
+    const COUNT: usize = 400;
+    let stack = zstd_stack(ZstdConfig::default());
+    let server = echo::serve("127.0.0.1:0".parse().unwrap(), 1, stack.clone()).unwrap();
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // A client send buffer that takes them all: one flush, one burst.
+    let conn = netstrata_core::Connection::with_config(
+        netstrata_core::DynStack::new(vec![Box::new(netstrata_zstd::Zstd::new())]),
+        netstrata_frame::LengthDelimited::new(),
+        netstrata_core::ConnectionConfig::default().with_send_buffer(16 << 20),
+    );
+    let mut client = netstrata_core::Blocking::new(stream, conn);
+    let body = |i: usize| {
+        let mut msg = format!("message {i:05} ").into_bytes();
+        msg.resize(16 * 1024, b'x');
+        msg
+    };
+    for i in 0..COUNT {
+        client.send(&body(i)).unwrap();
+    }
+    client.flush().unwrap();
+    for i in 0..COUNT {
+        let echo = client.recv().unwrap().expect("an echo, not the end");
+        assert!(echo[..] == body(i)[..], "echo {i} differs");
+    }
+    server.stop().unwrap();
+}

@@ -79,16 +79,24 @@
 //! use bytes::Bytes;
 //! use netstrata_core::{Blocking, Connection, Stack};
 //! use netstrata_frame::LengthDelimited;
-//! use netstrata_reactor::{Context, Handler, Server, ServerConfig};
+//! use netstrata_reactor::{Context, Handler, Sent, Server, ServerConfig};
 //!
 //! struct Echo;
 //!
 //! impl Handler for Echo {
 //!     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
 //!         // Leaves with everything else sent in this turn, in one write.
-//!         if cx.send(&msg).is_err() {
-//!             cx.abort(); // the peer does not read its echoes
+//!         match cx.send(&msg) {
+//!             // The peer reads its echoes slower than it sends: read no
+//!             // more of it until the queue drains.
+//!             Ok(Sent::HighWatermark) => cx.pause_reading(),
+//!             Ok(_) => {}
+//!             Err(_) => cx.abort(), // past the send buffer
 //!         }
+//!     }
+//!
+//!     fn on_writable(&mut self, cx: &mut Context<'_>) {
+//!         cx.resume_reading();
 //!     }
 //! }
 //!
