@@ -297,7 +297,13 @@ impl<T: Transport, S: Layer, C: Codec> Blocking<T, S, C> {
             }
             // Answers the stack owes the peer (handshake) go out before we wait.
             self.write_pending()?;
-            self.read_once()?;
+            if let Err(e) = self.read_once() {
+                // The connection keeps an error of its stack's and returns
+                // it once the messages decoded before it are taken.
+                if self.conn.error().is_none() {
+                    return Err(e);
+                }
+            }
         }
     }
 

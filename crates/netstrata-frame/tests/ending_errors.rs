@@ -120,3 +120,28 @@ fn a_layer_that_fails_still_lets_the_messages_before_its_error_through() {
     conn.send(b"answer").unwrap_err();
     assert_eq!(transmit(&mut conn, now).0, Vec::<u8>::new());
 }
+
+#[test]
+fn the_blocking_driver_hands_over_the_messages_read_with_a_layer_s_error() {
+    use std::io::Cursor;
+    let now = Instant::now();
+    let mut sender = Connection::new(Stack::new((Checksummed::new(),)), LengthDelimited::new());
+    for body in [&b"one"[..], b"two"] {
+        sender.send(body).unwrap();
+    }
+    sender.close();
+    let (mut wire, _) = transmit(&mut sender, now);
+    // A byte after the end record: the layer fails in the same read that
+    // brings the two messages.
+    wire.push(0);
+    let conn = Connection::new(Stack::new((Checksummed::new(),)), LengthDelimited::new());
+    let mut blocking = netstrata_core::Blocking::new(
+        netstrata_core::Duplex::new(Cursor::new(wire), Vec::new()),
+        conn,
+    );
+    assert_eq!(blocking.recv().unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(blocking.recv().unwrap().as_deref(), Some(&b"two"[..]));
+    let after = blocking.recv().unwrap_err();
+    assert!(after.is_peer_fault(), "{after:?}");
+    assert_eq!(after.layer(), Some("checksummed"));
+}

@@ -743,3 +743,53 @@ fn tcp_state(stream: &TcpStream) -> u8 {
         })
         .expect("our socket in /proc/net/tcp")
 }
+
+/// Reports each message and the close as a line.
+struct Log {
+    events: mpsc::Sender<String>,
+}
+
+impl Handler for Log {
+    fn on_message(&mut self, _: &mut Context<'_>, msg: Bytes) {
+        let _ = self.events.send(String::from_utf8_lossy(&msg).into_owned());
+    }
+    fn on_close(&mut self, reason: &CloseReason, _: &netstrata_core::ConnectionStats) {
+        let _ = self.events.send(format!("closed: {reason:?}"));
+    }
+}
+
+#[test]
+fn the_messages_read_with_a_layer_s_error_reach_the_handler_before_the_close() {
+    use netstrata_core::layers::Checksummed;
+    let checksummed = || Connection::new(Stack::new((Checksummed::new(),)), LengthDelimited::new());
+    // Two messages, the end record and a byte after it, in one write: the
+    // layer fails in the read that brings the messages.
+    let mut sender = checksummed();
+    sender.send(b"one").unwrap();
+    sender.send(b"two").unwrap();
+    sender.close();
+    let mut wire = Vec::new();
+    while let Some(bytes) = sender.poll_transmit(Instant::now()).unwrap() {
+        let n = bytes.len();
+        wire.extend_from_slice(bytes);
+        sender.advance_transmit(n);
+    }
+    wire.push(0);
+    let listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let mut stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    stream.write_all(&wire).unwrap();
+
+    let (tx, events) = mpsc::channel();
+    let mut event_loop = EventLoop::new(LoopConfig::new()).unwrap();
+    event_loop
+        .listen(listener, checksummed, move |_| Log { events: tx.clone() })
+        .unwrap();
+    let mut got = Vec::new();
+    while !got.last().is_some_and(|e: &String| e.starts_with("closed")) {
+        event_loop.turn(Some(Duration::from_secs(10))).unwrap();
+        got.extend(events.try_iter());
+    }
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[..2], ["one", "two"]);
+    assert!(got[2].contains("bytes after the end of stream"), "{got:?}");
+}

@@ -251,3 +251,53 @@ async fn a_stack_that_refuses_the_peer_s_bytes_sends_its_alert_before_the_error(
         .unwrap();
     assert_eq!(alert, b"alert: bad input");
 }
+
+#[tokio::test]
+async fn the_messages_read_with_a_layer_s_error_come_before_it() {
+    use netstrata_core::layers::Checksummed;
+    use netstrata_core::{Connection, Error};
+    // Two messages, the end record and one byte after it, written in one
+    // go: the layer fails in the same read that brings the messages.
+    let mut sender = Connection::new(Stack::new((Checksummed::new(),)), LengthDelimited::new());
+    let now = std::time::Instant::now();
+    sender.send(b"one").unwrap();
+    sender.send(b"two").unwrap();
+    sender.close();
+    let mut wire = Vec::new();
+    while let Some(bytes) = sender.poll_transmit(now).unwrap() {
+        let n = bytes.len();
+        wire.extend_from_slice(bytes);
+        sender.advance_transmit(n);
+    }
+    wire.push(0);
+    let (mut a, b) = tokio::io::duplex(64 * 1024);
+    a.write_all(&wire).await.unwrap();
+    let mut rx =
+        ConnectionStream::new(b, Stack::new((Checksummed::new(),)), LengthDelimited::new());
+    within("the receiver", async {
+        assert_eq!(
+            rx.next().await.unwrap().unwrap(),
+            Bytes::from_static(b"one")
+        );
+        assert_eq!(
+            rx.next().await.unwrap().unwrap(),
+            Bytes::from_static(b"two")
+        );
+        let e = rx.next().await.unwrap().unwrap_err();
+        let e = e
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<StackError>())
+            .map(|e| e.error().clone());
+        assert!(
+            matches!(
+                e,
+                Some(Error::PeerMisbehaved {
+                    layer: "checksummed",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    })
+    .await;
+}
