@@ -5,32 +5,14 @@
 use std::time::Instant;
 
 use netstrata_core::layers::Checksummed;
-use netstrata_core::{Codec, Connection, Error, Layer, RawCodec, Stack};
+use netstrata_core::testing::transmit_all;
+use netstrata_core::{Connection, Error, RawCodec, Stack};
 use netstrata_frame::{FrameError, LengthDelimited};
 
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = (body.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(body);
     out
-}
-
-/// Everything `conn` transmits until it returns `None` or its error.
-fn transmit<S: Layer, C: Codec>(
-    conn: &mut Connection<S, C>,
-    now: Instant,
-) -> (Vec<u8>, Option<Error>) {
-    let mut wire = Vec::new();
-    loop {
-        match conn.poll_transmit(now) {
-            Ok(Some(bytes)) => {
-                let n = bytes.len();
-                wire.extend_from_slice(bytes);
-                conn.advance_transmit(n);
-            }
-            Ok(None) => return (wire, None),
-            Err(e) => return (wire, Some(e)),
-        }
-    }
 }
 
 #[test]
@@ -54,7 +36,7 @@ fn a_cut_inside_a_frame_keeps_the_message_before_it_and_the_answer_to_it() {
         "nothing is accepted after the error"
     );
 
-    let (wire, error) = transmit(&mut conn, now);
+    let (wire, error) = transmit_all(&mut conn, now);
     assert_eq!(
         wire,
         frame(b"pong"),
@@ -83,7 +65,7 @@ fn a_bad_header_after_two_messages_keeps_both_and_the_answers() {
     // Asked again, the same error: the bad header is not skipped.
     assert!(conn.poll_message(now).is_err());
 
-    let (wire, error) = transmit(&mut conn, now);
+    let (wire, error) = transmit_all(&mut conn, now);
     assert_eq!(wire, [frame(b"one"), frame(b"two")].concat());
     assert!(error.is_some());
 }
@@ -93,7 +75,7 @@ fn a_layer_that_fails_still_lets_the_messages_before_its_error_through() {
     let now = Instant::now();
     let mut sender = Connection::new(Stack::new((Checksummed::new(),)), RawCodec::new());
     sender.send(b"intact").unwrap();
-    let (wire, _) = transmit(&mut sender, now);
+    let (wire, _) = transmit_all(&mut sender, now);
 
     let mut conn = Connection::new(Stack::new((Checksummed::new(),)), RawCodec::new());
     conn.handle_input(now, &wire).unwrap();
@@ -118,7 +100,7 @@ fn a_layer_that_fails_still_lets_the_messages_before_its_error_through() {
     assert!(matches!(again, Error::Truncated { .. }), "{again:?}");
     // The layer is dead: nothing more goes out through it.
     conn.send(b"answer").unwrap_err();
-    assert_eq!(transmit(&mut conn, now).0, Vec::<u8>::new());
+    assert_eq!(transmit_all(&mut conn, now).0, Vec::<u8>::new());
 }
 
 #[test]
@@ -130,7 +112,7 @@ fn the_blocking_driver_hands_over_the_messages_read_with_a_layer_s_error() {
         sender.send(body).unwrap();
     }
     sender.close();
-    let (mut wire, _) = transmit(&mut sender, now);
+    let (mut wire, _) = transmit_all(&mut sender, now);
     // A byte after the end record: the layer fails in the same read that
     // brings the two messages.
     wire.push(0);

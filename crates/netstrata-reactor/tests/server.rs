@@ -768,12 +768,7 @@ fn the_messages_read_with_a_layer_s_error_reach_the_handler_before_the_close() {
     sender.send(b"one").unwrap();
     sender.send(b"two").unwrap();
     sender.close();
-    let mut wire = Vec::new();
-    while let Some(bytes) = sender.poll_transmit(Instant::now()).unwrap() {
-        let n = bytes.len();
-        wire.extend_from_slice(bytes);
-        sender.advance_transmit(n);
-    }
+    let mut wire = netstrata_core::testing::transmit_ok(&mut sender, Instant::now());
     wire.push(0);
     let listener = std::net::TcpListener::bind(localhost()).unwrap();
     let mut stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();

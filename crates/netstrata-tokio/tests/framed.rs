@@ -263,12 +263,7 @@ async fn the_messages_read_with_a_layer_s_error_come_before_it() {
     sender.send(b"one").unwrap();
     sender.send(b"two").unwrap();
     sender.close();
-    let mut wire = Vec::new();
-    while let Some(bytes) = sender.poll_transmit(now).unwrap() {
-        let n = bytes.len();
-        wire.extend_from_slice(bytes);
-        sender.advance_transmit(n);
-    }
+    let mut wire = netstrata_core::testing::transmit_ok(&mut sender, now);
     wire.push(0);
     let (mut a, b) = tokio::io::duplex(64 * 1024);
     a.write_all(&wire).await.unwrap();

@@ -98,13 +98,7 @@ fn capture(config: ZstdConfig, msgs: &[&[u8]], close: bool) -> Vec<u8> {
     if close {
         c.close();
     }
-    let mut wire = Vec::new();
-    while let Some(bytes) = c.poll_transmit(now).unwrap() {
-        wire.extend_from_slice(bytes);
-        let n = bytes.len();
-        c.advance_transmit(n);
-    }
-    wire
+    netstrata_core::testing::transmit_ok(&mut c, now)
 }
 
 /// Feeds `wire` to a fresh default server over `link`, optionally followed
