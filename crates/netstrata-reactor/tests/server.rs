@@ -744,26 +744,32 @@ fn tcp_state(stream: &TcpStream) -> u8 {
         .expect("our socket in /proc/net/tcp")
 }
 
-/// Reports each message and the close as a line.
+/// Reports each message and the close as a line; with `give_up`, echoes
+/// each message and aborts a connection that can send no more, as handlers
+/// do.
 struct Log {
     events: mpsc::Sender<String>,
+    give_up: bool,
 }
 
 impl Handler for Log {
-    fn on_message(&mut self, _: &mut Context<'_>, msg: Bytes) {
+    fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes) {
         let _ = self.events.send(String::from_utf8_lossy(&msg).into_owned());
+        if self.give_up && !matches!(cx.send(&msg), Ok(Sent::Queued)) {
+            cx.abort();
+        }
     }
     fn on_close(&mut self, reason: &CloseReason, _: &netstrata_core::ConnectionStats) {
         let _ = self.events.send(format!("closed: {reason:?}"));
     }
 }
 
-#[test]
-fn the_messages_read_with_a_layer_s_error_reach_the_handler_before_the_close() {
+/// What a `Log` handler saw of a connection whose one write brings two
+/// messages, the checksummed layer's end record and a byte after it: the
+/// layer fails in the read that brings the messages.
+fn messages_then_a_layer_error(give_up: bool) -> Vec<String> {
     use netstrata_core::layers::Checksummed;
     let checksummed = || Connection::new(Stack::new((Checksummed::new(),)), LengthDelimited::new());
-    // Two messages, the end record and a byte after it, in one write: the
-    // layer fails in the read that brings the messages.
     let mut sender = checksummed();
     sender.send(b"one").unwrap();
     sender.send(b"two").unwrap();
@@ -777,14 +783,33 @@ fn the_messages_read_with_a_layer_s_error_reach_the_handler_before_the_close() {
     let (tx, events) = mpsc::channel();
     let mut event_loop = EventLoop::new(LoopConfig::new()).unwrap();
     event_loop
-        .listen(listener, checksummed, move |_| Log { events: tx.clone() })
+        .listen(listener, checksummed, move |_| Log {
+            events: tx.clone(),
+            give_up,
+        })
         .unwrap();
     let mut got = Vec::new();
     while !got.last().is_some_and(|e: &String| e.starts_with("closed")) {
         event_loop.turn(Some(Duration::from_secs(10))).unwrap();
         got.extend(events.try_iter());
     }
+    got
+}
+
+#[test]
+fn the_messages_read_with_a_layer_s_error_reach_the_handler_before_the_close() {
+    let got = messages_then_a_layer_error(false);
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[..2], ["one", "two"]);
     assert!(got[2].contains("bytes after the end of stream"), "{got:?}");
+}
+
+#[test]
+fn a_handler_that_aborts_a_failed_connection_leaves_the_error_as_the_reason() {
+    // Its echo of the first message cannot be sent (the layer has failed):
+    // it aborts, and the close still says why the connection failed.
+    let got = messages_then_a_layer_error(true);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], "one");
+    assert!(got[1].contains("bytes after the end of stream"), "{got:?}");
 }

@@ -261,7 +261,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         let entry = &mut self.slab[token];
         entry.handler = Some(handler);
         match entry.phase {
-            Phase::Aborting => Err(CloseReason::Aborted),
+            Phase::Aborting => Err(entry.abort_reason()),
             Phase::Connecting | Phase::Open => Ok(()),
         }
     }

@@ -20,7 +20,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         entry.scheduled = false;
         let outcome = match entry.phase {
             Phase::Connecting => Ok(()),
-            Phase::Aborting => Err(CloseReason::Aborted),
+            Phase::Aborting => Err(entry.abort_reason()),
             Phase::Open => self.pass(token, now),
         };
         if let Err(reason) = outcome {

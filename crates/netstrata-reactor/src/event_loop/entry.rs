@@ -18,7 +18,7 @@ use mio::net::TcpStream;
 use netstrata_core::Connection;
 
 use super::accept::Seat;
-use crate::ConnId;
+use crate::{CloseReason, ConnId};
 
 /// Where a connection is in the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +147,21 @@ impl<S, C, H> Entry<S, C, H> {
         C: netstrata_core::Codec,
     {
         self.socket_in.may_read() && self.reading != Reading::Paused && self.conn.wants_read()
+    }
+
+    /// Why an aborted connection ends: the connection's own error if it had
+    /// already failed (its handler, given the messages decoded before the
+    /// error, gave up on a connection that could send no more: the error
+    /// is still the reason), else the abort.
+    pub(super) fn abort_reason(&self) -> CloseReason
+    where
+        S: netstrata_core::Layer,
+        C: netstrata_core::Codec,
+    {
+        match self.conn.error() {
+            Some(e) => CloseReason::Error(e.clone()),
+            None => CloseReason::Aborted,
+        }
     }
 }
 
