@@ -51,6 +51,11 @@ pub trait Handler: 'static {
     /// A message arrived: a zero-copy slice of what was read. It keeps the
     /// memory of that read (up to 64 KiB, see `LoopConfig::with_read_chunk`)
     /// until dropped; copy it (`Bytes::copy_from_slice`) to keep it long.
+    ///
+    /// When a layer fails on what the peer sent (a bad TLS record), the
+    /// messages it decoded whole before the failure still arrive here, then
+    /// the connection closes with the layer's error; a send to such a
+    /// connection returns [`Sent::Closed`](crate::Sent::Closed).
     fn on_message(&mut self, cx: &mut Context<'_>, msg: Bytes);
 
     /// The queued bytes fell to the low watermark after a send had reported
