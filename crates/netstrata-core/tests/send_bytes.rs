@@ -192,6 +192,13 @@ fn a_large_message_is_transmitted_from_its_own_memory() {
     );
     assert_eq!(conn.queued(), 2 * 4 + big.len() + small.len());
 
+    // The threshold: 4 KiB.
+    let (at, below) = (message(3, 4096), message(4, 4095));
+    conn.send_bytes(at.clone()).unwrap();
+    conn.send_bytes(below.clone()).unwrap();
+    assert!(transmits_from(&mut conn, &at));
+    assert!(!transmits_from(&mut conn, &below));
+
     let mut dynamic = Connection::new(DynStack::new(Vec::new()), RawCodec::new());
     dynamic.send_bytes(big.clone()).unwrap();
     assert!(transmits_from(&mut dynamic, &big), "an empty dynamic stack");
