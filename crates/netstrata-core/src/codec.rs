@@ -38,6 +38,22 @@ pub trait Codec {
     /// Appends `msg`, framed, to `dst`.
     fn encode(&mut self, msg: &[u8], dst: &mut BytesMut) -> Result<(), Self::Error>;
 
+    /// Frames a message of `len` bytes as a prefix followed by the message
+    /// unchanged, for a codec whose frames are laid out that way: appends
+    /// the prefix to `dst` so that the prefix, then the message, are
+    /// exactly what [`encode`](Codec::encode) would append, and changes the
+    /// codec's state as `encode` would. `Some(Err(_))` when `encode` would
+    /// refuse the message, with the same error and nothing appended.
+    ///
+    /// `None` (the default) when the codec cannot (it escapes or transforms
+    /// the body): the caller then encodes the message with `encode`. Lets a
+    /// connection queue a large message by reference instead of copying it
+    /// ([`crate::Connection::send_bytes`]).
+    fn encode_prefix(&mut self, len: usize, dst: &mut BytesMut) -> Option<Result<(), Self::Error>> {
+        let _ = (len, dst);
+        None
+    }
+
     /// The most bytes `decode` may need buffered to return one message (the
     /// maximum frame plus its header, or the maximum line plus delimiter).
     /// The connection bounds its message buffer by this.
@@ -94,6 +110,15 @@ impl Codec for RawCodec {
     fn encode(&mut self, msg: &[u8], dst: &mut BytesMut) -> Result<(), Self::Error> {
         dst.extend_from_slice(msg);
         Ok(())
+    }
+
+    /// The empty prefix: a raw message is its own frame.
+    fn encode_prefix(
+        &mut self,
+        _len: usize,
+        _dst: &mut BytesMut,
+    ) -> Option<Result<(), Self::Error>> {
+        Some(Ok(()))
     }
 
     fn max_buffered(&self) -> usize {

@@ -57,7 +57,8 @@ pub enum Error {
     /// what is pending and try again. Not sticky.
     #[error("send buffer full ({queued} bytes queued, limit {limit})")]
     SendBufferFull {
-        /// Bytes waiting to go through the stack.
+        /// Bytes waiting to go through the stack
+        /// ([`crate::Connection::send_queued`]).
         queued: usize,
         /// The configured limit ([`crate::ConnectionConfig::send_buffer`]).
         limit: usize,

@@ -256,6 +256,15 @@ impl LayerStats {
 /// - getters at any time.
 ///
 /// A layer holds no reference to the caller's buffers between calls.
+///
+/// # Optional hints
+///
+/// A layer may say more about itself so that a driver can take a shortcut;
+/// the defaults say nothing, and a driver that ignores a hint stays correct.
+/// - [`passes_bytes_through`](Layer::passes_bytes_through): outbound bytes
+///   cross the layer unchanged, so a driver may place them below it without
+///   calling it (a large message queued by reference, see
+///   [`Connection::send_bytes`](crate::Connection::send_bytes)).
 pub trait Layer {
     /// Short name for errors and statistics (`"tls"`, `"zstd"`).
     fn name(&self) -> &'static str;
@@ -316,6 +325,21 @@ pub trait Layer {
         let _ = waker;
     }
 
+    /// Whether the layer's outbound side is, right now, the identity: the
+    /// bytes given to [`handle_outbound`](Layer::handle_outbound) would
+    /// come out on `lower` unchanged and in order (all of them, room
+    /// allowing), whatever `now`, with nothing added and nothing
+    /// remembered; the layer holds no outbound byte of its own; its write
+    /// side is open and it has not failed. An optional hint (see the
+    /// contract): the default is `false`.
+    ///
+    /// While it is `true`, a driver may move outbound bytes past the layer
+    /// without calling it, in order (nothing given to the layer before may
+    /// be left behind them), counting them as having crossed it.
+    fn passes_bytes_through(&self) -> bool {
+        false
+    }
+
     /// Appends this layer's figures to `out`; `own` are the counters the
     /// caller kept for it. Stacks override this to list each member instead.
     fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
@@ -356,6 +380,9 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     }
     fn set_waker(&mut self, waker: &Waker) {
         (**self).set_waker(waker)
+    }
+    fn passes_bytes_through(&self) -> bool {
+        (**self).passes_bytes_through()
     }
     fn collect_stats(&self, own: &ByteCounters, out: &mut Vec<LayerStats>) {
         (**self).collect_stats(own, out)

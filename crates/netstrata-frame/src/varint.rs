@@ -84,6 +84,29 @@ impl Default for Varint {
     }
 }
 
+impl Varint {
+    /// Appends the prefix of a frame for a message of `len` bytes,
+    /// reserving room for `body` more bytes after it; refuses a message
+    /// above the maximum.
+    #[inline]
+    fn encode_header(&self, len: usize, dst: &mut BytesMut, body: usize) -> Result<(), FrameError> {
+        if len > self.max_frame_len {
+            return Err(FrameError::MessageTooLong {
+                len,
+                max: self.max_frame_len,
+            });
+        }
+        dst.reserve(MAX_VARINT_LEN.saturating_add(body));
+        let mut value = len as u64;
+        while value >= 0x80 {
+            dst.put_u8((value as u8) | 0x80);
+            value >>= 7;
+        }
+        dst.put_u8(value as u8);
+        Ok(())
+    }
+}
+
 impl Codec for Varint {
     type Error = FrameError;
 
@@ -134,22 +157,14 @@ impl Codec for Varint {
     }
 
     fn encode(&mut self, msg: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
-        let len = msg.len();
-        if len > self.max_frame_len {
-            return Err(FrameError::MessageTooLong {
-                len,
-                max: self.max_frame_len,
-            });
-        }
-        dst.reserve(MAX_VARINT_LEN.saturating_add(len));
-        let mut value = len as u64;
-        while value >= 0x80 {
-            dst.put_u8((value as u8) | 0x80);
-            value >>= 7;
-        }
-        dst.put_u8(value as u8);
+        self.encode_header(msg.len(), dst, msg.len())?;
         dst.extend_from_slice(msg);
         Ok(())
+    }
+
+    /// A frame is the varint prefix, then the message unchanged.
+    fn encode_prefix(&mut self, len: usize, dst: &mut BytesMut) -> Option<Result<(), FrameError>> {
+        Some(self.encode_header(len, dst, 0))
     }
 
     /// The maximum payload plus the longest prefix accepted (10 bytes, as

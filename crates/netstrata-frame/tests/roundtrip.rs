@@ -1,5 +1,6 @@
 //! Encode then decode under any chunking gives the messages back, for every
-//! codec and many length-delimited layouts.
+//! codec and many length-delimited layouts; a frame written as its prefix
+//! then the message is the frame `encode` writes.
 
 mod common;
 
@@ -118,6 +119,37 @@ proptest! {
         prop_assert_eq!(codec.skipped_frames(), 0);
     }
 
+    /// A message framed as `encode_prefix`'s prefix followed by the body is
+    /// exactly what `encode` writes, for every layout and size; a message
+    /// `encode` refuses, `encode_prefix` refuses with the same error.
+    #[test]
+    fn length_delimited_prefix_then_body_is_the_frame(
+        layout in layout(),
+        lens in prop::collection::vec(
+            prop_oneof![0usize..90, Just(4096usize), Just(16 * 1024), Just(65_536), Just(70_000)],
+            1..6,
+        ),
+    ) {
+        let mut codec = layout.settings.new_codec();
+        for len in lens {
+            prop_assert_eq!(prefix_then_body(&mut codec, len), encoded(&mut codec, len));
+        }
+    }
+
+    #[test]
+    fn varint_prefix_then_body_is_the_frame(
+        max in prop::option::of(0usize..20_000),
+        lens in prop::collection::vec(prop_oneof![0usize..300, 16_000usize..17_000], 1..8),
+    ) {
+        let mut codec = match max {
+            Some(max) => Varint::new().with_max_frame_length(max),
+            None => Varint::new(),
+        };
+        for len in lens {
+            prop_assert_eq!(prefix_then_body(&mut codec, len), encoded(&mut codec, len));
+        }
+    }
+
     #[test]
     fn varint_round_trips(msgs in messages(300), chunks in chunking()) {
         let mut codec = Varint::new();
@@ -171,4 +203,76 @@ fn check_delimited<C: Codec<Error = FrameError>>(
     prop_assert_eq!(out.leftover, 0);
     prop_assert_eq!(as_vecs(&out.frames), expected);
     Ok(())
+}
+
+/// A message of `len` bytes with marked ends.
+fn body(len: usize) -> Vec<u8> {
+    let mut body = vec![0x5a; len];
+    if let Some(first) = body.first_mut() {
+        *first = 1;
+    }
+    if let Some(last) = body.last_mut() {
+        *last = 2;
+    }
+    body
+}
+
+/// What `encode` appends for a message of `len` bytes (to a buffer that
+/// already holds bytes), or its error.
+fn encoded<C: Codec<Error = FrameError>>(codec: &mut C, len: usize) -> Result<Vec<u8>, FrameError> {
+    let mut dst = BytesMut::from(&b"before"[..]);
+    codec.encode(&body(len), &mut dst)?;
+    Ok(dst[6..].to_vec())
+}
+
+/// `encode_prefix`'s prefix, then the body; its error with nothing appended.
+fn prefix_then_body<C: Codec<Error = FrameError>>(
+    codec: &mut C,
+    len: usize,
+) -> Result<Vec<u8>, FrameError> {
+    let mut dst = BytesMut::from(&b"before"[..]);
+    let result = codec
+        .encode_prefix(len, &mut dst)
+        .expect("frames as prefix + body");
+    if let Err(e) = result {
+        assert_eq!(&dst[..], b"before", "nothing appended on refusal");
+        return Err(e);
+    }
+    dst.extend_from_slice(&body(len));
+    Ok(dst[6..].to_vec())
+}
+
+#[test]
+fn prefix_then_body_is_the_frame_for_the_presets() {
+    let codecs = [
+        LengthDelimited::new(),
+        LengthDelimited::netty_prepender(2, 0, true),
+        LengthDelimited::netty_prepender(8, -3, false),
+        LengthDelimited::netty_decoder(1 << 20, 2, 3, -5, 0),
+        LengthDelimited::builder()
+            .length_field_length(2)
+            .little_endian()
+            .length_adjustment(-2)
+            .new_codec(),
+    ];
+    for mut codec in codecs {
+        for len in [
+            0,
+            1,
+            255,
+            256,
+            4095,
+            4096,
+            16 * 1024,
+            65_535,
+            65_536,
+            100_000,
+        ] {
+            assert_eq!(
+                prefix_then_body(&mut codec, len),
+                encoded(&mut codec, len),
+                "{codec:?}, {len} bytes"
+            );
+        }
+    }
 }

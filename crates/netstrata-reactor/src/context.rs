@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use std::{fmt, io};
 
+use bytes::Bytes;
 use netstrata_core::{Codec, Connection, ConnectionStats, Error, Layer};
 
 use crate::{ConnId, Handle, Handler};
 
-/// What became of a message given to [`Context::send`] or [`Local::send`].
+/// What became of a message given to [`Context::send`], [`Local::send`]
+/// or their `send_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
     /// Queued; the connection's queue is below the high watermark: keep
@@ -38,6 +40,7 @@ impl Sent {
 /// handler types; implemented by the loop's connections.
 pub(crate) trait Loop {
     fn send(&mut self, id: ConnId, msg: &[u8]) -> Result<Sent, Error>;
+    fn send_bytes(&mut self, id: ConnId, msg: Bytes) -> Result<Sent, Error>;
     fn close(&mut self, id: ConnId);
     fn abort(&mut self, id: ConnId);
     fn set_reading(&mut self, id: ConnId, on: bool);
@@ -106,6 +109,15 @@ impl Context<'_> {
     /// sending until [`Handler::on_writable`].
     pub fn send(&mut self, msg: &[u8]) -> Result<Sent, Error> {
         self.event_loop.send(self.id, msg)
+    }
+
+    /// Like [`Self::send`], for a message held as [`Bytes`] (one given to
+    /// [`Handler::on_message`], to echo it): on a plain stack a large
+    /// message is queued by reference instead of copied
+    /// ([`Connection::send_bytes`]) and written with the rest in one
+    /// vectored write.
+    pub fn send_bytes(&mut self, msg: Bytes) -> Result<Sent, Error> {
+        self.event_loop.send_bytes(self.id, msg)
     }
 
     /// Bytes queued toward the peer.
@@ -213,6 +225,12 @@ impl Local<'_> {
     /// [`Handler::on_writable`] once its queue has drained to the low mark.
     pub fn send(&mut self, msg: &[u8]) -> Result<Sent, Error> {
         self.event_loop.send(self.id, msg)
+    }
+
+    /// Like [`Self::send`], for a message held as [`Bytes`]: see
+    /// [`Context::send_bytes`].
+    pub fn send_bytes(&mut self, msg: Bytes) -> Result<Sent, Error> {
+        self.event_loop.send_bytes(self.id, msg)
     }
 
     /// Bytes queued toward this connection's peer.

@@ -39,16 +39,20 @@ impl ConnectionConfig {
         self
     }
 
-    /// Sets the room offered to the stack for wire bytes not yet transmitted.
-    /// Layers treat it as a soft bound (one record or block beyond it).
+    /// Sets the room offered to the stack for wire bytes not yet transmitted
+    /// (those of messages queued by reference,
+    /// [`Connection::send_bytes`], take it too). Layers treat it as a soft
+    /// bound (one record or block beyond it).
     pub fn with_write_buffer(mut self, bytes: usize) -> Self {
         self.write_buffer = bytes.max(1);
         self
     }
 
-    /// Sets the bound of encoded messages waiting for the stack. A message is
-    /// refused ([`Error::SendBufferFull`]) only when the bound is already
-    /// reached, so one message of any allowed size always fits.
+    /// Sets the bound of encoded messages waiting for the stack (with the
+    /// messages queued by reference beyond the write buffer:
+    /// [`Connection::send_queued`]). A message is refused
+    /// ([`Error::SendBufferFull`]) only when the bound is already reached,
+    /// so one message of any allowed size always fits.
     pub fn with_send_buffer(mut self, bytes: usize) -> Self {
         self.send_buffer = bytes.max(1);
         self

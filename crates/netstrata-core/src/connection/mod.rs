@@ -3,8 +3,10 @@
 //! - `config`: [`ConnectionConfig`], the limits of its own buffers;
 //! - `inbound`: wire bytes in, up the stack, cut into messages;
 //! - `outbound`: messages in, down the stack in batches, wire bytes out;
+//! - `chain`: wire bytes queued by reference, ahead of the copied ones;
 //! - `upgrade`: layers inserted into or removed from a live [`DynStack`](crate::DynStack).
 
+mod chain;
 mod config;
 mod inbound;
 mod outbound;
@@ -18,6 +20,7 @@ use bytes::BytesMut;
 use crate::layer::{ByteCounters, Layer, LayerStats, release_if_empty};
 use crate::{Codec, Error, StickyError};
 
+use chain::Chain;
 pub use config::ConnectionConfig;
 
 /// Where a [`Connection`] is in its life.
@@ -69,7 +72,8 @@ pub struct ConnectionStats {
     pub layers: Vec<LayerStats>,
     /// Messages handed to the application.
     pub messages_in: u64,
-    /// Messages accepted by [`Connection::send`].
+    /// Messages accepted by [`Connection::send`] and
+    /// [`Connection::send_bytes`].
     pub messages_out: u64,
     /// Bytes taken from the transport.
     pub wire_in: u64,
@@ -89,9 +93,11 @@ pub struct ConnectionStats {
 /// - input: [`handle_input`](Self::handle_input),
 ///   [`handle_input_eof`](Self::handle_input_eof),
 ///   [`handle_timeout`](Self::handle_timeout);
-/// - application commands: [`send`](Self::send), [`close`](Self::close);
+/// - application commands: [`send`](Self::send),
+///   [`send_bytes`](Self::send_bytes), [`close`](Self::close);
 /// - output: [`poll_message`](Self::poll_message),
-///   [`poll_transmit`](Self::poll_transmit) with
+///   [`poll_transmit`](Self::poll_transmit) or
+///   [`poll_transmit_vectored`](Self::poll_transmit_vectored) with
 ///   [`advance_transmit`](Self::advance_transmit),
 ///   [`poll_timeout`](Self::poll_timeout).
 ///
@@ -105,10 +111,12 @@ pub struct ConnectionStats {
 ///    [`handle_timeout`](Self::handle_timeout);
 /// 3. take messages with [`poll_message`](Self::poll_message) until `None`,
 ///    and [`send`](Self::send) answers;
-/// 4. call [`poll_transmit`](Self::poll_transmit) and write what it returns,
-///    then [`advance_transmit`](Self::advance_transmit) by what was written,
-///    until it returns `None`. It flushes the stack once per call, so all
-///    messages sent since the last call go out as one batch;
+/// 4. call [`poll_transmit`](Self::poll_transmit) and write what it returns
+///    (or [`poll_transmit_vectored`](Self::poll_transmit_vectored), for a
+///    vectored write), then [`advance_transmit`](Self::advance_transmit) by
+///    what was written, until it returns `None` (`0`). It flushes the stack
+///    once per call, so all messages sent since the last call go out as one
+///    batch;
 /// 5. once [`is_write_closed`](Self::is_write_closed), shut down the
 ///    transport's write side (TCP FIN); once [`state`](Self::state) is
 ///    [`State::Closed`], drop the transport.
@@ -135,6 +143,9 @@ pub struct Connection<S, C> {
     app_out: BytesMut,
     /// Wire bytes produced, not yet transmitted.
     wire_out: BytesMut,
+    /// Wire bytes queued by reference ([`Connection::send_bytes`]), all of
+    /// them due before `wire_out`'s.
+    chain: Chain,
     counters: ByteCounters,
     stats: ConnectionStats,
     read: ReadSide,
@@ -171,6 +182,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             app_in: BytesMut::new(),
             app_out: BytesMut::new(),
             wire_out: BytesMut::new(),
+            chain: Chain::default(),
             counters: ByteCounters::default(),
             stats: ConnectionStats::default(),
             read: ReadSide::Open,
@@ -189,7 +201,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     pub fn state(&self) -> State {
         let done = matches!(self.read, ReadSide::Ended { .. })
             && self.write == WriteSide::Finished
-            && self.wire_out.is_empty();
+            && self.unsent() == 0;
         if self.failed.has_failed() || done {
             State::Closed
         } else if self.read != ReadSide::Open || self.write != WriteSide::Open {
@@ -243,18 +255,22 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// Whether our stream has ended and all of it was transmitted: time to
     /// shut down the transport's write side.
     pub fn is_write_closed(&self) -> bool {
-        self.write == WriteSide::Finished && self.wire_out.is_empty()
+        self.write == WriteSide::Finished && self.unsent() == 0
     }
 
     /// Bytes of memory the connection's own four buffers hold now (their
-    /// capacity, not their contents). Buffers grow as bytes arrive, never as
-    /// a header announces, and each is bounded by [`ConnectionConfig`]; the
-    /// stack's buffers between layers are not included.
+    /// capacity, not their contents), plus the bytes of messages queued by
+    /// reference ([`send_bytes`](Self::send_bytes); by their length: such a
+    /// message may keep alive the larger buffer it was cut from, which this
+    /// cannot see). Buffers grow as bytes arrive, never as a header
+    /// announces, and each is bounded by [`ConnectionConfig`]; the stack's
+    /// buffers between layers are not included.
     pub fn buffered_capacity(&self) -> usize {
         [&self.wire_in, &self.app_in, &self.app_out, &self.wire_out]
             .iter()
             .map(|b| b.capacity())
-            .sum()
+            .sum::<usize>()
+            + self.chain.len()
     }
 
     /// Frees the memory of every empty buffer, the stack's included, so an
@@ -268,6 +284,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         ] {
             release_if_empty(buf);
         }
+        self.chain.release_if_empty();
         self.stack.release_buffers();
     }
 
@@ -284,15 +301,29 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     }
 
     /// Bytes queued for the peer: encoded messages not yet through the
-    /// stack plus wire bytes not yet transmitted. What write watermarks
-    /// compare against.
+    /// stack plus wire bytes not yet transmitted, those queued by reference
+    /// included. What write watermarks compare against.
     pub fn queued(&self) -> usize {
-        self.app_out.len() + self.wire_out.len()
+        self.app_out.len() + self.unsent()
     }
 
-    /// Bytes of encoded messages not yet taken by the stack.
+    /// Bytes waiting for room toward the wire, what the send buffer bounds
+    /// ([`ConnectionConfig::with_send_buffer`]): encoded messages not yet
+    /// taken by the stack, plus the wire bytes queued by reference
+    /// ([`send_bytes`](Self::send_bytes)) beyond the write buffer's room,
+    /// which a copying [`send`](Self::send) would have left waiting above
+    /// the stack.
     pub fn send_queued(&self) -> usize {
-        self.app_out.len()
+        let over_room = self
+            .unsent()
+            .saturating_sub(self.config.write_buffer)
+            .min(self.chain.len());
+        self.app_out.len() + over_room
+    }
+
+    /// Wire bytes not yet transmitted: the chain, then `wire_out`.
+    fn unsent(&self) -> usize {
+        self.chain.len() + self.wire_out.len()
     }
 
     /// The stack.

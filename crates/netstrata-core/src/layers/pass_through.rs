@@ -73,4 +73,8 @@ impl Layer for PassThrough {
     fn is_write_closed(&self) -> bool {
         self.ends.write == End::Closed
     }
+
+    fn passes_bytes_through(&self) -> bool {
+        self.ends.write == End::Open && !self.ends.failed.has_failed()
+    }
 }

@@ -179,6 +179,12 @@ impl<L: Layers> Layer for Stack<L> {
         }
     }
 
+    /// Only without layers: a member that passes bytes through is still
+    /// counted, and may have bytes waiting in the joints around it.
+    fn passes_bytes_through(&self) -> bool {
+        self.layers.count() == 0 && !self.failed.has_failed() && self.empty.passes_bytes_through()
+    }
+
     fn release_buffers(&mut self) {
         for joint in &mut self.joints {
             release_if_empty(&mut joint.inbound);

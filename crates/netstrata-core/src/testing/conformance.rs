@@ -45,7 +45,10 @@ pub fn check_layer<L: Layer, F: FnMut(Side) -> L>(make: F) {
 ///   that same error and appends no byte ([`Layer::handle_timeout`] may
 ///   keep its default `Ok`), [`Layer::poll_timeout`] is `None` and
 ///   [`Layer::wants_read`] `false`; the same for whatever error the
-///   peer's layer meets when the transport ends early.
+///   peer's layer meets when the transport ends early;
+/// - **the optional hint** [`Layer::passes_bytes_through`]: a layer that
+///   gives it passes outbound bytes on unchanged, behind those already
+///   below it, and gives it no more after an error.
 ///
 /// It panics, naming the layer and the rule, at the first check that fails.
 ///
@@ -112,6 +115,7 @@ impl<L: Layer, F: FnMut(Side) -> L> Conformance<F> {
             self.exchange(chunking);
         }
         self.truncation();
+        self.pass_through_hint();
     }
 
     fn pair(&mut self, chunking: Chunking) -> Pair<Checked<L>, RawCodec, Checked<L>, RawCodec> {
@@ -194,6 +198,35 @@ impl<L: Layer, F: FnMut(Side) -> L> Conformance<F> {
     }
 }
 
+impl<L: Layer, F: FnMut(Side) -> L> Conformance<F> {
+    /// A layer that says it passes outbound bytes through does: a driver
+    /// that trusts the hint skips its calls.
+    fn pass_through_hint(&mut self) {
+        let mut layer = (self.make)(Side::Client);
+        if !layer.passes_bytes_through() {
+            return;
+        }
+        let name = layer.name();
+        let sent = messages().concat();
+        let (mut input, mut lower) = (buf(&sent), buf(b"below"));
+        let result = layer.handle_outbound(Outbound::new(
+            Instant::now(),
+            &mut input,
+            Flush::Batch,
+            &mut lower,
+        ));
+        let expected = [&b"below"[..], &sent].concat();
+        assert!(
+            result.is_ok() && input.is_empty() && lower[..] == expected[..],
+            "{name} (passes_bytes_through): outbound bytes did not pass unchanged: {result:?}, \
+             {} of {} bytes left, {} bytes below",
+            input.len(),
+            sent.len(),
+            lower.len()
+        );
+    }
+}
+
 fn messages() -> Vec<Vec<u8>> {
     MESSAGE_LENS
         .iter()
@@ -245,6 +278,10 @@ fn after_error<L: Layer + ?Sized>(layer: &mut L, now: Instant, first: &Error) {
     assert!(
         !layer.wants_read(),
         "{name} (rule 7): still wants to read after `{first}`"
+    );
+    assert!(
+        !layer.passes_bytes_through(),
+        "{name} (rule 7): still says it passes bytes through after `{first}`"
     );
 }
 

@@ -321,13 +321,36 @@ impl Codec for LengthDelimited {
 
     #[inline]
     fn encode(&mut self, msg: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
-        let len = msg.len();
+        self.encode_header(msg.len(), dst, msg.len())?;
+        dst.extend_from_slice(msg);
+        Ok(())
+    }
+
+    /// Every layout frames a message as its header, then the message
+    /// unchanged: the offset, the adjustment and `num_skip` only change
+    /// the value in the length field.
+    fn encode_prefix(&mut self, len: usize, dst: &mut BytesMut) -> Option<Result<(), FrameError>> {
+        Some(self.encode_header(len, dst, 0))
+    }
+
+    fn max_buffered(&self) -> usize {
+        let max_whole = usize::try_from(self.max_whole.max(0)).unwrap_or(usize::MAX);
+        max_whole.max(self.head_len)
+    }
+}
+
+impl LengthDelimited {
+    /// Appends the header of a frame for a message of `len` bytes (the
+    /// offset's zero bytes, then the length field), reserving room for
+    /// `body` more bytes after it; refuses a message it cannot frame.
+    #[inline]
+    fn encode_header(&self, len: usize, dst: &mut BytesMut, body: usize) -> Result<(), FrameError> {
         if len < *self.encodable.start() || len > *self.encodable.end() {
             return Err(self.encode_error(len));
         }
         // In range, so the true value fits: wrapping arithmetic gives it.
         let value = (len as u64).wrapping_add(self.value_offset);
-        dst.reserve(self.field_end.saturating_add(len));
+        dst.reserve(self.field_end.saturating_add(body));
         if self.u32_be_at_0 {
             dst.put_u32(value as u32);
         } else {
@@ -339,13 +362,7 @@ impl Codec for LengthDelimited {
                 self.settings.big_endian,
             );
         }
-        dst.extend_from_slice(msg);
         Ok(())
-    }
-
-    fn max_buffered(&self) -> usize {
-        let max_whole = usize::try_from(self.max_whole.max(0)).unwrap_or(usize::MAX);
-        max_whole.max(self.head_len)
     }
 }
 

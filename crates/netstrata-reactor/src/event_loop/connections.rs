@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use netstrata_core::{Codec, Connection, ConnectionStats, Error, Layer};
@@ -274,10 +275,14 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
             self.schedule(token);
         }
     }
-}
 
-impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Loop for Connections<S, C, H> {
-    fn send(&mut self, id: ConnId, msg: &[u8]) -> Result<Sent, Error> {
+    /// Queues a message on connection `id` with `send` (a copy or by
+    /// reference) and tells the sender whether to go on.
+    fn queue(
+        &mut self,
+        id: ConnId,
+        send: impl FnOnce(&mut Connection<S, C>) -> Result<(), Error>,
+    ) -> Result<Sent, Error> {
         let high = self.config.high_watermark;
         let Some(entry) = self.get(id) else {
             return Ok(Sent::Closed);
@@ -285,7 +290,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Loop for Connections<S,
         if entry.phase == Phase::Aborting || !entry.conn.is_write_open() {
             return Ok(Sent::Closed);
         }
-        entry.conn.send(msg)?;
+        send(&mut entry.conn)?;
         let sent = if entry.conn.queued() < high {
             Sent::Queued
         } else {
@@ -297,6 +302,16 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Loop for Connections<S,
         // Another connection's bytes leave in this turn's write too.
         self.schedule(id.index);
         Ok(sent)
+    }
+}
+
+impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Loop for Connections<S, C, H> {
+    fn send(&mut self, id: ConnId, msg: &[u8]) -> Result<Sent, Error> {
+        self.queue(id, |conn| conn.send(msg))
+    }
+
+    fn send_bytes(&mut self, id: ConnId, msg: Bytes) -> Result<Sent, Error> {
+        self.queue(id, |conn| conn.send_bytes(msg))
     }
 
     fn close(&mut self, id: ConnId) {
