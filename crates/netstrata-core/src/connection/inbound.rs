@@ -135,22 +135,16 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// returned, one per call; then the error is.
     #[must_use = "a message is lost if the result is dropped"]
     pub fn poll_message(&mut self, now: Instant) -> Result<Option<Bytes>> {
-        if let Some(e) = self.failed.error() {
+        if self.failed.has_failed() {
             return match self.codec.decode(&mut self.app_in) {
-                Ok(Some(msg)) => {
-                    self.stats.messages_in += 1;
-                    Ok(Some(msg))
-                }
-                _ => Err(e.clone()),
+                Ok(Some(msg)) => self.delivered(msg),
+                _ => self.failed.check().map(|()| None),
             };
         }
         loop {
             let decoded = self.codec.decode(&mut self.app_in);
             match decoded.map_err(|e| Error::peer(self.codec.name(), e)) {
-                Ok(Some(msg)) => {
-                    self.stats.messages_in += 1;
-                    return Ok(Some(msg));
-                }
+                Ok(Some(msg)) => return self.delivered(msg),
                 Ok(None) => {}
                 Err(e) => return Err(self.fail_decoding(e)),
             }
@@ -167,10 +161,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             // The stack has delivered its last byte.
             let last = self.codec.decode_eof(&mut self.app_in);
             return match last.map_err(|e| Error::peer(self.codec.name(), e)) {
-                Ok(Some(msg)) => {
-                    self.stats.messages_in += 1;
-                    Ok(Some(msg))
-                }
+                Ok(Some(msg)) => self.delivered(msg),
                 Ok(None) if self.app_in.is_empty() => {
                     self.read = ReadSide::Ended {
                         transport: self.read == ReadSide::TransportEnded,
@@ -184,6 +175,12 @@ impl<S: Layer, C: Codec> Connection<S, C> {
                 Err(e) => Err(self.fail_decoding(e)),
             };
         }
+    }
+
+    /// Hands `msg` to the application, counted.
+    fn delivered(&mut self, msg: Bytes) -> Result<Option<Bytes>> {
+        self.stats.messages_in += 1;
+        Ok(Some(msg))
     }
 
     /// Ends the connection with the codec's error `e`: the stack did not

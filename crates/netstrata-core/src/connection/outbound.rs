@@ -3,7 +3,7 @@
 use std::io::IoSlice;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Connection, NAME, WriteSide};
 use crate::layer::{Flush, Layer, Outbound};
@@ -30,11 +30,7 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// connection.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.check_send()?;
-        let before = self.app_out.len();
-        if let Err(e) = self.codec.encode(msg, &mut self.app_out) {
-            self.app_out.truncate(before);
-            return Err(Error::misuse(self.codec.name(), e));
-        }
+        self.encode_with(|codec, dst| codec.encode(msg, dst))?;
         self.stats.messages_out += 1;
         self.outbound_dirty = true;
         Ok(())
@@ -61,14 +57,10 @@ impl<S: Layer, C: Codec> Connection<S, C> {
             return self.send(&msg);
         }
         self.check_send()?;
-        let before = self.app_out.len();
-        match self.codec.encode_prefix(msg.len(), &mut self.app_out) {
-            None => return self.send(&msg),
-            Some(Err(e)) => {
-                self.app_out.truncate(before);
-                return Err(Error::misuse(self.codec.name(), e));
-            }
-            Some(Ok(())) => {}
+        let len = msg.len();
+        let framed = self.encode_with(|codec, dst| codec.encode_prefix(len, dst).transpose())?;
+        if framed.is_none() {
+            return self.send(&msg);
         }
         // What the stack would do, without the copy: the messages waiting
         // above it, the new prefix last, cross it unchanged and queue
@@ -83,6 +75,20 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         self.chain.push(msg);
         self.stats.messages_out += 1;
         Ok(())
+    }
+
+    /// Runs `encode` on the send buffer; if the codec refuses the message
+    /// (the caller's misuse: too large to frame), takes back what it
+    /// appended.
+    fn encode_with<T>(
+        &mut self,
+        encode: impl FnOnce(&mut C, &mut BytesMut) -> std::result::Result<T, C::Error>,
+    ) -> Result<T> {
+        let before = self.app_out.len();
+        encode(&mut self.codec, &mut self.app_out).map_err(|e| {
+            self.app_out.truncate(before);
+            Error::misuse(self.codec.name(), e)
+        })
     }
 
     /// Refuses a message after an error or [`close`](Self::close), or with
