@@ -40,9 +40,11 @@ use crate::{Codec, Connection, Error, Layer};
 
 mod conformance;
 mod tools;
+mod transmit;
 
 pub use conformance::{Conformance, check_layer};
 pub use tools::{external_tool, run_piped};
+pub use transmit::{transmit_all, transmit_ok};
 
 /// How the link cuts what a side transmits into segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -488,39 +490,6 @@ impl<S1: Layer, C1: Codec, S2: Layer, C2: Codec> Pair<S1, C1, S2, C2> {
     /// The errors of both sides, client first.
     pub fn errors(&self) -> (Option<&Error>, Option<&Error>) {
         (self.client.conn.error(), self.server.conn.error())
-    }
-}
-
-/// Everything `conn` transmits now, as a driver would write it: the wire
-/// bytes until [`Connection::poll_transmit`] returns `None`, or until it
-/// returns an error, which comes back beside the bytes written before it
-/// (a failed connection still sends what its stack owes the peer).
-pub fn transmit_all<S: Layer, C: Codec>(
-    conn: &mut Connection<S, C>,
-    now: Instant,
-) -> (Vec<u8>, Option<Error>) {
-    let mut wire = Vec::new();
-    loop {
-        match conn.poll_transmit(now) {
-            Ok(Some(bytes)) => {
-                let n = bytes.len();
-                wire.extend_from_slice(bytes);
-                conn.advance_transmit(n);
-            }
-            Ok(None) => return (wire, None),
-            Err(e) => return (wire, Some(e)),
-        }
-    }
-}
-
-/// [`transmit_all`] for a connection that must not fail: its wire bytes.
-///
-/// # Panics
-/// If the connection fails.
-pub fn transmit_ok<S: Layer, C: Codec>(conn: &mut Connection<S, C>, now: Instant) -> Vec<u8> {
-    match transmit_all(conn, now) {
-        (wire, None) => wire,
-        (_, Some(e)) => panic!("the connection failed while transmitting: {e}"),
     }
 }
 
