@@ -12,7 +12,9 @@
 //!   many threads as netstrata has loops (`--netstrata-threads`);
 //! - `tls`: `netstrata echo-server --tls` vs tokio + tokio-rustls and the
 //!   mio echo through rustls alone (the limit), with the same certificate
-//!   files (generated for the run, deleted after);
+//!   files (generated for the run, deleted after); then the floor at
+//!   16 KiB (`--floor no` skips it): the plain mio echo's CPU per message
+//!   plus the AES-GCM work of opening and sealing the message, measured here;
 //! - `zstd`: `netstrata echo-server --zstd` vs tokio + async-compression
 //!   and the mio echo through zstd alone (the limit), all at level 3 with a
 //!   2^15 window.
@@ -38,17 +40,19 @@ mod support;
 
 use netstrata_cli::stack::StackOptions;
 use netstrata_zstd::ZstdConfig;
-use support::compare::{Case, Rounds, compare};
+use support::compare::{Case, Outcome, Rounds, compare};
+use support::floor;
 use support::memory;
 use support::process::{Ports, Server, build};
-use support::servers::{TempDir, certificates, list, listing_only, netstrata, num};
+use support::servers::{TempDir, arg, certificates, list, listing_only, netstrata, num};
 
 const LEVEL: i32 = 3;
 const SMALL: Case = Case::SMALL;
 const LARGE: Case = Case::LARGE;
 
 /// Runs each of `cases` against `servers`: netstrata first, then the tokio
-/// baseline and the hand-written limit, the two its ratios are taken to.
+/// baseline and the hand-written limit, the two its ratios are taken to;
+/// returns each case's medians.
 fn compare_cases(
     title: &str,
     servers: &[Server; 3],
@@ -56,10 +60,11 @@ fn compare_cases(
     cases: &[Case],
     rounds: Rounds,
     ports: &mut Ports,
-) {
-    for &case in cases {
-        compare(title, servers, &[1, 2], stack, case, rounds, ports);
-    }
+) -> Vec<Vec<Outcome>> {
+    cases
+        .iter()
+        .map(|&case| compare(title, servers, &[1, 2], stack, case, rounds, ports))
+        .collect()
 }
 
 fn main() {
@@ -91,11 +96,12 @@ fn main() {
     ]);
     let mut ports = Ports::new(7400);
 
+    let mio_plain = Server::release("mio (limit)", "examples/mio_echo", &["ADDR", &loops]);
     if selected.contains(&"plain") {
         let servers = [
             netstrata("netstrata", &loops, &[]),
             Server::release("tokio", "examples/tokio_echo", &["ADDR"]),
-            Server::release("mio (limit)", "examples/mio_echo", &["ADDR", &loops]),
+            mio_plain.clone(),
         ];
         let stack = StackOptions::default();
         compare_cases(
@@ -135,7 +141,7 @@ fn main() {
                 &["ADDR", &loops, "--tls", cert, key],
             ),
         ];
-        compare_cases(
+        let outcomes = compare_cases(
             "TLS echo",
             &servers,
             &stack,
@@ -143,6 +149,17 @@ fn main() {
             rounds,
             &mut ports,
         );
+        // At 64 B one record carries many messages: the floor is per byte.
+        if arg("--floor").is_none_or(|v| v != "no") {
+            floor::print(
+                &mio_plain,
+                &servers,
+                &outcomes[1],
+                LARGE,
+                rounds,
+                &mut ports,
+            );
+        }
         if idle > 0 {
             println!("\nresident memory per idle TLS connection (after the handshake)");
             for s in &servers[..2] {

@@ -270,7 +270,7 @@ impl Run {
 /// Runs `case` against every server with the client `stack` and prints a
 /// table titled `title`, with the ratios of CPU per message and of wire
 /// bytes per payload byte to each server in `baselines` (indices into
-/// `servers`).
+/// `servers`); returns each server's medians.
 pub(crate) fn compare(
     title: &str,
     servers: &[Server],
@@ -279,7 +279,7 @@ pub(crate) fn compare(
     case: Case,
     rounds: Rounds,
     ports: &mut Ports,
-) {
+) -> Vec<Outcome> {
     let outcomes = measure(servers, stack, case, Drive::CLOSED, rounds, ports);
     let Case { size, conns, depth } = case;
     println!(
@@ -321,4 +321,5 @@ pub(crate) fn compare(
         }
         println!();
     }
+    outcomes
 }

@@ -1,9 +1,10 @@
 //! Helpers of the end-to-end echo comparison: server processes and their
 //! CPU and memory ([`process`]), the servers and certificates they use
 //! ([`servers`]), interleaved load rounds ([`compare`]) and memory per
-//! connection ([`memory`]).
+//! connection ([`memory`]), and the least a TLS echo can cost ([`floor`]).
 
 pub(crate) mod compare;
+pub(crate) mod floor;
 pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod servers;

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use netstrata_cli::cpu::CpuTime;
 
 /// How to start one server. `ADDR` in `args` becomes the address to listen on.
+#[derive(Clone)]
 pub(crate) struct Server {
     /// Name in reports.
     pub(crate) name: &'static str,
