@@ -131,6 +131,7 @@ mod handle;
 mod handler;
 mod server;
 mod socket;
+mod turns;
 mod udp;
 
 pub use closes::{CloseCounts, CloseKind};
@@ -144,10 +145,11 @@ pub use socket::SocketOptions;
 pub use udp::{DatagramContext, DatagramHandler};
 
 // A `Server` and `Handle`s are shared across threads. An `EventLoop` is
-// neither `Send` nor `Sync`: it is built on the thread that runs it (as
-// `Server` does, one per thread), and it holds boxed `DatagramHandler`s,
-// which need not be `Send`. A handler's `Context`, `Local` and
-// `DatagramContext` borrow the loop during a callback.
+// `Send` when its stack, codec and handler are (a shared server's loops
+// move between threads between turns; `DatagramHandler`s are `Send` for
+// that), and never `Sync`: one thread runs it at a time. A handler's
+// `Context`, `Local` and `DatagramContext` borrow the loop during a
+// callback.
 const _: fn() = || {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Server>();

@@ -1,5 +1,7 @@
-//! A server: N event loops on N threads, one `SO_REUSEPORT` listener each,
-//! and new connections evened out over the loops.
+//! A server: event loops with one `SO_REUSEPORT` listener each and new
+//! connections evened out over them; one thread per loop
+//! ([`Server::bind`]), or threads that take turns to run the loops
+//! ([`Server::bind_shared`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,12 +12,15 @@ use std::time::Duration;
 use netstrata_core::{Codec, Connection, Layer};
 
 use crate::event_loop::Admission;
+use crate::turns::Turns;
 use crate::{CloseCounts, EventLoop, Handle, Handler, LoopConfig};
 
 /// Settings of a [`Server`].
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     threads: usize,
+    /// Loops of a shared server; `None`: [`ServerConfig::SHARED_LOOPS_PER_THREAD`] per thread.
+    loops: Option<usize>,
     max_connections: usize,
     event_loop: LoopConfig,
 }
@@ -24,11 +29,15 @@ impl ServerConfig {
     /// Default connection limit across all loops (100 000).
     pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 
+    /// Loops per thread of a [`Server::bind_shared`] server by default.
+    pub const SHARED_LOOPS_PER_THREAD: usize = 2;
+
     /// One loop per core, at most [`Self::DEFAULT_MAX_CONNECTIONS`]
     /// connections, default loop settings.
     pub fn new() -> Self {
         Self {
             threads: thread::available_parallelism().map_or(1, |n| n.get()),
+            loops: None,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             event_loop: LoopConfig::new(),
         }
@@ -37,6 +46,15 @@ impl ServerConfig {
     /// Number of event loops (threads); at least 1.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
+        self
+    }
+
+    /// Event loops of a [`Server::bind_shared`] server, which its threads
+    /// take turns to run; at least 1. ([`Server::bind`] runs one loop per
+    /// thread.) More loops than threads means that a thread the kernel
+    /// sets aside in the middle of a turn holds up fewer connections.
+    pub fn with_loops(mut self, loops: usize) -> Self {
+        self.loops = Some(loops.max(1));
         self
     }
 
@@ -109,13 +127,7 @@ impl Server {
         C: Codec + 'static,
         H: Handler,
     {
-        let socket = config.event_loop.socket().clone();
-        let first = socket.listener(addr)?;
-        let addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..config.threads {
-            listeners.push(socket.listener(addr)?);
-        }
+        let (addr, listeners) = listeners(addr, &config, config.threads)?;
         let make_conn: Arc<dyn Fn() -> Connection<S, C> + Send + Sync> = Arc::new(make_conn);
         let make_handler: Arc<dyn Fn(SocketAddr) -> H + Send + Sync> = Arc::new(make_handler);
         let admission = Arc::new(Admission::new(config.max_connections, config.threads));
@@ -166,6 +178,80 @@ impl Server {
         })
     }
 
+    /// As [`bind`](Self::bind), but the loops are not tied to threads:
+    /// `config`'s threads take turns to run its loops
+    /// ([`ServerConfig::with_loops`]; by default
+    /// [`ServerConfig::SHARED_LOOPS_PER_THREAD`] per thread). A free
+    /// thread runs any loop that has events or a deadline due, so when the
+    /// kernel sets one thread aside (more busy threads than cores), the
+    /// others go on serving its loops' connections. A loop still runs on
+    /// one thread at a time and keeps its own connections, timers and
+    /// listener; handlers see no difference, except that they move between
+    /// threads between turns and so must be `Send`.
+    ///
+    /// Costs and gains are measured in docs/benchmarks.md ("Tail latency
+    /// at one and two loops").
+    pub fn bind_shared<S, C, H>(
+        addr: SocketAddr,
+        config: ServerConfig,
+        make_conn: impl Fn() -> Connection<S, C> + Send + Sync + 'static,
+        make_handler: impl Fn(SocketAddr) -> H + Send + Sync + 'static,
+    ) -> io::Result<Self>
+    where
+        S: Layer + Send + 'static,
+        C: Codec + Send + 'static,
+        H: Handler + Send,
+    {
+        let n = config
+            .loops
+            .unwrap_or(config.threads * ServerConfig::SHARED_LOOPS_PER_THREAD);
+        let (addr, listeners) = listeners(addr, &config, n)?;
+        let make_conn: Arc<dyn Fn() -> Connection<S, C> + Send + Sync> = Arc::new(make_conn);
+        let make_handler: Arc<dyn Fn(SocketAddr) -> H + Send + Sync> = Arc::new(make_handler);
+        let admission = Arc::new(Admission::new(config.max_connections, n));
+        let closes = CloseCounts::default();
+        let mut loops = Vec::with_capacity(n);
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let mut event_loop = EventLoop::new(config.event_loop.clone())?;
+            event_loop.count_closes_in(closes.clone());
+            let (make_conn, make_handler) = (Arc::clone(&make_conn), Arc::clone(&make_handler));
+            event_loop.listen_shared(
+                listener,
+                make_conn,
+                make_handler,
+                Arc::clone(&admission),
+                i,
+            )?;
+            loops.push(event_loop);
+        }
+        let handles: Vec<Handle> = loops.iter().map(EventLoop::handle).collect();
+        let turns = Arc::new(Turns::new(loops)?);
+        let mut threads = Vec::with_capacity(config.threads);
+        for i in 0..config.threads {
+            let turns = Arc::clone(&turns);
+            let spawned = thread::Builder::new()
+                .name(format!("netstrata-turns-{i}"))
+                .spawn(move || turns.run());
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    for handle in &handles {
+                        let _ = handle.stop();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        admission.set_handles(handles.clone());
+        Ok(Self {
+            addr,
+            handles,
+            threads,
+            closes,
+            admission,
+        })
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -187,7 +273,7 @@ impl Server {
         self.admission.loads()
     }
 
-    /// Handles of the loops, one per thread.
+    /// Handles of the loops (one per thread for [`Server::bind`]).
     pub fn handles(&self) -> &[Handle] {
         &self.handles
     }
@@ -219,4 +305,20 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// `n` listeners on `addr` (port 0 picks one for all), with the address.
+fn listeners(
+    addr: SocketAddr,
+    config: &ServerConfig,
+    n: usize,
+) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let socket = config.event_loop.socket();
+    let first = socket.listener(addr)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..n {
+        listeners.push(socket.listener(addr)?);
+    }
+    Ok((addr, listeners))
 }

@@ -10,8 +10,9 @@ use mio::net::UdpSocket;
 
 use crate::socket::{self, Datagram};
 
-/// Application logic for a UDP socket. Runs on the loop's thread.
-pub trait DatagramHandler: 'static {
+/// Application logic for a UDP socket. Runs on the loop's thread; `Send`
+/// because an event loop may move to another thread between turns.
+pub trait DatagramHandler: Send + 'static {
     /// A datagram arrived from `from`.
     fn on_datagram(&mut self, cx: &mut DatagramContext<'_>, data: &[u8], from: SocketAddr);
 

@@ -181,11 +181,41 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
 
     /// Runs until stopped ([`Handle::stop`], [`Handle::shutdown`]).
     pub fn run(&mut self) -> io::Result<()> {
-        while self.state != LoopState::Stopped {
+        while !self.is_stopped() {
             self.turn(None)?;
         }
-        self.conns.close_all(CloseReason::Shutdown);
+        self.finish();
         Ok(())
+    }
+
+    /// Whether the loop has stopped: it takes no more turns.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.state == LoopState::Stopped
+    }
+
+    /// Closes what is left once the loop has stopped.
+    pub(crate) fn finish(&mut self) {
+        self.conns.close_all(CloseReason::Shutdown);
+    }
+
+    /// The loop's epoll descriptor, readable while events wait for a turn:
+    /// a scheduler of many loops waits on these.
+    pub(crate) fn poll_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
+    }
+
+    /// When the loop needs its next turn without a new event: at once when
+    /// the last turn left work (a read budget used up, a full batch of
+    /// events), else at its next deadline; `None`: only on events.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        let left = self.conns.has_scheduled()
+            || self.udp.has_ready()
+            || self.events.iter().count() == self.events.capacity();
+        if left {
+            return Some(Instant::now());
+        }
+        self.conns.timers.next()
     }
 
     /// Runs one turn: waits for events at most `timeout` (and not past the

@@ -1,0 +1,223 @@
+//! Event loops that threads take turns to run ([`crate::Server::bind_shared`]).
+//!
+//! Each loop keeps its own epoll, listener, connections and timers, as a
+//! loop of [`crate::Server::bind`] does. What changes is who runs it: an
+//! outer epoll holds every loop's epoll descriptor, one thread at a time
+//! waits in it, queues the loops that have events (or a deadline due) and
+//! wakes another thread; any free thread runs a queued loop's turn. A loop
+//! whose thread the kernel has set aside no longer holds up its
+//! connections: the other threads run it. A loop is run by one thread at a
+//! time (its mutex), so what a turn sees is what a loop on its own thread
+//! sees.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use netstrata_core::{Codec, Layer};
+
+use crate::{EventLoop, Handler};
+
+/// The outer epoll's token for its waker; loops are tokens 0..N.
+const WAKER: Token = Token(usize::MAX);
+/// No deadline.
+const NEVER: u64 = u64::MAX;
+/// `waiting_until` when no thread waits in the outer epoll.
+const NOBODY: u64 = 0;
+
+/// The loops and what the threads that run them share.
+pub(crate) struct Turns<S, C, H> {
+    loops: Vec<Mutex<EventLoop<S, C, H>>>,
+    /// Set while a loop waits in `ready` (it is queued once).
+    queued: Vec<AtomicBool>,
+    /// Each loop's next deadline, µs since `base`, or [`NEVER`].
+    due: Vec<AtomicU64>,
+    base: Instant,
+    ready: Mutex<VecDeque<usize>>,
+    /// Threads with nothing to run wait here for queued loops.
+    idle: Condvar,
+    outer: Mutex<(Poll, Events)>,
+    /// Ends the outer wait: a deadline came closer, or the loops stopped.
+    outer_waker: Waker,
+    /// The deadline the thread in the outer epoll waits for ([`NEVER`]
+    /// while it works it out), or [`NOBODY`].
+    waiting_until: AtomicU64,
+    stopped: AtomicUsize,
+}
+
+/// A poisoned lock means another thread panicked inside a turn; the loops'
+/// state is still whole between turns, and the panic ends that thread's
+/// `join` with an error.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S, C, H> Turns<S, C, H>
+where
+    S: Layer + Send + 'static,
+    C: Codec + Send + 'static,
+    H: Handler + Send,
+{
+    /// Registers every loop's epoll in a new outer one.
+    pub(crate) fn new(loops: Vec<EventLoop<S, C, H>>) -> io::Result<Self> {
+        let outer = Poll::new()?;
+        for (k, event_loop) in loops.iter().enumerate() {
+            outer.registry().register(
+                &mut SourceFd(&event_loop.poll_fd()),
+                Token(k),
+                Interest::READABLE,
+            )?;
+        }
+        let outer_waker = Waker::new(outer.registry(), WAKER)?;
+        let n = loops.len();
+        let base = Instant::now();
+        let turns = Self {
+            // A loop's first turn sets its deadlines.
+            queued: (0..n).map(|_| AtomicBool::new(true)).collect(),
+            due: (0..n).map(|_| AtomicU64::new(NEVER)).collect(),
+            base,
+            ready: Mutex::new((0..n).collect()),
+            idle: Condvar::new(),
+            outer: Mutex::new((outer, Events::with_capacity(n.max(16)))),
+            outer_waker,
+            waiting_until: AtomicU64::new(NOBODY),
+            stopped: AtomicUsize::new(0),
+            loops: loops.into_iter().map(Mutex::new).collect(),
+        };
+        Ok(turns)
+    }
+
+    /// One thread's work until every loop has stopped.
+    pub(crate) fn run(&self) -> io::Result<()> {
+        loop {
+            if self.all_stopped() {
+                return Ok(());
+            }
+            let next = lock(&self.ready).pop_front();
+            if let Some(k) = next {
+                self.turn(k)?;
+                continue;
+            }
+            if let Ok(mut outer) = self.outer.try_lock() {
+                let (poll, events) = &mut *outer;
+                self.wait(poll, events)?;
+                continue;
+            }
+            let ready = lock(&self.ready);
+            if ready.is_empty() && !self.all_stopped() {
+                // The thread in the outer epoll calls when it queues work.
+                drop(
+                    self.idle
+                        .wait(ready)
+                        .unwrap_or_else(PoisonError::into_inner),
+                );
+            }
+        }
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire) == self.loops.len()
+    }
+
+    /// Waits in the outer epoll until a loop has events or a deadline
+    /// comes, queues those loops and calls a thread to help.
+    fn wait(&self, poll: &mut Poll, events: &mut Events) -> io::Result<()> {
+        // Said before the deadlines are read: a turn that sets an earlier
+        // one after this either is read below or sees a thread waiting and
+        // wakes it (every access here and in `turn` is SeqCst).
+        self.waiting_until.store(NEVER, Ordering::SeqCst);
+        let until = self
+            .due
+            .iter()
+            .map(|d| d.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(NEVER);
+        self.waiting_until.store(until, Ordering::SeqCst);
+        let timeout = (until != NEVER).then(|| {
+            (self.base + Duration::from_micros(until)).saturating_duration_since(Instant::now())
+        });
+        let waited = poll.poll(events, timeout);
+        self.waiting_until.store(NOBODY, Ordering::SeqCst);
+        match waited {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let now = self.micros(Instant::now());
+        let mut ready = lock(&self.ready);
+        for event in events.iter().filter(|e| e.token() != WAKER) {
+            self.enqueue(&mut ready, event.token().0);
+        }
+        for (k, due) in self.due.iter().enumerate() {
+            if due.load(Ordering::SeqCst) <= now {
+                self.enqueue(&mut ready, k);
+            }
+        }
+        if !ready.is_empty() {
+            // Another thread helps, or takes over the outer epoll while
+            // this one runs loops.
+            self.idle.notify_one();
+        }
+        Ok(())
+    }
+
+    fn enqueue(&self, ready: &mut VecDeque<usize>, k: usize) {
+        if !self.queued[k].swap(true, Ordering::AcqRel) {
+            ready.push_back(k);
+        }
+    }
+
+    /// Runs one turn of loop `k` with the events it has, then says when it
+    /// needs the next one.
+    fn turn(&self, k: usize) -> io::Result<()> {
+        self.queued[k].store(false, Ordering::Release);
+        let mut event_loop = lock(&self.loops[k]);
+        if event_loop.is_stopped() {
+            return Ok(());
+        }
+        event_loop.turn(Some(Duration::ZERO))?;
+        if event_loop.is_stopped() {
+            event_loop.finish();
+            drop(event_loop);
+            self.due[k].store(NEVER, Ordering::Release);
+            if self.stopped.fetch_add(1, Ordering::AcqRel) + 1 == self.loops.len() {
+                let _ready = lock(&self.ready);
+                self.idle.notify_all();
+                self.outer_waker.wake()?;
+            }
+            return Ok(());
+        }
+        let due = event_loop.due();
+        drop(event_loop);
+        let now = Instant::now();
+        match due {
+            Some(at) if at <= now => {
+                // Work left: its next turn comes after the loops queued
+                // before it.
+                self.due[k].store(NEVER, Ordering::Release);
+                self.enqueue(&mut lock(&self.ready), k);
+            }
+            Some(at) => {
+                let at = self.micros(at);
+                self.due[k].store(at, Ordering::SeqCst);
+                if at < self.waiting_until.load(Ordering::SeqCst) {
+                    self.outer_waker.wake()?;
+                }
+            }
+            None => self.due[k].store(NEVER, Ordering::Release),
+        }
+        Ok(())
+    }
+
+    /// `at` in whole µs since `base`, rounded up: a wait never ends
+    /// before the deadline it waits for.
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base)
+            .as_nanos()
+            .div_ceil(1000) as u64
+    }
+}
