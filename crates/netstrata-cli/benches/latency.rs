@@ -20,7 +20,11 @@
 //! costs: the plain 64 B closed loop against the same server serving
 //! Prometheus metrics published every 100 ms (ten times the default rate).
 //!
-//! `cargo bench -p netstrata-cli --bench latency [-- --secs 2 --rounds 3 --loops 1,2 --only plain,tls,zstd --sizes 64,16384 --tokio-client yes --setup yes --metrics yes]`
+//! `cargo bench -p netstrata-cli --bench latency [-- --secs 2 --rounds 3 --loops 1,2 --only plain,tls,zstd --sizes 64,16384 --tokio-client yes --setup yes --metrics yes --shared 0]`
+//!
+//! `--shared N` (N > 0) adds, at each loop count above 1, `netstrata
+//! echo-server --shared-loops` with N loops per thread, which the threads
+//! take turns to run, as a third server of the same rounds.
 //!
 //! Every run starts with a warm-up of `--warmup` seconds (0.5 by default)
 //! that the percentiles leave out; the CPU figures count its messages and
@@ -43,47 +47,58 @@ use support::servers::{Certificates, TempDir, certificates, list, listing_only, 
 /// baseline's and netstrata's default).
 const LEVEL: &str = "3";
 
-/// One stack: netstrata's server, the tokio baseline, and the client's
-/// layers.
+/// One stack: netstrata's servers, then the tokio baseline (last), and
+/// the client's layers.
 struct Pair {
     name: &'static str,
-    servers: [Server; 2],
+    servers: Vec<Server>,
     client: StackOptions,
 }
 
-fn pairs(only: &[String], loops: &str, certs: &Certificates) -> Vec<Pair> {
+/// The pairs of `only` at `loops`, with a netstrata server of `shared`
+/// loops per thread taken in turns as well when `shared` > 0 and there is
+/// more than one thread.
+fn pairs(only: &[String], loops: &str, shared: usize, certs: &Certificates) -> Vec<Pair> {
     let (cert, key) = (certs.cert.as_str(), certs.key.as_str());
     let workers = ["--workers", loops];
+    let threads: usize = loops.parse().expect("a loop count");
+    let shared_loops = (threads * shared).to_string();
     let mut pairs = Vec::new();
     for stack in only {
-        pairs.push(match stack.as_str() {
-            "plain" => Pair {
-                name: "plain",
-                servers: [
-                    netstrata("netstrata", loops, &[]),
-                    tokio("examples/tokio_echo", &[], &workers),
-                ],
-                client: StackOptions::default(),
-            },
-            "tls" => Pair {
-                name: "tls",
-                servers: [
-                    netstrata("netstrata", loops, &["--tls", "--cert", cert, "--key", key]),
-                    tokio("examples/tokio_tls_echo", &[cert, key], &workers),
-                ],
-                client: certs.client.clone(),
-            },
-            _ => Pair {
-                name: "zstd",
-                servers: [
-                    netstrata("netstrata", loops, &["--zstd", "--zstd-level", LEVEL]),
-                    tokio("examples/tokio_zstd_echo", &[LEVEL], &workers),
-                ],
-                client: StackOptions {
+        let (name, layers, baseline, client) = match stack.as_str() {
+            "plain" => (
+                "plain",
+                vec![],
+                tokio("examples/tokio_echo", &[], &workers),
+                StackOptions::default(),
+            ),
+            "tls" => (
+                "tls",
+                vec!["--tls", "--cert", cert, "--key", key],
+                tokio("examples/tokio_tls_echo", &[cert, key], &workers),
+                certs.client.clone(),
+            ),
+            _ => (
+                "zstd",
+                vec!["--zstd", "--zstd-level", LEVEL],
+                tokio("examples/tokio_zstd_echo", &[LEVEL], &workers),
+                StackOptions {
                     zstd: Some(ZstdConfig::new().with_level(3)),
                     ..StackOptions::default()
                 },
-            },
+            ),
+        };
+        let mut servers = vec![netstrata("netstrata", loops, &layers)];
+        if shared > 0 && threads > 1 {
+            let mut with = layers.clone();
+            with.extend(["--shared-loops", &shared_loops]);
+            servers.push(netstrata("netstrata shared", loops, &with));
+        }
+        servers.push(baseline);
+        pairs.push(Pair {
+            name,
+            servers,
+            client,
         });
     }
     pairs
@@ -136,9 +151,9 @@ fn row(loops: &str, stack: &str, case: Case, load: &str, server: &str, o: &Outco
     );
 }
 
-fn ratio_row(label: &str, ours: &Outcome, base: &Outcome) {
+fn ratio_row(label: &str, server: &str, ours: &Outcome, base: &Outcome) {
     println!(
-        "|  |  |  | {label} | netstrata / tokio | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+        "|  |  |  | {label} | {server} / tokio | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
         ours.msgs_per_sec / base.msgs_per_sec,
         ours.cpu_us_per_msg / base.cpu_us_per_msg,
         ours.latency.p50 as f64 / base.latency.p50.max(1) as f64,
@@ -162,6 +177,7 @@ fn main() {
     let setup = arg_yes("--setup");
     let metrics = arg_yes("--metrics");
     let with_tokio_client = arg_yes("--tokio-client");
+    let shared = num("--shared", 0.0) as usize;
     let rounds = Rounds {
         secs: num("--secs", 2.0),
         rounds: (num("--rounds", 3.0) as usize).max(1),
@@ -188,7 +204,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for loops in &loop_counts {
-        for pair in pairs(&only, loops, &tls) {
+        for pair in pairs(&only, loops, shared, &tls) {
             for size in &sizes {
                 let case = match size.as_str() {
                     "64" => Case::SMALL,
@@ -208,7 +224,10 @@ fn main() {
                     for (server, o) in pair.servers.iter().zip(&outcomes) {
                         row(loops, pair.name, case, load, server.name, o);
                     }
-                    ratio_row(load, &outcomes[0], &outcomes[1]);
+                    let (base, ours) = outcomes.split_last().expect("the baseline");
+                    for (server, o) in pair.servers.iter().zip(ours) {
+                        ratio_row(load, server.name, o, base);
+                    }
                     outcomes
                 };
                 if let Some(client) = tokio_client.filter(|_| with_tokio_client) {
@@ -223,7 +242,7 @@ fn main() {
                     ..Drive::CLOSED
                 };
                 let outcomes = table("closed", closed);
-                let baseline_rate = outcomes[1].msgs_per_sec;
+                let baseline_rate = outcomes.last().expect("the baseline").msgs_per_sec;
                 for share in [0.5, 0.8] {
                     let open = Drive {
                         msg_rate: Some(baseline_rate * share),
@@ -260,7 +279,7 @@ fn main() {
         };
         for loops in &loop_counts {
             let stacks: Vec<String> = ["plain", "tls"].map(String::from).to_vec();
-            for pair in pairs(&stacks, loops, &tls) {
+            for pair in pairs(&stacks, loops, shared, &tls) {
                 let outcomes = measure(
                     &pair.servers,
                     &pair.client,

@@ -129,7 +129,7 @@ pub fn run(opts: &DemoOptions, mut progress: impl FnMut(Progress)) -> Result<Dem
     let totals = Arc::new(Mutex::new(StackTotals::default()));
     let server = echo::serve_counted(
         "127.0.0.1:0".parse().expect("a literal address"),
-        1,
+        echo::Loops::PerThread(1),
         server_stack.clone(),
         Some(Arc::clone(&totals)),
         netstrata_reactor::LoopConfig::new(),

@@ -49,14 +49,34 @@ impl Handler for Echo {
 
 /// Starts an echo server on `addr` with `threads` loops.
 pub fn serve(addr: SocketAddr, threads: usize, stack: StackOptions) -> io::Result<Server> {
-    serve_counted(addr, threads, stack, None, LoopConfig::new())
+    serve_counted(
+        addr,
+        Loops::PerThread(threads),
+        stack,
+        None,
+        LoopConfig::new(),
+    )
 }
 
-/// [`serve`] with `config` for each loop, adding each closed connection's
-/// figures to `totals`.
+/// How an echo server's event loops map onto threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loops {
+    /// One loop per thread ([`Server::bind`]).
+    PerThread(usize),
+    /// Loops that threads take turns to run ([`Server::bind_shared`]).
+    Shared {
+        /// Threads.
+        threads: usize,
+        /// Event loops.
+        loops: usize,
+    },
+}
+
+/// [`serve`] with its loops laid out as `loops` and `config` for each,
+/// adding each closed connection's figures to `totals`.
 pub fn serve_counted(
     addr: SocketAddr,
-    threads: usize,
+    loops: Loops,
     stack: StackOptions,
     totals: Option<Arc<Mutex<StackTotals>>>,
     config: LoopConfig,
@@ -65,12 +85,20 @@ pub fn serve_counted(
     stack
         .connection()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    Server::bind(
-        addr,
-        ServerConfig::new().with_threads(threads).with_loop(config),
-        move || stack.connection().expect("stack options checked at start"),
-        move |_| Echo {
-            totals: totals.clone(),
-        },
-    )
+    let make_conn = move || stack.connection().expect("stack options checked at start");
+    let make_handler = move |_| Echo {
+        totals: totals.clone(),
+    };
+    let server = ServerConfig::new().with_loop(config);
+    match loops {
+        Loops::PerThread(threads) => {
+            Server::bind(addr, server.with_threads(threads), make_conn, make_handler)
+        }
+        Loops::Shared { threads, loops } => Server::bind_shared(
+            addr,
+            server.with_threads(threads).with_loops(loops),
+            make_conn,
+            make_handler,
+        ),
+    }
 }

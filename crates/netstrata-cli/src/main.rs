@@ -37,6 +37,7 @@ use args::{LayerArgs, PayloadArg, parse_count, parse_frame_size, parse_secs, res
 use bench::{LoadArgs, PlotArg};
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
+use netstrata_cli::echo;
 use netstrata_cli::fault::{FaultConfig, FaultSpec};
 use netstrata_cli::stack::{StackOptions, parse_bytes};
 use netstrata_cli::tunnel::{StackSide, TunnelOptions};
@@ -77,6 +78,13 @@ enum Command {
         /// Event loops, one thread each, sharing the port (default: one per core).
         #[arg(long, value_parser = parse_count)]
         threads: Option<usize>,
+        /// Run this many event loops that the threads take turns to run:
+        /// any free thread runs any loop with work, so a thread the kernel
+        /// sets aside holds up no connection for long (best when the
+        /// server shares its cores with other busy threads). Without it,
+        /// each thread runs one loop of its own.
+        #[arg(long, value_parser = parse_count)]
+        shared_loops: Option<usize>,
         #[command(flatten)]
         stats: StatsArgs,
         #[command(flatten)]
@@ -291,6 +299,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::EchoServer {
             addr,
             threads,
+            shared_loops,
             stats,
             tls,
             layers,
@@ -304,7 +313,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             };
             layers.apply(&mut stack)?;
             stats.count(&mut stack, &layers);
-            serve::echo_server(addr, threads, stack, &stats)
+            let loops = match shared_loops {
+                Some(loops) => echo::Loops::Shared { threads, loops },
+                None => echo::Loops::PerThread(threads),
+            };
+            serve::echo_server(addr, loops, stack, &stats)
         }
         Command::Bench {
             addr,

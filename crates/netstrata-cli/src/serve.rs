@@ -101,7 +101,7 @@ impl StatsArgs {
 /// Runs an echo server until a signal, then prints its summary.
 pub(crate) fn echo_server(
     addr: std::net::SocketAddr,
-    threads: usize,
+    loops: echo::Loops,
     stack: StackOptions,
     stats: &StatsArgs,
 ) -> Result<ExitCode, Failure> {
@@ -109,14 +109,19 @@ pub(crate) fn echo_server(
     let totals = Arc::new(Mutex::new(StackTotals::default()));
     stats.serve_metrics("echo-server", &stack)?;
     let totals_in = Some(Arc::clone(&totals));
-    let server = echo::serve_counted(addr, threads, stack.clone(), totals_in, stats.loop_config())
+    let server = echo::serve_counted(addr, loops, stack.clone(), totals_in, stats.loop_config())
         .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
     // Before the line that says it listens: a client that reads it and
     // signals at once finds the handler in place.
     stats.shutdown_on_signal(server.handles().to_vec())?;
     say!(
-        "netstrata echo-server listening on {} ({threads} loops, {described})",
+        "netstrata echo-server listening on {} ({}, {described})",
         server.local_addr(),
+        match loops {
+            echo::Loops::PerThread(n) => format!("{n} loops"),
+            echo::Loops::Shared { threads, loops } =>
+                format!("{loops} loops shared by {threads} threads"),
+        },
     );
     let closes = server.close_counts();
     stats.start(&stack, Some(closes.clone()));

@@ -24,7 +24,19 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn sigterm_stops_the_echo_server_gracefully_with_a_summary() {
-    let mut child = spawn(&["echo-server", "--addr", "127.0.0.1:0", "--threads", "1"]);
+    sigterm_stops_gracefully(&["--threads", "1"]);
+}
+
+/// The same with loops that the threads take turns to run.
+#[test]
+fn sigterm_stops_an_echo_server_with_shared_loops_gracefully() {
+    sigterm_stops_gracefully(&["--threads", "2", "--shared-loops", "4"]);
+}
+
+fn sigterm_stops_gracefully(loops: &[&str]) {
+    let mut args = vec!["echo-server", "--addr", "127.0.0.1:0"];
+    args.extend_from_slice(loops);
+    let mut child = spawn(&args);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let addr = listening_addr(&mut stdout);
 
