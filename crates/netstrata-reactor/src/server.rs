@@ -30,7 +30,7 @@ impl ServerConfig {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 
     /// Loops per thread of a [`Server::bind_shared`] server by default.
-    pub const SHARED_LOOPS_PER_THREAD: usize = 2;
+    pub const SHARED_LOOPS_PER_THREAD: usize = 1;
 
     /// One loop per core, at most [`Self::DEFAULT_MAX_CONNECTIONS`]
     /// connections, default loop settings.

@@ -138,6 +138,10 @@ fn a_held_thread_does_not_hold_up_the_other_loops() {
     held.send(b"block").unwrap();
     held.flush().unwrap();
     s.blocked.recv_timeout(Duration::from_secs(10)).unwrap();
+    // More for the held loop: a thread that sees it must leave it to the
+    // thread holding it rather than wait for it.
+    held.send(b"after").unwrap();
+    held.flush().unwrap();
     for round in 0..20u8 {
         for c in others.iter_mut() {
             exchange(c, &[round; 32]);
@@ -145,6 +149,7 @@ fn a_held_thread_does_not_hold_up_the_other_loops() {
     }
     s.go.send(()).unwrap();
     assert_eq!(&held.recv().unwrap().unwrap()[..], b"block");
+    assert_eq!(&held.recv().unwrap().unwrap()[..], b"after");
     s.server.stop().unwrap();
 }
 
