@@ -1,9 +1,17 @@
 //! netstrata-reactor: the event loop that drives netstrata
 //! [`Connection`](netstrata_core::Connection)s over non-blocking sockets.
 //!
-//! The only netstrata crate that depends on mio and socket2. One
-//! [`EventLoop`] per thread; a [`Server`] runs one per core, each with its own
-//! `SO_REUSEPORT` listener, and evens new connections out over its loops.
+//! The only netstrata crate that depends on mio and socket2. An
+//! [`EventLoop`] runs on one thread at a time; a [`Server`] runs one per
+//! core, each with its own `SO_REUSEPORT` listener, and evens new
+//! connections out over its loops. [`Server::bind`] gives each loop a
+//! thread of its own; [`Server::bind_shared`] lets the threads take turns
+//! to run the loops, so that a thread the kernel sets aside (when the
+//! server shares its cores with other busy threads) holds up no
+//! connection for long: at two loops on two cores shared with the client,
+//! its p99 measured at or below the tokio multi-threaded server's in 14 of
+//! 16 rows, where one loop per thread measured up to three times it
+//! (docs/benchmarks.md). Its handlers, stacks and codecs must be `Send`.
 //! The application writes a [`Handler`] per
 //! connection and gets messages as zero-copy [`bytes::Bytes`].
 //!
