@@ -127,24 +127,17 @@ impl Server {
         C: Codec + 'static,
         H: Handler,
     {
-        let (addr, listeners) = listeners(addr, &config, config.threads)?;
-        let make_conn: Arc<dyn Fn() -> Connection<S, C> + Send + Sync> = Arc::new(make_conn);
-        let make_handler: Arc<dyn Fn(SocketAddr) -> H + Send + Sync> = Arc::new(make_handler);
-        let admission = Arc::new(Admission::new(config.max_connections, config.threads));
-        let closes = CloseCounts::default();
+        let (parts, addr, listeners) =
+            Parts::bind(addr, &config, config.threads, make_conn, make_handler)?;
         let mut handles = Vec::new();
         let mut threads = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = mpsc::sync_channel(1);
-            let (make_conn, make_handler) = (Arc::clone(&make_conn), Arc::clone(&make_handler));
-            let (admission, loop_config) = (Arc::clone(&admission), config.event_loop.clone());
-            let closes = closes.clone();
+            let parts = parts.clone();
             let thread = thread::Builder::new()
                 .name(format!("netstrata-loop-{i}"))
                 .spawn(move || {
-                    let mut event_loop = EventLoop::new(loop_config)?;
-                    event_loop.count_closes_in(closes);
-                    event_loop.listen_shared(listener, make_conn, make_handler, admission, i)?;
+                    let mut event_loop = parts.event_loop(i, listener)?;
                     let _ = tx.send(event_loop.handle());
                     event_loop.run()
                 })?;
@@ -167,15 +160,7 @@ impl Server {
             }
             threads.push(thread);
         }
-        // Every loop runs: from now on they even out their connections.
-        admission.set_handles(handles.clone());
-        Ok(Self {
-            addr,
-            handles,
-            threads,
-            closes,
-            admission,
-        })
+        Ok(parts.server(addr, handles, threads))
     }
 
     /// As [`bind`](Self::bind), but the loops are not tied to threads:
@@ -205,25 +190,12 @@ impl Server {
         let n = config
             .loops
             .unwrap_or(config.threads * ServerConfig::SHARED_LOOPS_PER_THREAD);
-        let (addr, listeners) = listeners(addr, &config, n)?;
-        let make_conn: Arc<dyn Fn() -> Connection<S, C> + Send + Sync> = Arc::new(make_conn);
-        let make_handler: Arc<dyn Fn(SocketAddr) -> H + Send + Sync> = Arc::new(make_handler);
-        let admission = Arc::new(Admission::new(config.max_connections, n));
-        let closes = CloseCounts::default();
-        let mut loops = Vec::with_capacity(n);
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let mut event_loop = EventLoop::new(config.event_loop.clone())?;
-            event_loop.count_closes_in(closes.clone());
-            let (make_conn, make_handler) = (Arc::clone(&make_conn), Arc::clone(&make_handler));
-            event_loop.listen_shared(
-                listener,
-                make_conn,
-                make_handler,
-                Arc::clone(&admission),
-                i,
-            )?;
-            loops.push(event_loop);
-        }
+        let (parts, addr, listeners) = Parts::bind(addr, &config, n, make_conn, make_handler)?;
+        let loops = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, listener)| parts.event_loop(i, listener))
+            .collect::<io::Result<Vec<_>>>()?;
         let handles: Vec<Handle> = loops.iter().map(EventLoop::handle).collect();
         let turns = Arc::new(Turns::new(loops)?);
         let mut threads = Vec::with_capacity(config.threads);
@@ -242,14 +214,7 @@ impl Server {
                 }
             }
         }
-        admission.set_handles(handles.clone());
-        Ok(Self {
-            addr,
-            handles,
-            threads,
-            closes,
-            admission,
-        })
+        Ok(parts.server(addr, handles, threads))
     }
 
     /// The address the server listens on.
@@ -307,18 +272,89 @@ impl Server {
     }
 }
 
-/// `n` listeners on `addr` (port 0 picks one for all), with the address.
-fn listeners(
-    addr: SocketAddr,
-    config: &ServerConfig,
-    n: usize,
-) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
-    let socket = config.event_loop.socket();
-    let first = socket.listener(addr)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..n {
-        listeners.push(socket.listener(addr)?);
+/// What a server's loops share, whichever threads run them.
+struct Parts<S, C, H> {
+    make_conn: Arc<dyn Fn() -> Connection<S, C> + Send + Sync>,
+    make_handler: Arc<dyn Fn(SocketAddr) -> H + Send + Sync>,
+    admission: Arc<Admission>,
+    closes: CloseCounts,
+    loop_config: LoopConfig,
+}
+
+impl<S, C, H> Clone for Parts<S, C, H> {
+    fn clone(&self) -> Self {
+        Self {
+            make_conn: Arc::clone(&self.make_conn),
+            make_handler: Arc::clone(&self.make_handler),
+            admission: Arc::clone(&self.admission),
+            closes: self.closes.clone(),
+            loop_config: self.loop_config.clone(),
+        }
     }
-    Ok((addr, listeners))
+}
+
+impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Parts<S, C, H> {
+    /// Binds `n` listeners on `addr` (port 0 picks one for all): the
+    /// parts, the address bound and the listeners.
+    fn bind(
+        addr: SocketAddr,
+        config: &ServerConfig,
+        n: usize,
+        make_conn: impl Fn() -> Connection<S, C> + Send + Sync + 'static,
+        make_handler: impl Fn(SocketAddr) -> H + Send + Sync + 'static,
+    ) -> io::Result<(Self, SocketAddr, Vec<std::net::TcpListener>)> {
+        let socket = config.event_loop.socket();
+        let first = socket.listener(addr)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..n {
+            listeners.push(socket.listener(addr)?);
+        }
+        let parts = Self {
+            make_conn: Arc::new(make_conn),
+            make_handler: Arc::new(make_handler),
+            admission: Arc::new(Admission::new(config.max_connections, n)),
+            closes: CloseCounts::default(),
+            loop_config: config.event_loop.clone(),
+        };
+        Ok((parts, addr, listeners))
+    }
+
+    /// Loop `i`, accepting on `listener`.
+    fn event_loop(
+        &self,
+        i: usize,
+        listener: std::net::TcpListener,
+    ) -> io::Result<EventLoop<S, C, H>> {
+        let mut event_loop = EventLoop::new(self.loop_config.clone())?;
+        event_loop.count_closes_in(self.closes.clone());
+        let (make_conn, make_handler) =
+            (Arc::clone(&self.make_conn), Arc::clone(&self.make_handler));
+        event_loop.listen_shared(
+            listener,
+            make_conn,
+            make_handler,
+            Arc::clone(&self.admission),
+            i,
+        )?;
+        Ok(event_loop)
+    }
+
+    /// The server, once every loop runs: from now on they even out their
+    /// connections.
+    fn server(
+        self,
+        addr: SocketAddr,
+        handles: Vec<Handle>,
+        threads: Vec<JoinHandle<io::Result<()>>>,
+    ) -> Server {
+        self.admission.set_handles(handles.clone());
+        Server {
+            addr,
+            handles,
+            threads,
+            closes: self.closes,
+            admission: self.admission,
+        }
+    }
 }

@@ -8,18 +8,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use netstrata_core::{Blocking, Connection, Error, Inbound, Layer, Outbound, Stack};
+use netstrata_core::{Connection, Error, Inbound, Layer, Outbound, Stack};
 use netstrata_frame::LengthDelimited;
 use netstrata_reactor::{
     CloseReason, ConnId, Context, EventLoop, Handler, LoopConfig, Sent, Server, ServerConfig,
     SocketOptions,
 };
 
-type Plain = Stack<()>;
-
-fn plain() -> Connection<Plain, LengthDelimited> {
-    Connection::new(Stack::new(()), LengthDelimited::new())
-}
+mod common;
+use common::{Plain, client, pipelined_clients_close_cleanly, plain};
 
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -49,42 +46,10 @@ fn echo_server(config: ServerConfig) -> (Server, mpsc::Receiver<CloseReason>) {
     (server, rx)
 }
 
-fn client(addr: SocketAddr) -> Blocking<TcpStream, Plain, LengthDelimited> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    Blocking::new(stream, plain())
-}
-
 #[test]
 fn many_connections_pipelined_frames_and_clean_close() {
     let (server, closed) = echo_server(ServerConfig::new().with_threads(2));
-    let addr = server.local_addr();
-    let clients: Vec<_> = (0..40u8)
-        .map(|c| {
-            thread::spawn(move || {
-                let mut conn = client(addr);
-                for i in 0..100u8 {
-                    conn.send(&[c ^ i; 50]).unwrap();
-                }
-                conn.flush().unwrap();
-                for i in 0..100u8 {
-                    assert_eq!(&conn.recv().unwrap().unwrap()[..], [c ^ i; 50]);
-                }
-                conn.shutdown().unwrap();
-                assert!(conn.recv().unwrap().is_none(), "clean end from the server");
-            })
-        })
-        .collect();
-    for c in clients {
-        c.join().unwrap();
-    }
-    for _ in 0..40 {
-        let reason = closed.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert!(matches!(reason, CloseReason::Clean), "{reason:?}");
-    }
+    pipelined_clients_close_cleanly(server.local_addr(), &closed);
     server.stop().unwrap();
 }
 

@@ -1,29 +1,17 @@
 //! `Server::bind_shared`: event loops that the threads take turns to run.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use netstrata_core::{Blocking, Connection, Stack};
+use netstrata_core::Blocking;
 use netstrata_frame::LengthDelimited;
 use netstrata_reactor::{CloseReason, ConnId, Context, Handler, LoopConfig, Server, ServerConfig};
 
-type Plain = Stack<()>;
-
-fn plain() -> Connection<Plain, LengthDelimited> {
-    Connection::new(Stack::new(()), LengthDelimited::new())
-}
-
-fn client(addr: SocketAddr) -> Blocking<TcpStream, Plain, LengthDelimited> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    Blocking::new(stream, plain())
-}
+mod common;
+use common::{Plain, client, pipelined_clients_close_cleanly, plain};
 
 fn exchange(conn: &mut Blocking<TcpStream, Plain, LengthDelimited>, msg: &[u8]) {
     conn.send(msg).unwrap();
@@ -94,30 +82,7 @@ fn shared_server(config: ServerConfig) -> Shared {
 #[test]
 fn many_connections_pipelined_frames_and_clean_close() {
     let s = shared_server(ServerConfig::new().with_threads(2).with_loops(4));
-    let addr = s.server.local_addr();
-    let clients: Vec<_> = (0..40u8)
-        .map(|c| {
-            thread::spawn(move || {
-                let mut conn = client(addr);
-                for i in 0..100u8 {
-                    conn.send(&[c ^ i; 50]).unwrap();
-                }
-                conn.flush().unwrap();
-                for i in 0..100u8 {
-                    assert_eq!(&conn.recv().unwrap().unwrap()[..], [c ^ i; 50]);
-                }
-                conn.shutdown().unwrap();
-                assert!(conn.recv().unwrap().is_none(), "clean end from the server");
-            })
-        })
-        .collect();
-    for c in clients {
-        c.join().unwrap();
-    }
-    for _ in 0..40 {
-        let reason = s.closed.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert!(matches!(reason, CloseReason::Clean), "{reason:?}");
-    }
+    pipelined_clients_close_cleanly(s.server.local_addr(), &s.closed);
     assert_eq!(s.server.handles().len(), 4);
     s.server.stop().unwrap();
 }
