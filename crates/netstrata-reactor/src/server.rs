@@ -261,14 +261,19 @@ impl Server {
         self.join()
     }
 
-    /// Waits until every loop has ended.
+    /// Waits until every loop has ended; returns the first error a loop
+    /// (or its thread) ended with.
     pub fn join(self) -> io::Result<()> {
+        let mut first = Ok(());
         for thread in self.threads {
-            thread
+            let ended = thread
                 .join()
-                .map_err(|_| io::Error::other("event loop thread panicked"))??;
+                .unwrap_or_else(|_| Err(io::Error::other("event loop thread panicked")));
+            if first.is_ok() {
+                first = ended;
+            }
         }
-        Ok(())
+        first
     }
 }
 

@@ -28,14 +28,16 @@ const WAKER: Token = Token(usize::MAX);
 const NEVER: u64 = u64::MAX;
 /// `waiting_until` when no thread waits in the outer epoll.
 const NOBODY: u64 = 0;
-/// How long a thread with nothing to run sleeps while another runs a
-/// turn, before it looks at the outer epoll itself: the longest a loop
-/// waits for a thread when the one running a turn is held (set aside by
-/// the kernel, or a handler that takes long).
+/// How long a thread with nothing to run sleeps while the loops are busy,
+/// before it looks at the outer epoll itself: the longest a loop waits for
+/// a thread when the one running a turn is held (set aside by the kernel,
+/// or a handler that takes long).
 const TAKE_OVER: Duration = Duration::from_millis(1);
-/// How long it sleeps when no turn runs (a check now and then, so that a
-/// turn that starts while it sleeps is covered within this).
+/// How long it sleeps once no turn has run for [`BUSY`]: a check now and
+/// then, so that an idle server does not wake 1000 times a second.
 const IDLE_CHECK: Duration = Duration::from_millis(50);
+/// The loops count as busy this long after a turn began.
+const BUSY: Duration = Duration::from_millis(100);
 
 /// The loops and what the threads that run them share.
 pub(crate) struct Turns<S, C, H> {
@@ -57,9 +59,14 @@ pub(crate) struct Turns<S, C, H> {
     /// The deadline the thread in the outer epoll waits for ([`NEVER`]
     /// while it works it out), or [`NOBODY`].
     waiting_until: AtomicU64,
-    /// Threads inside a turn.
-    running: AtomicUsize,
+    /// When the last turn began, µs since `base`.
+    last_turn: AtomicU64,
     stopped: AtomicUsize,
+    /// The first error of a loop's turn (that loop stopped on it), for
+    /// [`Turns::run`] to return.
+    error: Mutex<Option<io::Error>>,
+    /// The outer epoll failed: every thread ends.
+    failed: AtomicBool,
 }
 
 /// A poisoned lock means another thread panicked inside a turn; the loops'
@@ -99,22 +106,35 @@ where
             outer: Mutex::new((outer, Events::with_capacity(n.max(16)))),
             outer_waker,
             waiting_until: AtomicU64::new(NOBODY),
-            running: AtomicUsize::new(0),
+            last_turn: AtomicU64::new(0),
             stopped: AtomicUsize::new(0),
+            error: Mutex::new(None),
+            failed: AtomicBool::new(false),
             loops: loops.into_iter().map(Mutex::new).collect(),
         };
         Ok(turns)
     }
 
-    /// One thread's work until every loop has stopped.
+    /// One thread's work until every loop has stopped. Returns the first
+    /// error a loop stopped on (to one thread), or the outer epoll's.
     pub(crate) fn run(&self) -> io::Result<()> {
+        let result = self.take_turns();
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+            self.wake_everyone();
+        }
+        result?;
+        lock(&self.error).take().map_or(Ok(()), Err)
+    }
+
+    fn take_turns(&self) -> io::Result<()> {
         loop {
             if self.all_stopped() {
                 return Ok(());
             }
             let next = lock(&self.ready).pop_front();
             if let Some(k) = next {
-                self.turn(k)?;
+                self.turn(k);
                 continue;
             }
             if let Ok(mut outer) = self.outer.try_lock() {
@@ -127,9 +147,12 @@ where
                 // The thread in the outer epoll calls when it queues more
                 // than it runs; if the thread running a turn is held, this
                 // one looks at the outer epoll itself after a while.
-                let nap = match self.running.load(Ordering::Acquire) {
-                    0 => IDLE_CHECK,
-                    _ => TAKE_OVER,
+                let since = self
+                    .micros(Instant::now())
+                    .saturating_sub(self.last_turn.load(Ordering::Relaxed));
+                let nap = match Duration::from_micros(since) < BUSY {
+                    true => TAKE_OVER,
+                    false => IDLE_CHECK,
                 };
                 let slept = self.idle.wait_timeout(ready, nap);
                 drop(slept.unwrap_or_else(PoisonError::into_inner));
@@ -138,7 +161,17 @@ where
     }
 
     fn all_stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire) == self.loops.len()
+        self.failed.load(Ordering::Acquire)
+            || self.stopped.load(Ordering::Acquire) == self.loops.len()
+    }
+
+    /// Every thread looks again: on the condvar and in the outer epoll.
+    fn wake_everyone(&self) {
+        let _ready = lock(&self.ready);
+        self.idle.notify_all();
+        // If this fails, a thread waiting in the outer epoll with no
+        // deadline stays there; nothing better can be done about it.
+        let _ = self.outer_waker.wake();
     }
 
     /// Waits in the outer epoll until a loop has events or a deadline
@@ -171,7 +204,14 @@ where
             self.enqueue(&mut ready, event.token().0);
         }
         for (k, due) in self.due.iter().enumerate() {
-            if due.load(Ordering::SeqCst) <= now {
+            // Taken (set to NEVER) as it is queued: until its turn says
+            // when next, no other wait queues it again.
+            let at = due.load(Ordering::SeqCst);
+            if at <= now
+                && due
+                    .compare_exchange(at, NEVER, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
                 self.enqueue(&mut ready, k);
             }
         }
@@ -192,16 +232,12 @@ where
     }
 
     /// Runs one turn of loop `k` with the events it has, then says when it
-    /// needs the next one.
-    fn turn(&self, k: usize) -> io::Result<()> {
-        self.running.fetch_add(1, Ordering::AcqRel);
-        let result = self.run_turn(k);
-        self.running.fetch_sub(1, Ordering::AcqRel);
-        result
-    }
-
-    fn run_turn(&self, k: usize) -> io::Result<()> {
+    /// needs the next one. A loop whose turn fails stops, as a loop on a
+    /// thread of its own does; the others go on.
+    fn turn(&self, k: usize) {
         self.queued[k].store(false, Ordering::Release);
+        self.last_turn
+            .store(self.micros(Instant::now()), Ordering::Relaxed);
         // A loop another thread is running (held there, perhaps) is left to
         // it rather than waited for: it runs the loop again when done. Said
         // before the second try, so that either this thread gets the loop
@@ -214,51 +250,54 @@ where
                 match self.loops[k].try_lock() {
                     Ok(l) => l,
                     Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                    Err(TryLockError::WouldBlock) => return Ok(()),
+                    Err(TryLockError::WouldBlock) => return,
                 }
             }
         };
         self.again[k].store(false, Ordering::SeqCst);
         if event_loop.is_stopped() {
-            return Ok(());
+            return;
         }
-        event_loop.turn(Some(Duration::ZERO))?;
+        if let Err(e) = event_loop.turn(Some(Duration::ZERO)) {
+            lock(&self.error).get_or_insert(e);
+            event_loop.stop();
+        }
         if event_loop.is_stopped() {
             event_loop.finish();
             drop(event_loop);
-            self.due[k].store(NEVER, Ordering::Release);
+            self.due[k].store(NEVER, Ordering::SeqCst);
             if self.stopped.fetch_add(1, Ordering::AcqRel) + 1 == self.loops.len() {
-                let _ready = lock(&self.ready);
-                self.idle.notify_all();
-                self.outer_waker.wake()?;
+                self.wake_everyone();
             }
-            return Ok(());
+            return;
         }
-        let due = event_loop.due();
-        drop(event_loop);
+        // When next, said while the loop is held: a later turn's deadline
+        // is never overwritten by this one's.
         let now = Instant::now();
-        let again = self.again[k].swap(false, Ordering::SeqCst);
-        match due {
-            _ if again => {
-                self.due[k].store(NEVER, Ordering::Release);
-                self.enqueue(&mut lock(&self.ready), k);
-            }
+        let left = match event_loop.due() {
             Some(at) if at <= now => {
-                // Work left: its next turn comes after the loops queued
-                // before it.
-                self.due[k].store(NEVER, Ordering::Release);
-                self.enqueue(&mut lock(&self.ready), k);
+                self.due[k].store(NEVER, Ordering::SeqCst);
+                true
             }
             Some(at) => {
                 let at = self.micros(at);
                 self.due[k].store(at, Ordering::SeqCst);
                 if at < self.waiting_until.load(Ordering::SeqCst) {
-                    self.outer_waker.wake()?;
+                    let _ = self.outer_waker.wake();
                 }
+                false
             }
-            None => self.due[k].store(NEVER, Ordering::Release),
+            None => {
+                self.due[k].store(NEVER, Ordering::SeqCst);
+                false
+            }
+        };
+        drop(event_loop);
+        // Work left, or asked for by a thread that found the loop busy: the
+        // next turn comes after the loops queued before it.
+        if self.again[k].swap(false, Ordering::SeqCst) || left {
+            self.enqueue(&mut lock(&self.ready), k);
         }
-        Ok(())
     }
 
     /// `at` in whole µs since `base`, rounded up: a wait never ends

@@ -193,6 +193,12 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         self.state == LoopState::Stopped
     }
 
+    /// Stops the loop at once (its turn failed): [`Self::finish`] closes
+    /// what it holds.
+    pub(crate) fn stop(&mut self) {
+        self.state = LoopState::Stopped;
+    }
+
     /// Closes what is left once the loop has stopped.
     pub(crate) fn finish(&mut self) {
         self.conns.close_all(CloseReason::Shutdown);
