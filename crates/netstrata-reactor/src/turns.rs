@@ -28,16 +28,14 @@ const WAKER: Token = Token(usize::MAX);
 const NEVER: u64 = u64::MAX;
 /// `waiting_until` when no thread waits in the outer epoll.
 const NOBODY: u64 = 0;
-/// How long a thread with nothing to run sleeps while the loops are busy,
-/// before it looks at the outer epoll itself: the longest a loop waits for
-/// a thread when the one running a turn is held (set aside by the kernel,
-/// or a handler that takes long).
+/// How long a thread with nothing to run sleeps while another runs a
+/// turn, before it looks at the outer epoll itself: the longest a loop
+/// waits for a thread when the one running a turn is held (set aside by
+/// the kernel, or a handler that takes long).
 const TAKE_OVER: Duration = Duration::from_millis(1);
-/// How long it sleeps once no turn has run for [`BUSY`]: a check now and
-/// then, so that an idle server does not wake 1000 times a second.
+/// How long it sleeps when no turn runs (a check now and then, so that a
+/// turn that starts while it sleeps is covered within this).
 const IDLE_CHECK: Duration = Duration::from_millis(50);
-/// The loops count as busy this long after a turn began.
-const BUSY: Duration = Duration::from_millis(100);
 
 /// The loops and what the threads that run them share.
 pub(crate) struct Turns<S, C, H> {
@@ -59,14 +57,23 @@ pub(crate) struct Turns<S, C, H> {
     /// The deadline the thread in the outer epoll waits for ([`NEVER`]
     /// while it works it out), or [`NOBODY`].
     waiting_until: AtomicU64,
-    /// When the last turn began, µs since `base`.
-    last_turn: AtomicU64,
+    /// Threads inside a turn.
+    running: AtomicUsize,
     stopped: AtomicUsize,
     /// The first error of a loop's turn (that loop stopped on it), for
     /// [`Turns::run`] to return.
     error: Mutex<Option<io::Error>>,
     /// The outer epoll failed: every thread ends.
     failed: AtomicBool,
+}
+
+/// Counts a thread out of `running` however its turn ends.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A poisoned lock means another thread panicked inside a turn; the loops'
@@ -106,7 +113,7 @@ where
             outer: Mutex::new((outer, Events::with_capacity(n.max(16)))),
             outer_waker,
             waiting_until: AtomicU64::new(NOBODY),
-            last_turn: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
             stopped: AtomicUsize::new(0),
             error: Mutex::new(None),
             failed: AtomicBool::new(false),
@@ -147,12 +154,9 @@ where
                 // The thread in the outer epoll calls when it queues more
                 // than it runs; if the thread running a turn is held, this
                 // one looks at the outer epoll itself after a while.
-                let since = self
-                    .micros(Instant::now())
-                    .saturating_sub(self.last_turn.load(Ordering::Relaxed));
-                let nap = match Duration::from_micros(since) < BUSY {
-                    true => TAKE_OVER,
-                    false => IDLE_CHECK,
+                let nap = match self.running.load(Ordering::Acquire) {
+                    0 => IDLE_CHECK,
+                    _ => TAKE_OVER,
                 };
                 let slept = self.idle.wait_timeout(ready, nap);
                 drop(slept.unwrap_or_else(PoisonError::into_inner));
@@ -235,9 +239,9 @@ where
     /// needs the next one. A loop whose turn fails stops, as a loop on a
     /// thread of its own does; the others go on.
     fn turn(&self, k: usize) {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let _running = Running(&self.running);
         self.queued[k].store(false, Ordering::Release);
-        self.last_turn
-            .store(self.micros(Instant::now()), Ordering::Relaxed);
         // A loop another thread is running (held there, perhaps) is left to
         // it rather than waited for: it runs the loop again when done. Said
         // before the second try, so that either this thread gets the loop
@@ -273,8 +277,10 @@ where
         }
         // When next, said while the loop is held: a later turn's deadline
         // is never overwritten by this one's.
+        // `due` says "now" for work left: read the clock after it.
+        let due = event_loop.due();
         let now = Instant::now();
-        let left = match event_loop.due() {
+        let left = match due {
             Some(at) if at <= now => {
                 self.due[k].store(NEVER, Ordering::SeqCst);
                 true
