@@ -9,9 +9,9 @@
 //! to run the loops, so that a thread the kernel sets aside (when the
 //! server shares its cores with other busy threads) holds up no
 //! connection for long: at two loops on two cores shared with the client,
-//! its p99 measured at or below the tokio multi-threaded server's in 14 of
-//! 16 rows, where one loop per thread measured up to three times it
-//! (docs/benchmarks.md). Its handlers, stacks and codecs must be `Send`.
+//! its p99 measured below the tokio multi-threaded server's, where one
+//! loop per thread measured up to twice it (docs/benchmarks.md). Its
+//! handlers, stacks and codecs must be `Send`.
 //! The application writes a [`Handler`] per
 //! connection and gets messages as zero-copy [`bytes::Bytes`].
 //!
