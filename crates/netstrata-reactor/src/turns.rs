@@ -276,28 +276,20 @@ where
             return;
         }
         // When next, said while the loop is held: a later turn's deadline
-        // is never overwritten by this one's.
-        // `due` says "now" for work left: read the clock after it.
-        let due = event_loop.due();
-        let now = Instant::now();
-        let left = match due {
-            Some(at) if at <= now => {
-                self.due[k].store(NEVER, Ordering::SeqCst);
-                true
-            }
-            Some(at) => {
-                let at = self.micros(at);
-                self.due[k].store(at, Ordering::SeqCst);
-                if at < self.waiting_until.load(Ordering::SeqCst) {
-                    let _ = self.outer_waker.wake();
-                }
-                false
-            }
-            None => {
-                self.due[k].store(NEVER, Ordering::SeqCst);
-                false
-            }
+        // is never overwritten by this one's. A loop with work left, or a
+        // deadline already past, is queued again rather than waited for.
+        let deadline = event_loop.next_deadline();
+        let left = event_loop.has_work_left()
+            || event_loop.took_full_batch()
+            || deadline.is_some_and(|at| at <= Instant::now());
+        let at = match deadline {
+            Some(at) if !left => self.micros(at),
+            _ => NEVER,
         };
+        self.due[k].store(at, Ordering::SeqCst);
+        if at < self.waiting_until.load(Ordering::SeqCst) {
+            let _ = self.outer_waker.wake();
+        }
         drop(event_loop);
         // Work left, or asked for by a thread that found the loop busy: the
         // next turn comes after the loops queued before it.

@@ -211,16 +211,21 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         self.poll.as_raw_fd()
     }
 
-    /// When the loop needs its next turn without a new event: at once when
-    /// the last turn left work (a read budget used up, a full batch of
-    /// events), else at its next deadline; `None`: only on events.
-    pub(crate) fn due(&self) -> Option<Instant> {
-        let left = self.conns.has_scheduled()
-            || self.udp.has_ready()
-            || self.events.iter().count() == self.events.capacity();
-        if left {
-            return Some(Instant::now());
-        }
+    /// Whether the last turn left work (a read budget used up, datagrams
+    /// waiting): the next turn should not wait for events.
+    pub(crate) fn has_work_left(&self) -> bool {
+        self.conns.has_scheduled() || self.udp.has_ready()
+    }
+
+    /// Whether the last turn's poll filled the events buffer: more events
+    /// may wait in the epoll, and an epoll holding this one's descriptor
+    /// gets no new edge for them.
+    pub(crate) fn took_full_batch(&self) -> bool {
+        self.events.iter().count() == self.events.capacity()
+    }
+
+    /// The loop's next deadline (layer deadlines, timeouts, timers).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.conns.timers.next()
     }
 
@@ -229,11 +234,9 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
         let mut wait = self
-            .conns
-            .timers
-            .next()
+            .next_deadline()
             .map(|t| t.saturating_duration_since(now));
-        if self.conns.has_scheduled() || self.udp.has_ready() {
+        if self.has_work_left() {
             // Sockets with work left from the last turn (read budgets).
             wait = Some(Duration::ZERO);
         }
