@@ -72,6 +72,17 @@ pub enum Loops {
     },
 }
 
+impl std::fmt::Display for Loops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PerThread(n) => write!(f, "{n} loops"),
+            Self::Shared { threads, loops } => {
+                write!(f, "{loops} loops shared by {threads} threads")
+            }
+        }
+    }
+}
+
 /// [`serve`] with its loops laid out as `loops` and `config` for each,
 /// adding each closed connection's figures to `totals`.
 pub fn serve_counted(

@@ -115,13 +115,8 @@ pub(crate) fn echo_server(
     // signals at once finds the handler in place.
     stats.shutdown_on_signal(server.handles().to_vec())?;
     say!(
-        "netstrata echo-server listening on {} ({}, {described})",
+        "netstrata echo-server listening on {} ({loops}, {described})",
         server.local_addr(),
-        match loops {
-            echo::Loops::PerThread(n) => format!("{n} loops"),
-            echo::Loops::Shared { threads, loops } =>
-                format!("{loops} loops shared by {threads} threads"),
-        },
     );
     let closes = server.close_counts();
     stats.start(&stack, Some(closes.clone()));
