@@ -17,6 +17,7 @@ pub struct LoopConfig {
     pub(crate) read_chunk: usize,
     pub(crate) command_queue: usize,
     pub(crate) datagram_buffer: usize,
+    pub(crate) datagram_offload: bool,
     pub(crate) metrics_every: Duration,
 }
 
@@ -54,6 +55,7 @@ impl LoopConfig {
             read_chunk: Self::DEFAULT_READ_CHUNK,
             command_queue: Self::DEFAULT_COMMAND_QUEUE,
             datagram_buffer: Self::DEFAULT_DATAGRAM_BUFFER,
+            datagram_offload: true,
             metrics_every: Self::DEFAULT_METRICS_EVERY,
         }
     }
@@ -120,6 +122,18 @@ impl LoopConfig {
     /// for a protocol with small datagrams and many sockets.
     pub fn with_datagram_buffer(mut self, bytes: usize) -> Self {
         self.datagram_buffer = bytes.max(1);
+        self
+    }
+
+    /// Whether UDP sockets move datagrams in batches (default on): sends
+    /// of one handler batch leave together, same-size datagrams to one peer
+    /// in one `sendmsg` with `UDP_SEGMENT` (GSO), and receives take many
+    /// datagrams per call, coalesced by `UDP_GRO` where the kernel offers
+    /// it or with `recvmmsg`. Off: one `recvmsg` and one `sendto` per
+    /// datagram. Handlers see each datagram either way. See the crate's
+    /// docs, "UDP".
+    pub fn with_datagram_offload(mut self, on: bool) -> Self {
+        self.datagram_offload = on;
         self
     }
 

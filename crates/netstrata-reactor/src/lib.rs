@@ -150,7 +150,7 @@ pub use handle::{ConnId, Handle, HandleError};
 pub use handler::{CloseReason, Handler};
 pub use server::{Server, ServerConfig};
 pub use socket::SocketOptions;
-pub use udp::{DatagramContext, DatagramHandler};
+pub use udp::{DatagramContext, DatagramCounters, DatagramHandler};
 
 // A `Server` and `Handle`s are shared across threads. An `EventLoop` is
 // `Send` when its stack, codec and handler are (a shared server's loops

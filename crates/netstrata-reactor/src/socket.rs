@@ -191,3 +191,98 @@ pub(crate) fn recv_datagram(
         false => Datagram::Whole(n, from),
     })
 }
+
+/// The socket options quinn-udp changes for QUIC that a general UDP socket
+/// keeps: path-MTU discovery (whether the kernel may fragment) and receive
+/// timestamps. Read before, put back after.
+pub(crate) struct PathMtuOptions {
+    /// `(level, name, value)` of each option that could be read.
+    kept: Vec<(libc::c_int, libc::c_int, libc::c_int)>,
+}
+
+impl PathMtuOptions {
+    #[cfg(target_os = "linux")]
+    const OPTIONS: [(libc::c_int, libc::c_int); 3] = [
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+        (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS),
+    ];
+    #[cfg(not(target_os = "linux"))]
+    const OPTIONS: [(libc::c_int, libc::c_int); 0] = [];
+
+    /// The options of `socket` as they are now (those it has).
+    pub(crate) fn read(socket: &impl std::os::fd::AsFd) -> Self {
+        let kept = Self::OPTIONS
+            .iter()
+            .filter_map(|&(level, name)| {
+                int_option(socket, level, name)
+                    .ok()
+                    .map(|value| (level, name, value))
+            })
+            .collect();
+        Self { kept }
+    }
+
+    /// Sets them back on `socket`; a failure is logged, the socket works on.
+    pub(crate) fn restore(&self, socket: &impl std::os::fd::AsFd) {
+        for &(level, name, value) in &self.kept {
+            if let Err(e) = set_int_option(socket, level, name, value) {
+                tracing::debug!(error = %e, level, name, "restoring a UDP socket option");
+            }
+        }
+    }
+}
+
+/// An integer socket option of `socket`.
+#[allow(unsafe_code)]
+fn int_option(
+    socket: &impl std::os::fd::AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live locals for the call, `len` says
+    // how many bytes `value` has, and the kernel writes at most that many;
+    // the descriptor is borrowed from an open socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_fd().as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    match rc {
+        0 => Ok(value),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Sets an integer socket option of `socket`.
+#[allow(unsafe_code)]
+fn set_int_option(
+    socket: &impl std::os::fd::AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `value` is a live local of the size given, which the kernel
+    // only reads; the descriptor is borrowed from an open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_fd().as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}

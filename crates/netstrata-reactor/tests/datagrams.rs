@@ -1,5 +1,6 @@
-//! UDP sockets receive into a buffer of their own: a datagram larger than
-//! it is dropped and reported, never handed over cut short.
+//! UDP sockets, with batched system calls (the default: GSO, GRO or
+//! `recvmmsg`) and without: every test runs both ways. Handlers see one
+//! call per datagram, boundaries kept, either way.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
@@ -8,15 +9,36 @@ use std::time::Duration;
 
 use netstrata_core::Stack;
 use netstrata_frame::LengthDelimited;
-use netstrata_reactor::{DatagramContext, DatagramHandler, EventLoop, Handler, LoopConfig};
+use netstrata_reactor::{DatagramContext, DatagramHandler, EventLoop, Handle, Handler, LoopConfig};
+
+/// Both ways of moving datagrams.
+const OFFLOAD: [bool; 2] = [true, false];
 
 /// Echoes each datagram; answers a dropped one with how many the socket
-/// has dropped.
-struct Echo;
+/// has dropped, and `stats` with its counters. On `hold`, waits for the
+/// test's word (so that what the test sends meanwhile waits in the
+/// socket's buffer for one batch).
+#[derive(Default)]
+struct Echo {
+    gate: Option<mpsc::Receiver<()>>,
+}
 
 impl DatagramHandler for Echo {
     fn on_datagram(&mut self, cx: &mut DatagramContext<'_>, data: &[u8], from: SocketAddr) {
-        cx.send_to(data, from).unwrap();
+        if data == b"hold" {
+            self.gate.as_ref().unwrap().recv().unwrap();
+            return;
+        }
+        if data == b"stats" {
+            let c = cx.counters();
+            let said = format!(
+                "{} {} {} {} {} {}",
+                c.received, c.sent, c.truncated, c.failed, c.receive_calls, c.send_calls
+            );
+            cx.send_to(said.as_bytes(), from).unwrap();
+            return;
+        }
+        assert!(cx.send_to(data, from).unwrap(), "the queue has room");
     }
 
     fn on_truncated(&mut self, cx: &mut DatagramContext<'_>, from: SocketAddr) {
@@ -25,45 +47,302 @@ impl DatagramHandler for Echo {
     }
 }
 
-/// No connection handler runs on this loop.
+/// No connection handler runs on these loops.
 struct NoConnections;
 
 impl Handler for NoConnections {
     fn on_message(&mut self, _: &mut netstrata_reactor::Context<'_>, _: bytes::Bytes) {}
 }
 
-#[test]
-fn a_datagram_larger_than_the_buffer_is_reported_not_cut() {
-    // TCP reads of 512 bytes at most must not limit datagrams (they once
-    // shared that buffer); datagrams of up to 1500 bytes fit.
-    let config = LoopConfig::new()
-        .with_read_chunk(512)
-        .with_datagram_buffer(1500);
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        let mut event_loop: EventLoop<Stack<()>, LengthDelimited, NoConnections> =
-            EventLoop::new(config)?;
-        let addr = event_loop.bind_udp(UdpSocket::bind("127.0.0.1:0")?, Echo)?;
-        tx.send((addr, event_loop.handle())).unwrap();
-        event_loop.run()
-    });
-    let (addr, handle) = rx.recv().unwrap();
+/// A loop serving `handler` on a loopback UDP socket.
+struct Served {
+    addr: SocketAddr,
+    handle: Handle,
+    thread: thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    fn start(config: LoopConfig, handler: impl DatagramHandler) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut event_loop: EventLoop<Stack<()>, LengthDelimited, NoConnections> =
+                EventLoop::new(config)?;
+            let addr = event_loop.bind_udp(UdpSocket::bind("127.0.0.1:0")?, handler)?;
+            tx.send((addr, event_loop.handle())).unwrap();
+            event_loop.run()
+        });
+        let (addr, handle) = rx.recv().unwrap();
+        Self {
+            addr,
+            handle,
+            thread,
+        }
+    }
+
+    fn stop(self) {
+        self.handle.stop().unwrap();
+        self.thread.join().unwrap().unwrap();
+    }
+}
+
+/// A client socket whose reads give up after 10 s.
+fn client() -> UdpSocket {
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut buf = vec![0; 4096];
-    let mut exchange = |msg: &[u8]| {
-        client.send_to(msg, addr).unwrap();
-        let (n, _) = client.recv_from(&mut buf).unwrap();
-        buf[..n].to_vec()
+    client
+}
+
+/// The next datagram `client` receives, and from where.
+fn receive(client: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0; 70_000];
+    let (n, from) = client.recv_from(&mut buf).unwrap();
+    buf.truncate(n);
+    (buf, from)
+}
+
+#[test]
+fn a_datagram_larger_than_the_buffer_is_reported_not_cut() {
+    for offload in OFFLOAD {
+        // TCP reads of 512 bytes at most must not limit datagrams (they
+        // once shared that buffer); datagrams of up to 1500 bytes fit.
+        let config = LoopConfig::new()
+            .with_read_chunk(512)
+            .with_datagram_buffer(1500)
+            .with_datagram_offload(offload);
+        let server = Served::start(config, Echo::default());
+        let client = client();
+        let exchange = |msg: &[u8]| {
+            client.send_to(msg, server.addr).unwrap();
+            receive(&client).0
+        };
+        let fits: Vec<u8> = (0..1500).map(|i| i as u8).collect();
+        assert_eq!(exchange(&fits[..1000]), &fits[..1000], "offload {offload}");
+        assert_eq!(
+            exchange(&fits),
+            fits,
+            "exactly the buffer, offload {offload}"
+        );
+        assert_eq!(exchange(&[9; 1501]), b"dropped 1", "offload {offload}");
+        assert_eq!(exchange(&[9; 3000]), b"dropped 2", "offload {offload}");
+        assert_eq!(exchange(&[9; 65_000]), b"dropped 3", "offload {offload}");
+        assert_eq!(exchange(b"small"), b"small", "the socket goes on");
+        assert_eq!(exchange(b""), b"", "an empty datagram is a datagram");
+        server.stop();
+    }
+}
+
+/// Datagram `i` of a burst: its number, then bytes of a size that varies
+/// (mostly 1 200, which batches; some shorter, some empty of payload).
+fn numbered(i: u32) -> Vec<u8> {
+    let len = match i % 7 {
+        3 => 300,
+        5 => 0,
+        _ => 1196,
     };
-    let fits: Vec<u8> = (0..1500).map(|i| i as u8).collect();
-    assert_eq!(exchange(&fits[..1000]), &fits[..1000], "above read_chunk");
-    assert_eq!(exchange(&fits), fits, "exactly the buffer");
-    assert_eq!(exchange(&[9; 1501]), b"dropped 1");
-    assert_eq!(exchange(&[9; 3000]), b"dropped 2");
-    assert_eq!(exchange(b"small"), b"small", "the socket goes on");
-    handle.stop().unwrap();
-    thread.join().unwrap().unwrap();
+    [&i.to_be_bytes()[..], &vec![i as u8; len]].concat()
+}
+
+#[test]
+fn bursts_come_back_whole_and_in_order() {
+    for offload in OFFLOAD {
+        let (open, gate) = mpsc::channel();
+        let echo = Echo { gate: Some(gate) };
+        let server = Served::start(LoopConfig::new().with_datagram_offload(offload), echo);
+        let client = client();
+        // Windows of 64 (well within loopback's socket buffers, which
+        // drop what overflows them), sent while the handler holds: the
+        // server finds them waiting, receives them in batches and sends
+        // its echoes in batches.
+        for window in 0..40u32 {
+            let sent: Vec<Vec<u8>> = (0..64).map(|i| numbered(window * 64 + i)).collect();
+            client.send_to(b"hold", server.addr).unwrap();
+            for msg in &sent {
+                client.send_to(msg, server.addr).unwrap();
+            }
+            open.send(()).unwrap();
+            for msg in &sent {
+                let (got, from) = receive(&client);
+                assert_eq!(from, server.addr);
+                assert_eq!(got.len(), msg.len(), "offload {offload}");
+                assert_eq!(&got, msg, "offload {offload}");
+            }
+        }
+        client.send_to(b"stats", server.addr).unwrap();
+        let stats = String::from_utf8(receive(&client).0).unwrap();
+        let n: Vec<u64> = stats.split(' ').map(|v| v.parse().unwrap()).collect();
+        assert_eq!(
+            n[..4],
+            [2601, 2560, 0, 0],
+            "received, sent, truncated, failed"
+        );
+        let (receive_calls, send_calls) = (n[4], n[5]);
+        println!("offload {offload}: {receive_calls} receive calls, {send_calls} send calls");
+        if offload {
+            // Batching is what the option is for: at least 16 datagrams
+            // per receive call once the handler lets go, and the echoes
+            // leave in runs of same-size datagrams (five of seven in a
+            // row are 1 200 bytes).
+            assert!(receive_calls <= 40 * 6, "{stats}");
+            assert!(send_calls <= 2560 / 2, "{stats}");
+        } else {
+            assert_eq!((receive_calls, send_calls), (2601, 2560), "one call each");
+        }
+        server.stop();
+    }
+}
+
+#[test]
+fn two_peers_sharing_a_batch_each_get_their_own() {
+    for offload in OFFLOAD {
+        let server = Served::start(
+            LoopConfig::new().with_datagram_offload(offload),
+            Echo::default(),
+        );
+        let (a, b) = (client(), client());
+        for round in 0..20u32 {
+            for i in 0..16 {
+                let peer = if i % 3 == 0 { &b } else { &a };
+                peer.send_to(&numbered(round * 16 + i), server.addr)
+                    .unwrap();
+            }
+            for i in 0..16 {
+                let peer = if i % 3 == 0 { &b } else { &a };
+                assert_eq!(
+                    receive(peer).0,
+                    numbered(round * 16 + i),
+                    "offload {offload}"
+                );
+            }
+        }
+        server.stop();
+    }
+}
+
+/// Sends each datagram back, to a destination this IPv4 socket cannot
+/// reach, and back again; says what failed.
+struct WithABadPeer {
+    peer: Option<SocketAddr>,
+}
+
+impl DatagramHandler for WithABadPeer {
+    fn on_datagram(&mut self, cx: &mut DatagramContext<'_>, data: &[u8], from: SocketAddr) {
+        let too_big = vec![0; DatagramContext::MAX_DATAGRAM + 1];
+        let refused = cx.send_to(&too_big, from).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+        cx.send_to(data, from).unwrap();
+        cx.send_to(data, "[::1]:9".parse().unwrap()).unwrap();
+        cx.send_to(data, from).unwrap();
+        self.peer = Some(from);
+    }
+
+    fn on_send_failed(&mut self, cx: &mut DatagramContext<'_>, to: SocketAddr, _: &std::io::Error) {
+        let said = format!("failed {to} {}", cx.counters().failed);
+        cx.send_to(said.as_bytes(), self.peer.unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn a_refused_datagram_fails_alone_and_is_reported() {
+    for offload in OFFLOAD {
+        let server = Served::start(
+            LoopConfig::new().with_datagram_offload(offload),
+            WithABadPeer { peer: None },
+        );
+        let client = client();
+        for n in 1..=3 {
+            client.send_to(b"hello", server.addr).unwrap();
+            assert_eq!(receive(&client).0, b"hello", "offload {offload}");
+            assert_eq!(receive(&client).0, b"hello", "offload {offload}");
+            let said = format!("failed [::1]:9 {n}");
+            assert_eq!(receive(&client).0, said.as_bytes(), "offload {offload}");
+        }
+        server.stop();
+    }
+}
+
+/// Sends `datagrams` (all `size` bytes but perhaps the last) to `to` in
+/// one segmented send (GSO) where the kernel offers it.
+fn send_segmented(
+    state: &quinn_udp::UdpSocketState,
+    socket: &UdpSocket,
+    data: &[u8],
+    size: usize,
+    to: SocketAddr,
+) {
+    let transmit = quinn_udp::Transmit {
+        destination: to,
+        ecn: None,
+        contents: data,
+        segment_size: Some(size),
+        src_ip: None,
+    };
+    state.try_send(socket.into(), &transmit).unwrap();
+}
+
+/// Receives datagrams until `count` have come, splitting coalesced reads
+/// by their stride.
+fn receive_split(
+    state: &quinn_udp::UdpSocketState,
+    socket: &UdpSocket,
+    count: usize,
+) -> Vec<Vec<u8>> {
+    let mut buf = vec![0; 64 * 1024];
+    let mut got = Vec::new();
+    while got.len() < count {
+        let mut meta = [quinn_udp::RecvMeta::default()];
+        let n = state
+            .recv(
+                socket.into(),
+                &mut [std::io::IoSliceMut::new(&mut buf)],
+                &mut meta,
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        got.extend(
+            buf[..meta[0].len]
+                .chunks(meta[0].stride)
+                .map(<[u8]>::to_vec),
+        );
+    }
+    got
+}
+
+#[test]
+fn a_segmented_batch_is_handed_over_datagram_by_datagram() {
+    for offload in OFFLOAD {
+        let (open, gate) = mpsc::channel();
+        let echo = Echo { gate: Some(gate) };
+        let server = Served::start(LoopConfig::new().with_datagram_offload(offload), echo);
+        let client = client();
+        // Blocking reads with a timeout, which quinn-udp's state would
+        // otherwise make non-blocking.
+        let state = quinn_udp::UdpSocketState::new((&client).into()).unwrap();
+        client.set_nonblocking(false).unwrap();
+        let gso = state.max_gso_segments() > 1 && state.gro_segments() > 1;
+        let sent: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| [&i.to_be_bytes()[..], &[i as u8; 1196]].concat())
+            .collect();
+        let mut last = sent[39].clone();
+        last.truncate(700);
+        let batch = [&sent[..39].concat()[..], &last].concat();
+        client.send_to(b"hold", server.addr).unwrap();
+        send_segmented(&state, &client, &batch, 1200, server.addr);
+        open.send(()).unwrap();
+        let got = receive_split(&state, &client, 40);
+        assert_eq!(got[..39], sent[..39], "offload {offload}");
+        assert_eq!(got[39], last, "the short last one, offload {offload}");
+        client.send_to(b"stats", server.addr).unwrap();
+        let stats = String::from_utf8(receive_split(&state, &client, 1).remove(0)).unwrap();
+        let n: Vec<u64> = stats.split(' ').map(|v| v.parse().unwrap()).collect();
+        assert_eq!(n[..4], [42, 40, 0, 0], "{stats}");
+        println!("offload {offload}, gso {gso}: {stats}");
+        if offload && gso {
+            // `hold`, the coalesced batch, `stats`; the echoes in two
+            // sends (39 of 1 200 bytes and the short one can be one run).
+            assert!(n[4] <= 3 && n[5] <= 2, "{stats}");
+        }
+        server.stop();
+    }
 }

@@ -24,16 +24,19 @@ const MAX_SOCKETS: usize = 256;
 pub(super) struct Datagrams {
     endpoints: Vec<UdpEndpoint>,
     ready: Vec<usize>,
-    /// Each socket's receive buffer, in bytes.
+    /// Each socket's largest datagram, in bytes.
     buffer: usize,
+    /// Whether sockets batch their system calls.
+    offload: bool,
 }
 
 impl Datagrams {
-    pub(super) fn new(buffer: usize) -> Self {
+    pub(super) fn new(buffer: usize, offload: bool) -> Self {
         Self {
             endpoints: Vec::new(),
             ready: Vec::new(),
             buffer,
+            offload,
         }
     }
 
@@ -67,8 +70,12 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         }
         socket.set_nonblocking(true)?;
         let addr = socket.local_addr()?;
-        let mut endpoint =
-            UdpEndpoint::new(UdpSocket::from_std(socket), Box::new(handler), udp.buffer);
+        let mut endpoint = UdpEndpoint::new(
+            UdpSocket::from_std(socket),
+            Box::new(handler),
+            udp.buffer,
+            udp.offload,
+        );
         let token = Token(UDP_BASE - udp.endpoints.len());
         self.poll.registry().register(
             endpoint.socket_mut(),

@@ -1,0 +1,177 @@
+//! Datagrams queued to send, and sending them in as few system calls as
+//! the kernel allows: runs of same-size datagrams to one peer leave in one
+//! `sendmsg` with `UDP_SEGMENT`.
+
+use std::io;
+use std::net::SocketAddr;
+
+use super::DatagramContext;
+use super::wire::UdpIo;
+
+/// Datagrams queued at most; past it, `send_to` drops.
+const QUEUE_LIMIT: usize = 1024;
+/// Bytes queued that make `send_to` send at once: a full GSO batch.
+const FLUSH_AT: usize = 64 * 1024;
+/// Send failures kept for the handler between its callbacks; more are
+/// counted and logged only.
+const FAILURES_KEPT: usize = 1024;
+
+/// What waits to be sent: the datagrams' bytes back to back, and for each
+/// its peer and length.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    bytes: Vec<u8>,
+    datagrams: Vec<(SocketAddr, usize)>,
+    /// How many leading datagrams (and bytes) have left already.
+    sent_datagrams: usize,
+    sent_bytes: usize,
+    /// Refused datagrams the handler has not been told of yet.
+    pub(crate) failed: Vec<(SocketAddr, io::Error)>,
+    pub(crate) counters: Counts,
+}
+
+/// The sending half of [`super::DatagramCounters`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub(crate) sent: u64,
+    pub(crate) sent_bytes: u64,
+    pub(crate) dropped: u64,
+    pub(crate) failed: u64,
+    pub(crate) calls: u64,
+}
+
+impl Outbox {
+    /// Datagrams waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.datagrams.len() - self.sent_datagrams
+    }
+
+    /// Queues `data` for `to`; false if the queue is full and it was
+    /// dropped. Sends at once when a full batch waits.
+    pub(crate) fn push(&mut self, io: &UdpIo, data: &[u8], to: SocketAddr) -> bool {
+        if self.len() >= QUEUE_LIMIT {
+            self.flush(io);
+            if self.len() >= QUEUE_LIMIT {
+                self.counters.dropped += 1;
+                return false;
+            }
+        }
+        self.bytes.extend_from_slice(data);
+        self.datagrams.push((to, data.len()));
+        if self.bytes.len() - self.sent_bytes >= FLUSH_AT {
+            self.flush(io);
+        }
+        true
+    }
+
+    /// Sends what waits until done or the socket's buffer is full.
+    pub(crate) fn flush(&mut self, io: &UdpIo) {
+        let max_segments = io.max_segments();
+        while self.sent_datagrams < self.datagrams.len() {
+            let (to, count, size, len) = self.next_run(max_segments);
+            let start = self.sent_bytes;
+            let data = &self.bytes[start..start + len];
+            let segment = (count > 1).then_some(size);
+            self.counters.calls += 1;
+            match io.send(data, to, segment) {
+                Ok(()) => self.sent(count, len),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if count == 1 => self.refused(to, e, len),
+                // One datagram of a batch may be the cause: send them one
+                // at a time so that each has its own result.
+                Err(_) => {
+                    if !self.send_singly(io, count) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.compact();
+    }
+
+    /// The run of datagrams from the first waiting one that one send may
+    /// carry: same peer, same size (the last may be shorter), at most
+    /// `max_segments` and what one IP packet holds. Returns the peer, the
+    /// count, the segment size and the bytes.
+    fn next_run(&self, max_segments: usize) -> (SocketAddr, usize, usize, usize) {
+        let waiting = &self.datagrams[self.sent_datagrams..];
+        let (to, size) = waiting[0];
+        let (mut count, mut len) = (1, size);
+        if size > segment_limit(to) {
+            return (to, count, size, len);
+        }
+        for &(peer, n) in &waiting[1..] {
+            if count == max_segments || peer != to || n > size {
+                break;
+            }
+            if len + n > DatagramContext::MAX_DATAGRAM {
+                break;
+            }
+            count += 1;
+            len += n;
+            if n < size {
+                break;
+            }
+        }
+        (to, count, size, len)
+    }
+
+    /// Sends the next `count` datagrams one call each; false if the socket
+    /// filled up first.
+    fn send_singly(&mut self, io: &UdpIo, count: usize) -> bool {
+        for _ in 0..count {
+            let (to, len) = self.datagrams[self.sent_datagrams];
+            let data = &self.bytes[self.sent_bytes..self.sent_bytes + len];
+            self.counters.calls += 1;
+            match io.send(data, to, None) {
+                Ok(()) => self.sent(1, len),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) => self.refused(to, e, len),
+            }
+        }
+        true
+    }
+
+    fn sent(&mut self, count: usize, len: usize) {
+        self.sent_datagrams += count;
+        self.sent_bytes += len;
+        self.counters.sent += count as u64;
+        self.counters.sent_bytes += len as u64;
+    }
+
+    fn refused(&mut self, to: SocketAddr, error: io::Error, len: usize) {
+        self.sent_datagrams += 1;
+        self.sent_bytes += len;
+        self.counters.failed += 1;
+        if self.failed.len() < FAILURES_KEPT {
+            self.failed.push((to, error));
+        } else {
+            tracing::debug!(%to, error = %error, "udp send failed (not reported: too many at once)");
+        }
+    }
+
+    /// Forgets what has left.
+    fn compact(&mut self) {
+        if self.sent_datagrams == self.datagrams.len() {
+            self.bytes.clear();
+            self.datagrams.clear();
+        } else {
+            self.bytes.drain(..self.sent_bytes);
+            self.datagrams.drain(..self.sent_datagrams);
+        }
+        self.sent_datagrams = 0;
+        self.sent_bytes = 0;
+    }
+}
+
+/// The largest datagram sent in a segmented batch: what one Ethernet frame
+/// (MTU 1 500) carries unfragmented. The kernel refuses a segment larger
+/// than the path's MTU, and quinn-udp then turns segmentation off for the
+/// socket, so larger datagrams leave one per call (they would be
+/// fragmented anyway).
+fn segment_limit(to: SocketAddr) -> usize {
+    match to {
+        SocketAddr::V4(_) => 1500 - 20 - 8,
+        SocketAddr::V6(_) => 1500 - 40 - 8,
+    }
+}

@@ -1,0 +1,107 @@
+//! A UDP socket and how it moves datagrams: quinn-udp's batched and
+//! offloaded system calls, or one call per datagram.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use mio::net::UdpSocket;
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+
+use crate::socket;
+
+/// A loop's UDP socket with quinn-udp's state for it when batching is on.
+pub(crate) struct UdpIo {
+    pub(crate) socket: UdpSocket,
+    offload: Option<UdpSocketState>,
+}
+
+impl UdpIo {
+    /// `socket` (non-blocking already), batched when `offload` is on and
+    /// quinn-udp can set the socket up; one call per datagram otherwise,
+    /// with the reason logged.
+    pub(crate) fn new(socket: UdpSocket, offload: bool) -> Self {
+        let offload = offload.then(|| quic_neutral_state(&socket)).and_then(|state| {
+            state
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "UDP batching unavailable; one system call per datagram")
+                })
+                .ok()
+        });
+        if let Some(state) = &offload {
+            tracing::debug!(
+                local = ?socket.local_addr().ok(),
+                gso_segments = state.max_gso_segments(),
+                gro_segments = state.gro_segments(),
+                "UDP batching on",
+            );
+        }
+        Self { socket, offload }
+    }
+
+    /// Datagrams one send may carry (1 without GSO).
+    pub(crate) fn max_segments(&self) -> usize {
+        self.offload.as_ref().map_or(1, |s| s.max_gso_segments())
+    }
+
+    /// Whether one receive may return datagrams coalesced by `UDP_GRO`.
+    pub(crate) fn gro(&self) -> bool {
+        self.offload.as_ref().is_some_and(|s| s.gro_segments() > 1)
+    }
+
+    /// Whether receives are batched.
+    pub(crate) fn batched(&self) -> bool {
+        self.offload.is_some()
+    }
+
+    /// Sends `data` to `to`: one datagram, or `data.len() / segment`
+    /// datagrams of `segment` bytes (the last may be shorter) in one call.
+    pub(crate) fn send(
+        &self,
+        data: &[u8],
+        to: SocketAddr,
+        segment: Option<usize>,
+    ) -> io::Result<()> {
+        match &self.offload {
+            Some(state) => state.try_send(
+                (&self.socket).into(),
+                &Transmit {
+                    destination: to,
+                    ecn: None,
+                    contents: data,
+                    segment_size: segment,
+                    src_ip: None,
+                },
+            ),
+            None => self.socket.send_to(data, to).map(drop),
+        }
+    }
+
+    /// Receives into `bufs` (batched only): how many of them were filled,
+    /// each described by its `meta`.
+    pub(crate) fn recv_batch(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        match &self.offload {
+            Some(state) => state.recv((&self.socket).into(), bufs, meta),
+            None => Err(io::Error::other("receive batches need offload on")),
+        }
+    }
+
+    /// Receives one datagram into `buf` (one call per datagram).
+    pub(crate) fn recv_one(&self, buf: &mut [u8]) -> io::Result<socket::Datagram> {
+        socket::recv_datagram(&self.socket, buf)
+    }
+}
+
+/// quinn-udp's state for `socket`, with the socket options it sets for
+/// QUIC that a general UDP socket should not get put back: fragmentation
+/// stays as it was (QUIC forbids it; other protocols rely on it) and
+/// receive timestamps stay off (they cost every packet).
+fn quic_neutral_state(socket: &UdpSocket) -> io::Result<UdpSocketState> {
+    let kept = socket::PathMtuOptions::read(socket);
+    let state = UdpSocketState::new(socket.into())?;
+    kept.restore(socket);
+    Ok(state)
+}
