@@ -9,7 +9,10 @@
 //! Comparisons (`--only plain,tls,zstd`, all by default):
 //! - `plain`: `netstrata echo-server` vs a tokio + tokio-util server
 //!   (2 workers) and a minimal hand-written mio echo (the limit), with as
-//!   many threads as netstrata has loops (`--netstrata-threads`);
+//!   many threads as netstrata has loops (`--netstrata-threads`); at one
+//!   loop also a hand-written io_uring echo on one thread (Linux only), the
+//!   floor for an io_uring driver, with its CPU per message and msgs/s as
+//!   ratios to the mio limit's;
 //! - `tls`: `netstrata echo-server --tls` vs tokio + tokio-rustls and the
 //!   mio echo through rustls alone (the limit), with the same certificate
 //!   files (generated for the run, deleted after); then the floor at
@@ -51,11 +54,11 @@ const SMALL: Case = Case::SMALL;
 const LARGE: Case = Case::LARGE;
 
 /// Runs each of `cases` against `servers`: netstrata first, then the tokio
-/// baseline and the hand-written limit, the two its ratios are taken to;
-/// returns each case's medians.
+/// baseline and the hand-written limit, the two its ratios are taken to
+/// (then any other server); returns each case's medians.
 fn compare_cases(
     title: &str,
-    servers: &[Server; 3],
+    servers: &[Server],
     stack: &StackOptions,
     cases: &[Case],
     rounds: Rounds,
@@ -93,28 +96,50 @@ fn main() {
         "mio_echo",
         "tokio_tls_echo",
         "tokio_zstd_echo",
+        "uring_echo",
     ]);
     let mut ports = Ports::new(7400);
 
     let mio_plain = Server::release("mio (limit)", "examples/mio_echo", &["ADDR", &loops]);
     if selected.contains(&"plain") {
-        let servers = [
+        let mut servers = vec![
             netstrata("netstrata", &loops, &[]),
             Server::release("tokio", "examples/tokio_echo", &["ADDR"]),
             mio_plain.clone(),
         ];
+        // One ring on one thread: beside the mio limit at one loop only.
+        let uring = cfg!(target_os = "linux") && loops == "1";
+        if uring {
+            servers.push(Server::release(
+                "uring (limit)",
+                "examples/uring_echo",
+                &["ADDR"],
+            ));
+        }
         let stack = StackOptions::default();
-        compare_cases(
-            "echo",
-            &servers,
-            &stack,
-            &[SMALL, LARGE],
-            rounds,
-            &mut ports,
-        );
+        let cases = [SMALL, LARGE];
+        let outcomes = compare_cases("echo", &servers, &stack, &cases, rounds, &mut ports);
+        if uring {
+            println!();
+            for (case, o) in cases.iter().zip(&outcomes) {
+                let (mio, uring) = (&o[2], &o[3]);
+                println!(
+                    "uring vs mio, {} B, {} conns x depth {}: CPU µs/msg {:.3} / {:.3} = {:.3}x, msgs/s {:.0} / {:.0} = {:.3}x",
+                    case.size,
+                    case.conns,
+                    case.depth,
+                    uring.cpu_us_per_msg,
+                    mio.cpu_us_per_msg,
+                    uring.cpu_us_per_msg / mio.cpu_us_per_msg,
+                    uring.msgs_per_sec,
+                    mio.msgs_per_sec,
+                    uring.msgs_per_sec / mio.msgs_per_sec
+                );
+            }
+        }
         if idle > 0 {
             println!("\nresident memory per idle connection");
-            for s in &servers {
+            for s in &servers[..3] {
                 memory::idle(s, &stack, idle, Some(64), &mut ports);
             }
         }
