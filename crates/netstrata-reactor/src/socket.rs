@@ -286,3 +286,65 @@ fn set_int_option(
         _ => Err(io::Error::last_os_error()),
     }
 }
+
+/// Datagrams one [`send_many`] call takes at most.
+pub(crate) const SEND_MANY: usize = 32;
+
+/// Sends `datagrams` (each to its own address; at most [`SEND_MANY`] are
+/// looked at) with one `sendmmsg`. Returns how many the kernel took, from
+/// the first; an error is the first datagram's (the ones after it were not
+/// tried).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn send_many(
+    socket: &impl std::os::fd::AsFd,
+    datagrams: &[(SocketAddr, &[u8])],
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let n = datagrams.len().min(SEND_MANY);
+    let addrs: [socket2::SockAddr; SEND_MANY] =
+        std::array::from_fn(|i| datagrams.get(i).map_or(datagrams[0].0, |d| d.0).into());
+    let mut iovecs: [libc::iovec; SEND_MANY] = std::array::from_fn(|i| libc::iovec {
+        iov_base: datagrams
+            .get(i)
+            .map_or(std::ptr::null_mut(), |d| d.1.as_ptr().cast_mut().cast()),
+        iov_len: datagrams.get(i).map_or(0, |d| d.1.len()),
+    });
+    // SAFETY: an all-zero `mmsghdr` is a valid value (null pointers, zero
+    // lengths and flags); the fields that matter are set below.
+    let mut msgs: [libc::mmsghdr; SEND_MANY] = unsafe { std::mem::zeroed() };
+    for i in 0..n {
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = addrs[i].as_ptr().cast_mut().cast();
+        hdr.msg_namelen = addrs[i].len();
+        hdr.msg_iov = &mut iovecs[i];
+        hdr.msg_iovlen = 1;
+    }
+    loop {
+        // SAFETY: `msgs[..n]` point at `addrs[i]` and `iovecs[i]`, locals
+        // that outlive the call, and each iovec at the bytes of a borrowed
+        // slice of its length; sendmmsg(2) only reads them and writes each
+        // header's `msg_len`. The descriptor is borrowed from an open
+        // socket.
+        let rc =
+            unsafe { libc::sendmmsg(socket.as_fd().as_raw_fd(), msgs.as_mut_ptr(), n as _, 0) };
+        if rc >= 0 {
+            return Ok(rc as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Sends the first of `datagrams` (no `sendmmsg` on this system).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn send_many(
+    socket: &impl std::os::fd::AsFd,
+    datagrams: &[(SocketAddr, &[u8])],
+) -> io::Result<usize> {
+    let (to, data) = datagrams[0];
+    SockRef::from(socket).send_to(data, &to.into())?;
+    Ok(1)
+}

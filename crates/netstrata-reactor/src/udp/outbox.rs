@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use super::DatagramContext;
 use super::wire::UdpIo;
+use crate::socket::SEND_MANY;
 
 /// Datagrams queued at most; past it, `send_to` drops.
 const QUEUE_LIMIT: usize = 1024;
@@ -64,37 +65,82 @@ impl Outbox {
         true
     }
 
-    /// Sends what waits until done or the socket's buffer is full.
+    /// Sends what waits until done or the socket's buffer is full: runs
+    /// of same-size datagrams to one peer in one segmented send each,
+    /// single datagrams (to many peers, or of many sizes) together by
+    /// `sendmmsg`.
     pub(crate) fn flush(&mut self, io: &UdpIo) {
         let max_segments = io.max_segments();
         while self.sent_datagrams < self.datagrams.len() {
-            let (to, count, size, len) = self.next_run(max_segments);
-            let start = self.sent_bytes;
-            let data = &self.bytes[start..start + len];
-            let segment = (count > 1).then_some(size);
-            self.counters.calls += 1;
-            match io.send(data, to, segment) {
-                Ok(()) => self.sent(count, len),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if count == 1 => self.refused(to, e, len),
-                // One datagram of a batch may be the cause: send them one
-                // at a time so that each has its own result.
-                Err(_) => {
-                    if !self.send_singly(io, count) {
-                        break;
-                    }
-                }
+            let (to, count, size, len) = self.run_at(self.sent_datagrams, max_segments);
+            let sent_on = match count {
+                1 => self.send_singles(io, max_segments),
+                _ => self.send_run(io, to, count, size, len),
+            };
+            if !sent_on {
+                break;
             }
         }
         self.compact();
     }
 
-    /// The run of datagrams from the first waiting one that one send may
+    /// Sends the run of `count` datagrams of `size` bytes (`len` in all)
+    /// to `to` in one call; false if the socket is full.
+    fn send_run(
+        &mut self,
+        io: &UdpIo,
+        to: SocketAddr,
+        count: usize,
+        size: usize,
+        len: usize,
+    ) -> bool {
+        let data = &self.bytes[self.sent_bytes..self.sent_bytes + len];
+        self.counters.calls += 1;
+        match io.send(data, to, Some(size)) {
+            Ok(()) => self.sent(count, len),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            // One datagram of a batch may be the cause: send them one at
+            // a time so that each has its own result.
+            Err(_) => return self.send_singly(io, count),
+        }
+        true
+    }
+
+    /// Sends the single datagrams that wait first (up to the next run),
+    /// as many per call as `sendmmsg` takes; false if the socket is full.
+    fn send_singles(&mut self, io: &UdpIo, max_segments: usize) -> bool {
+        let mut batch: [(SocketAddr, &[u8]); SEND_MANY] = [(self.datagrams[0].0, &[]); SEND_MANY];
+        let (mut n, mut at, mut offset) = (0, self.sent_datagrams, self.sent_bytes);
+        while n < SEND_MANY && at < self.datagrams.len() {
+            let (to, count, _, len) = self.run_at(at, max_segments);
+            if count > 1 {
+                break;
+            }
+            batch[n] = (to, &self.bytes[offset..offset + len]);
+            (n, at, offset) = (n + 1, at + 1, offset + len);
+        }
+        self.counters.calls += 1;
+        match io.send_many(&batch[..n]) {
+            Ok(k) => {
+                let len = batch[..k].iter().map(|d| d.1.len()).sum();
+                self.sent(k, len);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) => {
+                let (to, data) = batch[0];
+                let len = data.len();
+                self.refused(to, e, len);
+            }
+        }
+        true
+    }
+
+    /// The run of datagrams from datagram `first` that one send may
     /// carry: same peer, same size (the last may be shorter), at most
     /// `max_segments` and what one IP packet holds. Returns the peer, the
     /// count, the segment size and the bytes.
-    fn next_run(&self, max_segments: usize) -> (SocketAddr, usize, usize, usize) {
-        let waiting = &self.datagrams[self.sent_datagrams..];
+    fn run_at(&self, first: usize, max_segments: usize) -> (SocketAddr, usize, usize, usize) {
+        let waiting = &self.datagrams[first..];
         let (to, size) = waiting[0];
         let (mut count, mut len) = (1, size);
         if size > segment_limit(to) {

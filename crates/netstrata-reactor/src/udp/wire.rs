@@ -76,6 +76,19 @@ impl UdpIo {
         }
     }
 
+    /// Sends each datagram to its own peer, as many as one `sendmmsg`
+    /// takes (batched; one `sendto` otherwise): how many left, from the
+    /// first. An error is the first one's.
+    pub(crate) fn send_many(&self, datagrams: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        match self.offload {
+            Some(_) => socket::send_many(&self.socket, datagrams),
+            None => {
+                let (to, data) = datagrams[0];
+                self.socket.send_to(data, to).map(|_| 1)
+            }
+        }
+    }
+
     /// Receives into `bufs` (batched only): how many of them were filled,
     /// each described by its `meta`.
     pub(crate) fn recv_batch(
