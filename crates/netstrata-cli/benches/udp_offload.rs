@@ -1,8 +1,9 @@
-//! UDP with batched system calls (GSO, GRO, `recvmmsg`: the reactor's
-//! default) against one call per datagram, on the same echo, the same
-//! client, in the same run: a netstrata loop echoing 1 200-byte datagrams
-//! of one flow, on a thread of this process, `LoopConfig::with_datagram_offload`
-//! on and off.
+//! UDP with batched system calls against one call per datagram, on the
+//! same echo, the same client, in the same run: a netstrata loop echoing
+//! 1 200-byte datagrams of one flow, on a thread of this process, with
+//! each `DatagramIo`: `Single` (one call per datagram), `Batch`
+//! (`sendmmsg`, `recvmmsg`) and `Offload` (GSO and GRO besides; the
+//! default).
 //!
 //! The client keeps `--window` datagrams in flight, sends them in
 //! segmented batches and receives coalesced ones (quinn-udp, GSO and GRO),
@@ -31,8 +32,8 @@ use netstrata_cli::cpu::CpuTime;
 use netstrata_core::Stack;
 use netstrata_frame::LengthDelimited;
 use netstrata_reactor::{
-    Context, DatagramContext, DatagramCounters, DatagramHandler, EventLoop, Handle, Handler,
-    LoopConfig,
+    Context, DatagramContext, DatagramCounters, DatagramHandler, DatagramIo, EventLoop, Handle,
+    Handler, LoopConfig,
 };
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use support::median;
@@ -79,11 +80,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(offload: bool) -> Self {
+    fn start(way: DatagramIo) -> Self {
         let (tx, rx) = mpsc::channel();
         let (counters_tx, counters) = mpsc::channel();
         let thread = thread::spawn(move || {
-            let config = LoopConfig::new().with_datagram_offload(offload);
+            let config = LoopConfig::new().with_datagram_io(way);
             let mut event_loop: EventLoop<Stack<()>, LengthDelimited, NoConnections> =
                 EventLoop::new(config)?;
             let socket = UdpSocket::bind("127.0.0.1:0")?;
@@ -228,8 +229,8 @@ struct Run {
     lost: u64,
 }
 
-fn run(offload: bool, secs: f64, window: usize, size: usize, gso: bool) -> Run {
-    let server = Server::start(offload);
+fn run(way: DatagramIo, secs: f64, window: usize, size: usize, gso: bool) -> Run {
+    let server = Server::start(way);
     let mut client = Client::new(size, gso);
     let until = |d: f64| Instant::now() + Duration::from_secs_f64(d);
     let mut echoed = 0u64;
@@ -305,15 +306,16 @@ fn main() {
         "UDP echo, {size}-byte datagrams, one flow, {window} in flight, {rounds} rounds of {secs} s"
     );
     println!("the client receives coalesced (GRO) and sends {peer}");
-    let names = ["one call per datagram", "batched (default)"];
-    let mut per_sec = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
-    let mut calls = [Vec::new(), Vec::new()];
+    let ways = [DatagramIo::Single, DatagramIo::Batch, DatagramIo::Offload];
+    let names = ["Single (one per call)", "Batch (mmsg)", "Offload (default)"];
+    let mut per_sec = [Vec::new(), Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new(), Vec::new()];
+    let mut calls = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        // Interleaved, each first in every other round.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let r = run(i == 1, secs, window, size, gso);
+        // Interleaved, the order turning each round.
+        for k in 0..ways.len() {
+            let i = (k + round) % ways.len();
+            let r = run(ways[i], secs, window, size, gso);
             println!(
                 "round {round} {:<22} {:>10.0} dgrams/s {:>7.3} us/dgram {:>6.3} calls/dgram lost {}",
                 names[i], r.per_sec, r.cpu_us, r.calls, r.lost
@@ -323,20 +325,19 @@ fn main() {
             calls[i].push(r.calls);
         }
     }
-    println!("\nmedians");
-    let m = |v: &mut Vec<f64>| median(v);
-    let (s0, s1) = (m(&mut per_sec[0]), m(&mut per_sec[1]));
-    let (c0, c1) = (m(&mut cpu[0]), m(&mut cpu[1]));
-    for (i, (s, c)) in [(s0, c0), (s1, c1)].into_iter().enumerate() {
-        let k = m(&mut calls[i]);
+    println!("\nmedians, and ratios to Single");
+    let (s0, c0) = (median(&mut per_sec[0]), median(&mut cpu[0]));
+    for i in 0..ways.len() {
+        let (s, c, k) = (
+            median(&mut per_sec[i]),
+            median(&mut cpu[i]),
+            median(&mut calls[i]),
+        );
         println!(
-            "{:<22} {s:>10.0} dgrams/s {c:>7.3} us/dgram {k:>6.3} calls/dgram",
-            names[i]
+            "{:<22} {s:>10.0} dgrams/s {c:>7.3} us/dgram {k:>6.3} calls/dgram  {:>6.2}x dgrams/s {:>6.2}x less CPU",
+            names[i],
+            s / s0,
+            c0 / c
         );
     }
-    println!(
-        "batched / one call: {:.2}x datagrams/s, {:.2}x less CPU per datagram",
-        s1 / s0,
-        c0 / c1
-    );
 }

@@ -4,6 +4,25 @@ use std::time::Duration;
 
 use crate::SocketOptions;
 
+/// How a loop's UDP sockets move datagrams through the kernel
+/// ([`LoopConfig::with_datagram_io`]). Each falls back to the next where
+/// the kernel lacks what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DatagramIo {
+    /// Segmentation offload both ways where the kernel offers it: runs of
+    /// same-size datagrams to one peer leave in one `sendmsg` with
+    /// `UDP_SEGMENT` (GSO), receives coalesce a peer's datagrams with
+    /// `UDP_GRO`; the rest as [`Batch`](Self::Batch).
+    #[default]
+    Offload,
+    /// Many datagrams per call, each on its own: `sendmmsg` and
+    /// `recvmmsg`, no segmentation, no coalescing.
+    Batch,
+    /// One `recvmsg` and one `sendto` per datagram.
+    Single,
+}
+
 /// Settings of an [`crate::EventLoop`] and of the connections it drives.
 /// Each has a default and a setter.
 #[derive(Debug, Clone)]
@@ -17,7 +36,7 @@ pub struct LoopConfig {
     pub(crate) read_chunk: usize,
     pub(crate) command_queue: usize,
     pub(crate) datagram_buffer: usize,
-    pub(crate) datagram_offload: bool,
+    pub(crate) datagram_io: DatagramIo,
     pub(crate) metrics_every: Duration,
 }
 
@@ -55,7 +74,7 @@ impl LoopConfig {
             read_chunk: Self::DEFAULT_READ_CHUNK,
             command_queue: Self::DEFAULT_COMMAND_QUEUE,
             datagram_buffer: Self::DEFAULT_DATAGRAM_BUFFER,
-            datagram_offload: true,
+            datagram_io: DatagramIo::Offload,
             metrics_every: Self::DEFAULT_METRICS_EVERY,
         }
     }
@@ -125,15 +144,11 @@ impl LoopConfig {
         self
     }
 
-    /// Whether UDP sockets move datagrams in batches (default on): sends
-    /// of one handler batch leave together, same-size datagrams to one peer
-    /// in one `sendmsg` with `UDP_SEGMENT` (GSO), and receives take many
-    /// datagrams per call, coalesced by `UDP_GRO` where the kernel offers
-    /// it or with `recvmmsg`. Off: one `recvmsg` and one `sendto` per
-    /// datagram. Handlers see each datagram either way. See the crate's
-    /// docs, "UDP".
-    pub fn with_datagram_offload(mut self, on: bool) -> Self {
-        self.datagram_offload = on;
+    /// How UDP sockets move datagrams through the kernel (default
+    /// [`DatagramIo::Offload`]). Handlers see each datagram whichever is
+    /// chosen. See the crate's docs, "UDP".
+    pub fn with_datagram_io(mut self, io: DatagramIo) -> Self {
+        self.datagram_io = io;
         self
     }
 

@@ -143,7 +143,7 @@ mod turns;
 mod udp;
 
 pub use closes::{CloseCounts, CloseKind};
-pub use config::LoopConfig;
+pub use config::{DatagramIo, LoopConfig};
 pub use context::{Context, Local, Sent};
 pub use event_loop::EventLoop;
 pub use handle::{ConnId, Handle, HandleError};
@@ -163,6 +163,7 @@ const _: fn() = || {
     send_sync::<Server>();
     send_sync::<ServerConfig>();
     send_sync::<LoopConfig>();
+    send_sync::<DatagramIo>();
     send_sync::<SocketOptions>();
     send_sync::<Handle>();
     send_sync::<HandleError>();

@@ -233,6 +233,17 @@ impl PathMtuOptions {
     }
 }
 
+/// Turns `UDP_GRO` off on `socket` (quinn-udp turns it on), so that each
+/// datagram is received on its own; a failure is logged.
+pub(crate) fn disable_gro(socket: &impl std::os::fd::AsFd) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = set_int_option(socket, libc::SOL_UDP, libc::UDP_GRO, 0) {
+        tracing::debug!(error = %e, "turning UDP_GRO off");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
 /// An integer socket option of `socket`.
 #[allow(unsafe_code)]
 fn int_option(

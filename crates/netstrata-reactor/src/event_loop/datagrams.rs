@@ -11,8 +11,8 @@ use netstrata_core::{Codec, Layer};
 
 use super::timers::{Timer, TimerKind};
 use super::{EventLoop, LOOP_TIMER, UDP_BASE};
-use crate::Handler;
 use crate::udp::{DatagramHandler, UdpEndpoint};
+use crate::{DatagramIo, Handler};
 
 /// Datagrams received from one socket per turn before others are served.
 const UDP_BUDGET: usize = 256;
@@ -26,17 +26,17 @@ pub(super) struct Datagrams {
     ready: Vec<usize>,
     /// Each socket's largest datagram, in bytes.
     buffer: usize,
-    /// Whether sockets batch their system calls.
-    offload: bool,
+    /// How sockets move datagrams.
+    io: DatagramIo,
 }
 
 impl Datagrams {
-    pub(super) fn new(buffer: usize, offload: bool) -> Self {
+    pub(super) fn new(buffer: usize, io: DatagramIo) -> Self {
         Self {
             endpoints: Vec::new(),
             ready: Vec::new(),
             buffer,
-            offload,
+            io,
         }
     }
 
@@ -74,7 +74,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             UdpSocket::from_std(socket),
             Box::new(handler),
             udp.buffer,
-            udp.offload,
+            udp.io,
         );
         let token = Token(UDP_BASE - udp.endpoints.len());
         self.poll.registry().register(

@@ -121,7 +121,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             waker,
             queue: Arc::new(Queue::new(config.command_queue)),
         };
-        let udp = Datagrams::new(config.datagram_buffer, config.datagram_offload);
+        let udp = Datagrams::new(config.datagram_buffer, config.datagram_io);
         #[cfg(feature = "metrics")]
         let metrics_every = config.metrics_every;
         #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]

@@ -11,6 +11,7 @@ use super::inbox::{Inbox, Received};
 use super::outbox::Outbox;
 use super::wire::UdpIo;
 use super::{DatagramContext, DatagramCounters, DatagramHandler};
+use crate::DatagramIo;
 
 /// A UDP socket of a loop.
 pub(crate) struct UdpEndpoint {
@@ -58,14 +59,14 @@ impl Callback<'_> {
 
 impl UdpEndpoint {
     /// `socket` served by `handler`, handing over datagrams of at most
-    /// `limit` bytes, batched when `offload` is on.
+    /// `limit` bytes, moving them as `how` says.
     pub(crate) fn new(
         socket: UdpSocket,
         handler: Box<dyn DatagramHandler>,
         limit: usize,
-        offload: bool,
+        how: DatagramIo,
     ) -> Self {
-        let io = UdpIo::new(socket, offload);
+        let io = UdpIo::new(socket, how);
         let inbox = Inbox::new(&io, limit);
         Self {
             io,

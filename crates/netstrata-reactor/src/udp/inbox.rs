@@ -17,8 +17,9 @@ const GRO_SLOT: usize = 64 * 1024;
 /// that does not segment fills one slot per datagram, so fewer slots would
 /// mean fewer datagrams per call.
 const GRO_SLOTS: usize = 16;
-/// Bytes of slots of a socket without `UDP_GRO` (one datagram per slot).
-const MMSG_BYTES: usize = 256 * 1024;
+/// Bytes of slots of a socket without `UDP_GRO` (one datagram per slot):
+/// 16 slots with the default datagram buffer, as with GRO.
+const MMSG_BYTES: usize = 1024 * 1024;
 /// Slots per call at most (quinn-udp's `recvmmsg` batch).
 const MAX_SLOTS: usize = 32;
 

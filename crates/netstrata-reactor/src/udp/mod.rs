@@ -1,5 +1,5 @@
 //! Datagram sockets on an event loop: one handler call per datagram, with
-//! the system calls batched underneath (see [`crate::LoopConfig::with_datagram_offload`]).
+//! the system calls batched underneath (see [`crate::DatagramIo`]).
 
 mod endpoint;
 mod inbox;

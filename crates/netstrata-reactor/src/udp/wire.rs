@@ -7,50 +7,69 @@ use std::net::SocketAddr;
 use mio::net::UdpSocket;
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
-use crate::socket;
+use crate::{DatagramIo, socket};
 
 /// A loop's UDP socket with quinn-udp's state for it when batching is on.
 pub(crate) struct UdpIo {
     pub(crate) socket: UdpSocket,
-    offload: Option<UdpSocketState>,
+    state: Option<UdpSocketState>,
+    /// Whether sends may be segmented (GSO).
+    segment: bool,
+    /// Whether receives may be coalesced (GRO).
+    gro: bool,
 }
 
 impl UdpIo {
-    /// `socket` (non-blocking already), batched when `offload` is on and
-    /// quinn-udp can set the socket up; one call per datagram otherwise,
-    /// with the reason logged.
-    pub(crate) fn new(socket: UdpSocket, offload: bool) -> Self {
-        let offload = offload.then(|| quic_neutral_state(&socket)).and_then(|state| {
-            state
-                .inspect_err(|e| {
-                    tracing::warn!(error = %e, "UDP batching unavailable; one system call per datagram")
-                })
-                .ok()
-        });
-        if let Some(state) = &offload {
+    /// `socket` (non-blocking already), moving datagrams as `how` says
+    /// where quinn-udp can set the socket up; one call per datagram
+    /// otherwise, with the reason logged.
+    pub(crate) fn new(socket: UdpSocket, how: DatagramIo) -> Self {
+        let state = (how != DatagramIo::Single)
+            .then(|| quic_neutral_state(&socket))
+            .and_then(|state| {
+                state
+                    .inspect_err(|e| {
+                        tracing::warn!(error = %e, "UDP batching unavailable; one system call per datagram")
+                    })
+                    .ok()
+            });
+        let offloaded = how == DatagramIo::Offload;
+        let gro = offloaded && state.as_ref().is_some_and(|s| s.gro_segments() > 1);
+        if state.is_some() && !gro {
+            socket::disable_gro(&socket);
+        }
+        if let Some(state) = &state {
             tracing::debug!(
                 local = ?socket.local_addr().ok(),
-                gso_segments = state.max_gso_segments(),
-                gro_segments = state.gro_segments(),
+                gso_segments = if offloaded { state.max_gso_segments() } else { 1 },
+                gro,
                 "UDP batching on",
             );
         }
-        Self { socket, offload }
+        Self {
+            socket,
+            state,
+            segment: offloaded,
+            gro,
+        }
     }
 
     /// Datagrams one send may carry (1 without GSO).
     pub(crate) fn max_segments(&self) -> usize {
-        self.offload.as_ref().map_or(1, |s| s.max_gso_segments())
+        match (&self.state, self.segment) {
+            (Some(state), true) => state.max_gso_segments(),
+            _ => 1,
+        }
     }
 
     /// Whether one receive may return datagrams coalesced by `UDP_GRO`.
     pub(crate) fn gro(&self) -> bool {
-        self.offload.as_ref().is_some_and(|s| s.gro_segments() > 1)
+        self.gro
     }
 
     /// Whether receives are batched.
     pub(crate) fn batched(&self) -> bool {
-        self.offload.is_some()
+        self.state.is_some()
     }
 
     /// Sends `data` to `to`: one datagram, or `data.len() / segment`
@@ -61,7 +80,7 @@ impl UdpIo {
         to: SocketAddr,
         segment: Option<usize>,
     ) -> io::Result<()> {
-        match &self.offload {
+        match &self.state {
             Some(state) => state.try_send(
                 (&self.socket).into(),
                 &Transmit {
@@ -80,7 +99,7 @@ impl UdpIo {
     /// takes (batched; one `sendto` otherwise): how many left, from the
     /// first. An error is the first one's.
     pub(crate) fn send_many(&self, datagrams: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-        match self.offload {
+        match self.state {
             Some(_) => socket::send_many(&self.socket, datagrams),
             None => {
                 let (to, data) = datagrams[0];
@@ -96,9 +115,11 @@ impl UdpIo {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> io::Result<usize> {
-        match &self.offload {
+        match &self.state {
             Some(state) => state.recv((&self.socket).into(), bufs, meta),
-            None => Err(io::Error::other("receive batches need offload on")),
+            None => Err(io::Error::other(
+                "receive batches need DatagramIo::Batch or Offload",
+            )),
         }
     }
 
