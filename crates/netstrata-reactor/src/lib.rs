@@ -154,7 +154,9 @@
 //! server.shutdown(Duration::from_secs(1))?;
 //! # Ok(()) }
 //! ```
-// One helper (`socket::recv_into`) reads into uninitialised memory.
+// Small helpers of `socket.rs` call the kernel directly (receiving into
+// uninitialised memory, socket options, `sendmmsg`, segmented `sendmsg`),
+// each `unsafe` block with a SAFETY comment; docs/architecture.md lists them.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

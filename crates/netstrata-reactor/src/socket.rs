@@ -202,9 +202,10 @@ pub(crate) struct PathMtuOptions {
 
 impl PathMtuOptions {
     #[cfg(target_os = "linux")]
-    const OPTIONS: [(libc::c_int, libc::c_int); 3] = [
+    const OPTIONS: [(libc::c_int, libc::c_int); 4] = [
         (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
         (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+        (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG),
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS),
     ];
     #[cfg(not(target_os = "linux"))]
@@ -312,9 +313,12 @@ pub(crate) fn send_many(
     datagrams: &[(SocketAddr, &[u8])],
 ) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
+    let Some(&(first, _)) = datagrams.first() else {
+        return Ok(0);
+    };
     let n = datagrams.len().min(SEND_MANY);
     let addrs: [socket2::SockAddr; SEND_MANY] =
-        std::array::from_fn(|i| datagrams.get(i).map_or(datagrams[0].0, |d| d.0).into());
+        std::array::from_fn(|i| datagrams.get(i).map_or(first, |d| d.0).into());
     let mut iovecs: [libc::iovec; SEND_MANY] = std::array::from_fn(|i| libc::iovec {
         iov_base: datagrams
             .get(i)
@@ -355,7 +359,77 @@ pub(crate) fn send_many(
     socket: &impl std::os::fd::AsFd,
     datagrams: &[(SocketAddr, &[u8])],
 ) -> io::Result<usize> {
-    let (to, data) = datagrams[0];
+    let Some(&(to, data)) = datagrams.first() else {
+        return Ok(0);
+    };
     SockRef::from(socket).send_to(data, &to.into())?;
     Ok(1)
+}
+
+/// Sends `data` to `to` as datagrams of `segment` bytes (the last may be
+/// shorter) with one `sendmsg` carrying `UDP_SEGMENT` (GSO) and no other
+/// control message, so the socket's own options (its TOS byte, say) hold.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn send_segmented(
+    socket: &impl std::os::fd::AsFd,
+    data: &[u8],
+    to: SocketAddr,
+    segment: u16,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let addr = socket2::SockAddr::from(to);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    // Room for one control message of a `u16`, aligned for `cmsghdr`.
+    let mut control = [0u64; 4];
+    // SAFETY: an all-zero `msghdr` is a valid value; the fields that
+    // matter are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = addr.as_ptr().cast_mut().cast();
+    msg.msg_namelen = addr.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE and CMSG_LEN only compute sizes. `control` (32
+    // bytes, 8-aligned) holds CMSG_SPACE(2) (24 on 64-bit Linux, 16 on
+    // 32-bit), so CMSG_FIRSTHDR gives a header within it, and CMSG_DATA a
+    // place for the `u16` within it too (written unaligned, as the kernel
+    // reads it).
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as u32) as _;
+        debug_assert!(msg.msg_controllen as usize <= size_of_val(&control));
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
+    }
+    loop {
+        // SAFETY: `msg` points at `addr`, `iov` and `control`, locals that
+        // outlive the call, and `iov` at `data`, borrowed for it;
+        // sendmsg(2) only reads them. The descriptor is borrowed from an
+        // open socket.
+        let rc = unsafe { libc::sendmsg(socket.as_fd().as_raw_fd(), &msg, 0) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// No segmentation offload on this system.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn send_segmented(
+    _: &impl std::os::fd::AsFd,
+    _: &[u8],
+    _: SocketAddr,
+    _: u16,
+) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }

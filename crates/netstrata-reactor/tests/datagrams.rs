@@ -31,6 +31,12 @@ impl DatagramHandler for Echo {
             self.gate.as_ref().unwrap().recv().unwrap();
             return;
         }
+        if data == b"empties" {
+            for d in [&b""[..], b"", b"", b"abcdefghij", b""] {
+                cx.send_to(d, from).unwrap();
+            }
+            return;
+        }
         if data == b"stats" {
             let c = cx.counters();
             let said = format!(
@@ -65,11 +71,15 @@ struct Served {
 
 impl Served {
     fn start(config: LoopConfig, handler: impl DatagramHandler) -> Self {
+        Self::start_on(UdpSocket::bind("127.0.0.1:0").unwrap(), config, handler)
+    }
+
+    fn start_on(socket: UdpSocket, config: LoopConfig, handler: impl DatagramHandler) -> Self {
         let (tx, rx) = mpsc::channel();
         let thread = thread::spawn(move || {
             let mut event_loop: EventLoop<Stack<()>, LengthDelimited, NoConnections> =
                 EventLoop::new(config)?;
-            let addr = event_loop.bind_udp(UdpSocket::bind("127.0.0.1:0")?, handler)?;
+            let addr = event_loop.bind_udp(socket, handler)?;
             tx.send((addr, event_loop.handle())).unwrap();
             event_loop.run()
         });
@@ -241,6 +251,9 @@ impl DatagramHandler for WithABadPeer {
         let too_big = vec![0; DatagramContext::MAX_DATAGRAM + 1];
         let refused = cx.send_to(&too_big, from).unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+        let port_zero = SocketAddr::new(from.ip(), 0);
+        let refused = cx.send_to(data, port_zero).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
         cx.send_to(data, from).unwrap();
         cx.send_to(data, "[::1]:9".parse().unwrap()).unwrap();
         cx.send_to(data, from).unwrap();
@@ -292,12 +305,12 @@ fn send_segmented(
 }
 
 /// Receives datagrams until `count` have come, splitting coalesced reads
-/// by their stride.
+/// by their stride; each with the ECN bits of its TOS byte.
 fn receive_split(
     state: &quinn_udp::UdpSocketState,
     socket: &UdpSocket,
     count: usize,
-) -> Vec<Vec<u8>> {
+) -> Vec<(Vec<u8>, u8)> {
     let mut buf = vec![0; 64 * 1024];
     let mut got = Vec::new();
     while got.len() < count {
@@ -313,7 +326,7 @@ fn receive_split(
         got.extend(
             buf[..meta[0].len]
                 .chunks(meta[0].stride)
-                .map(<[u8]>::to_vec),
+                .map(|d| (d.to_vec(), meta[0].ecn.map_or(0, |e| e as u8))),
         );
     }
     got
@@ -340,11 +353,14 @@ fn a_segmented_batch_is_handed_over_datagram_by_datagram() {
         client.send_to(b"hold", server.addr).unwrap();
         send_segmented(&state, &client, &batch, 1200, server.addr);
         open.send(()).unwrap();
-        let got = receive_split(&state, &client, 40);
+        let got: Vec<Vec<u8>> = receive_split(&state, &client, 40)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
         assert_eq!(got[..39], sent[..39], "{way:?}");
         assert_eq!(got[39], last, "the short last one, {way:?}");
         client.send_to(b"stats", server.addr).unwrap();
-        let stats = String::from_utf8(receive_split(&state, &client, 1).remove(0)).unwrap();
+        let stats = String::from_utf8(receive_split(&state, &client, 1).remove(0).0).unwrap();
         let n: Vec<u64> = stats.split(' ').map(|v| v.parse().unwrap()).collect();
         assert_eq!(n[..4], [42, 40, 0, 0], "{stats}");
         println!("{way:?}, gso {gso}: {stats}");
@@ -356,6 +372,65 @@ fn a_segmented_batch_is_handed_over_datagram_by_datagram() {
             // datagrams per receive; the echoes, 32 per `sendmmsg`.
             DatagramIo::Batch => assert!(n[4] <= 6 && n[5] <= 2, "{stats}"),
             _ => {}
+        }
+        server.stop();
+    }
+}
+
+#[test]
+fn empty_datagrams_are_sent_as_datagrams() {
+    for way in WAYS {
+        let server = Served::start(LoopConfig::new().with_datagram_io(way), Echo::default());
+        let client = client();
+        client.send_to(b"empties", server.addr).unwrap();
+        let got: Vec<Vec<u8>> = (0..5).map(|_| receive(&client).0).collect();
+        let want: [&[u8]; 5] = [b"", b"", b"", b"abcdefghij", b""];
+        assert_eq!(got, want, "{way:?}");
+        server.stop();
+    }
+}
+
+#[test]
+fn the_socket_s_tos_byte_holds_on_every_send() {
+    for way in WAYS {
+        // DSCP EF with ECN's ECT(1): the client sees the ECN bits.
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket2::SockRef::from(&socket).set_tos_v4(0xb9).unwrap();
+        let (open, gate) = mpsc::channel();
+        let echo = Echo { gate: Some(gate) };
+        let server = Served::start_on(socket, LoopConfig::new().with_datagram_io(way), echo);
+        let client = client();
+        let state = quinn_udp::UdpSocketState::new((&client).into()).unwrap();
+        client.set_nonblocking(false).unwrap();
+        // quinn-udp turned UDP_GRO on; off, each datagram comes with its
+        // own TOS byte (a coalesced run is reported without one).
+        let off: libc::c_int = 0;
+        // SAFETY: `off` is a live `c_int` of the size given, which the
+        // kernel only reads; the descriptor is the open client socket's.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&client),
+                libc::SOL_UDP,
+                libc::UDP_GRO,
+                (&off as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "UDP_GRO off");
+        // Echoes that leave as a segmented run (same size, one peer) and
+        // as single datagrams (sizes that differ).
+        client.send_to(b"hold", server.addr).unwrap();
+        for _ in 0..8 {
+            client.send_to(&[1; 1000], server.addr).unwrap();
+        }
+        for n in [10, 20, 30] {
+            client.send_to(&vec![2; n], server.addr).unwrap();
+        }
+        open.send(()).unwrap();
+        let got = receive_split(&state, &client, 11);
+        for (data, ecn) in got {
+            let len = data.len();
+            assert_eq!(ecn, 1, "{way:?}: the TOS byte of a {len}-byte echo");
         }
         server.stop();
     }

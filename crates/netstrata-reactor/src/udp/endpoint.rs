@@ -96,9 +96,9 @@ impl UdpEndpoint {
             match self.inbox.recv(&self.io) {
                 Ok(()) => self.received.calls += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                // ICMP errors of earlier sends surface here; they concern
-                // one peer, not the socket. Each counts against the budget,
-                // so that an error that persists cannot hold the loop.
+                // An error here concerns one datagram or peer, not the
+                // socket. Each counts against the budget, so that an error
+                // that persists cannot hold the loop.
                 Err(e) => {
                     if e.kind() != io::ErrorKind::Interrupted {
                         tracing::debug!(error = %e, "udp recv");

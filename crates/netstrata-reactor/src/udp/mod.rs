@@ -30,11 +30,14 @@ pub trait DatagramHandler: Send + 'static {
     }
 
     /// The datagram to `to` that [`DatagramContext::send_to`] queued could
-    /// not be sent (no route, a port unreachable reported by ICMP, too
-    /// large for the path). Called once per datagram, after the callback
-    /// that sent it: a batch that fails is sent again one datagram at a
-    /// time, so one bad datagram never fails the others. Counted in
-    /// [`DatagramCounters::failed`]. Default: a `debug` log line.
+    /// not be sent (no route, an address of the other family, too large
+    /// for a path that may not fragment). Called once per datagram, after
+    /// the callback that sent it (up to 1 024 per flush; more are counted
+    /// and logged only): a batch that fails is sent again one datagram at
+    /// a time, so one bad datagram never fails the others. ICMP errors
+    /// (port unreachable) are not reported: an unconnected socket does not
+    /// get them. Counted in [`DatagramCounters::failed`]. Default: a
+    /// `debug` log line.
     fn on_send_failed(&mut self, cx: &mut DatagramContext<'_>, to: SocketAddr, error: &io::Error) {
         let local = cx.local_addr().ok();
         tracing::debug!(%to, ?local, error = %error, "udp send failed");
@@ -105,10 +108,17 @@ impl DatagramContext<'_> {
     /// they were queued; while the socket's buffer is full they wait for
     /// it to drain. Returns `Ok(false)` when the queue is full (1 024
     /// datagrams) and the datagram was dropped, as UDP drops under load;
-    /// an error for a datagram larger than [`Self::MAX_DATAGRAM`]. A
+    /// an error for a datagram larger than [`Self::MAX_DATAGRAM`] or to
+    /// port 0. A
     /// datagram the kernel refuses later is reported to
     /// [`DatagramHandler::on_send_failed`].
     pub fn send_to(&mut self, data: &[u8], to: SocketAddr) -> io::Result<bool> {
+        if to.port() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a datagram to port 0 cannot be sent",
+            ));
+        }
         if data.len() > Self::MAX_DATAGRAM {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

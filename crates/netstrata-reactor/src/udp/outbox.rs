@@ -29,6 +29,11 @@ pub(crate) struct Outbox {
     /// Refused datagrams the handler has not been told of yet.
     pub(crate) failed: Vec<(SocketAddr, io::Error)>,
     pub(crate) counters: Counts,
+    /// Segmentation learnt not to work: off for good after `EIO` (a device
+    /// without it), and the largest segment that still may be sent after
+    /// `EINVAL` for a larger one (a path MTU below Ethernet's).
+    no_segments: bool,
+    segment_cap: Option<usize>,
 }
 
 /// The sending half of [`super::DatagramCounters`].
@@ -70,7 +75,11 @@ impl Outbox {
     /// single datagrams (to many peers, or of many sizes) together by
     /// `sendmmsg`.
     pub(crate) fn flush(&mut self, io: &UdpIo) {
-        let max_segments = io.max_segments();
+        let max_segments = if self.no_segments {
+            1
+        } else {
+            io.max_segments()
+        };
         while self.sent_datagrams < self.datagrams.len() {
             let (to, count, size, len) = self.run_at(self.sent_datagrams, max_segments);
             let sent_on = match count {
@@ -100,10 +109,36 @@ impl Outbox {
             Ok(()) => self.sent(count, len),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             // One datagram of a batch may be the cause: send them one at
-            // a time so that each has its own result.
-            Err(_) => return self.send_singly(io, count),
+            // a time so that each has its own result. Then learn what the
+            // failure says of segmentation.
+            Err(e) => {
+                let sent = self.counters.sent;
+                let sent_on = self.send_singly(io, count);
+                self.learn(io, &e, size, self.counters.sent > sent);
+                return sent_on;
+            }
         }
         true
+    }
+
+    /// What a segmented send that failed with `error` for segments of
+    /// `size` says: `EIO`, that the device cannot segment (off for good);
+    /// `EINVAL` where the datagrams then went one by one, that `size` is
+    /// above the path MTU (no segments that large from now on). Other
+    /// failures were the datagrams' own.
+    fn learn(&mut self, io: &UdpIo, error: &io::Error, size: usize, singles_went: bool) {
+        let local = io.socket.local_addr().ok();
+        match error.raw_os_error() {
+            Some(libc::EIO) if !self.no_segments => {
+                self.no_segments = true;
+                tracing::warn!(error = %error, ?local, "UDP segmentation offload failed; sending datagrams one by one");
+            }
+            Some(libc::EINVAL) if singles_went => {
+                self.segment_cap = Some(size - 1);
+                tracing::debug!(error = %error, ?local, size, "UDP segments of this size refused; smaller ones only");
+            }
+            _ => {}
+        }
     }
 
     /// Sends the single datagrams that wait first (up to the next run),
@@ -121,6 +156,9 @@ impl Outbox {
         }
         self.counters.calls += 1;
         match io.send_many(&batch[..n]) {
+            // The kernel takes at least one of a non-empty batch or says
+            // why not; nothing taken is treated as a full socket.
+            Ok(0) => return false,
             Ok(k) => {
                 let len = batch[..k].iter().map(|d| d.1.len()).sum();
                 self.sent(k, len);
@@ -143,11 +181,14 @@ impl Outbox {
         let waiting = &self.datagrams[first..];
         let (to, size) = waiting[0];
         let (mut count, mut len) = (1, size);
-        if size > segment_limit(to) {
+        // An empty datagram cannot be a segment (the kernel would send
+        // nothing for it).
+        let cap = self.segment_cap.unwrap_or(usize::MAX);
+        if size == 0 || size > segment_limit(to).min(cap) {
             return (to, count, size, len);
         }
         for &(peer, n) in &waiting[1..] {
-            if count == max_segments || peer != to || n > size {
+            if count == max_segments || peer != to || n > size || n == 0 {
                 break;
             }
             if len + n > DatagramContext::MAX_DATAGRAM {

@@ -1,11 +1,12 @@
-//! A UDP socket and how it moves datagrams: quinn-udp's batched and
-//! offloaded system calls, or one call per datagram.
+//! A UDP socket and how it moves datagrams: quinn-udp's set-up and
+//! batched, coalescing receives; the reactor's own sends (segmented,
+//! `sendmmsg` or one at a time); or one call per datagram.
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 
 use mio::net::UdpSocket;
-use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn_udp::{RecvMeta, UdpSocketState};
 
 use crate::{DatagramIo, socket};
 
@@ -72,25 +73,23 @@ impl UdpIo {
         self.state.is_some()
     }
 
-    /// Sends `data` to `to`: one datagram, or `data.len() / segment`
-    /// datagrams of `segment` bytes (the last may be shorter) in one call.
+    /// Sends `data` to `to`: one datagram (`sendto`), or datagrams of
+    /// `segment` bytes (the last may be shorter) in one segmented
+    /// `sendmsg`. Neither adds control messages of its own (quinn-udp's
+    /// send would set the TOS byte), and the caller decides what a failed
+    /// segmented send means.
     pub(crate) fn send(
         &self,
         data: &[u8],
         to: SocketAddr,
         segment: Option<usize>,
     ) -> io::Result<()> {
-        match &self.state {
-            Some(state) => state.try_send(
-                (&self.socket).into(),
-                &Transmit {
-                    destination: to,
-                    ecn: None,
-                    contents: data,
-                    segment_size: segment,
-                    src_ip: None,
-                },
-            ),
+        match segment {
+            Some(size) => {
+                let size = u16::try_from(size)
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+                socket::send_segmented(&self.socket, data, to, size)
+            }
             None => self.socket.send_to(data, to).map(drop),
         }
     }
