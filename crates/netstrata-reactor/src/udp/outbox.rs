@@ -31,7 +31,8 @@ pub(crate) struct Outbox {
     pub(crate) counters: Counts,
     /// Segmentation learnt not to work: off for good after `EIO` (a device
     /// without it), and the largest segment that still may be sent after
-    /// `EINVAL` for a larger one (a path MTU below Ethernet's).
+    /// `EINVAL` or `EMSGSIZE` for a larger one (a path MTU below
+    /// Ethernet's).
     no_segments: bool,
     segment_cap: Option<usize>,
 }
@@ -123,9 +124,9 @@ impl Outbox {
 
     /// What a segmented send that failed with `error` for segments of
     /// `size` says: `EIO`, that the device cannot segment (off for good);
-    /// `EINVAL` where the datagrams then went one by one, that `size` is
-    /// above the path MTU (no segments that large from now on). Other
-    /// failures were the datagrams' own.
+    /// `EINVAL` or `EMSGSIZE` where the datagrams then went one by one,
+    /// that `size` is above the path MTU (no segments that large from now
+    /// on). Other failures were the datagrams' own.
     fn learn(&mut self, io: &UdpIo, error: &io::Error, size: usize, singles_went: bool) {
         let local = io.socket.local_addr().ok();
         match error.raw_os_error() {
@@ -133,7 +134,7 @@ impl Outbox {
                 self.no_segments = true;
                 tracing::warn!(error = %error, ?local, "UDP segmentation offload failed; sending datagrams one by one");
             }
-            Some(libc::EINVAL) if singles_went => {
+            Some(libc::EINVAL | libc::EMSGSIZE) if singles_went => {
                 self.segment_cap = Some(size - 1);
                 tracing::debug!(error = %error, ?local, size, "UDP segments of this size refused; smaller ones only");
             }
