@@ -87,6 +87,7 @@ impl UdpEndpoint {
     /// handler for each, then sends what is queued. Returns whether
     /// datagrams may be left.
     pub(crate) fn ready(&mut self, budget: usize, now: Instant) -> bool {
+        self.out.retry();
         self.flush(now);
         let mut handed = 0;
         let more = loop {

@@ -107,7 +107,7 @@ impl DatagramContext<'_> {
     /// of the handler's batch (or sooner, once 64 KiB wait), in the order
     /// they were queued; while the socket's buffer is full they wait for
     /// it to drain. Returns `Ok(false)` when the queue is full (1 024
-    /// datagrams) and the datagram was dropped, as UDP drops under load;
+    /// datagrams or 4 MiB) and the datagram was dropped, as UDP drops under load;
     /// an error for a datagram larger than [`Self::MAX_DATAGRAM`] or to
     /// port 0. A
     /// datagram the kernel refuses later is reported to

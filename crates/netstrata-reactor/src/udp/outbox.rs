@@ -1,6 +1,6 @@
 //! Datagrams queued to send, and sending them in as few system calls as
 //! the kernel allows: runs of same-size datagrams to one peer leave in one
-//! `sendmsg` with `UDP_SEGMENT`.
+//! `sendmsg` with `UDP_SEGMENT`, others together by `sendmmsg`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,6 +11,10 @@ use crate::socket::SEND_MANY;
 
 /// Datagrams queued at most; past it, `send_to` drops.
 const QUEUE_LIMIT: usize = 1024;
+/// Bytes queued at most (past it, `send_to` drops), and what the queue's
+/// buffer keeps of its capacity once empty.
+const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+const KEEP_BYTES: usize = 256 * 1024;
 /// Bytes queued that make `send_to` send at once: a full GSO batch.
 const FLUSH_AT: usize = 64 * 1024;
 /// Send failures kept for the handler between its callbacks; more are
@@ -35,6 +39,9 @@ pub(crate) struct Outbox {
     /// Ethernet's).
     no_segments: bool,
     segment_cap: Option<usize>,
+    /// The socket's buffer was full at the last try: `send_to` queues
+    /// without trying again until the loop sees the socket again.
+    blocked: bool,
 }
 
 /// The sending half of [`super::DatagramCounters`].
@@ -56,19 +63,31 @@ impl Outbox {
     /// Queues `data` for `to`; false if the queue is full and it was
     /// dropped. Sends at once when a full batch waits.
     pub(crate) fn push(&mut self, io: &UdpIo, data: &[u8], to: SocketAddr) -> bool {
-        if self.len() >= QUEUE_LIMIT {
+        if self.full(data.len()) && !self.blocked {
             self.flush(io);
-            if self.len() >= QUEUE_LIMIT {
-                self.counters.dropped += 1;
-                return false;
-            }
+        }
+        if self.full(data.len()) {
+            self.counters.dropped += 1;
+            return false;
         }
         self.bytes.extend_from_slice(data);
         self.datagrams.push((to, data.len()));
-        if self.bytes.len() - self.sent_bytes >= FLUSH_AT {
+        if self.bytes.len() - self.sent_bytes >= FLUSH_AT && !self.blocked {
             self.flush(io);
         }
         true
+    }
+
+    /// Whether `len` more bytes would pass a bound (one datagram always
+    /// fits an empty queue).
+    fn full(&self, len: usize) -> bool {
+        let bytes = self.bytes.len() - self.sent_bytes;
+        self.len() >= QUEUE_LIMIT || (self.len() > 0 && bytes + len > QUEUE_BYTES)
+    }
+
+    /// The loop sees the socket again (an event): `send_to` may try it.
+    pub(crate) fn retry(&mut self) {
+        self.blocked = false;
     }
 
     /// Sends what waits until done or the socket's buffer is full: runs
@@ -88,6 +107,7 @@ impl Outbox {
                 _ => self.send_run(io, to, count, size, len),
             };
             if !sent_on {
+                self.blocked = true;
                 break;
             }
         }
@@ -243,6 +263,8 @@ impl Outbox {
         if self.sent_datagrams == self.datagrams.len() {
             self.bytes.clear();
             self.datagrams.clear();
+            // A burst's buffer is not kept for ever.
+            self.bytes.shrink_to(KEEP_BYTES);
         } else {
             self.bytes.drain(..self.sent_bytes);
             self.datagrams.drain(..self.sent_datagrams);
@@ -254,9 +276,8 @@ impl Outbox {
 
 /// The largest datagram sent in a segmented batch: what one Ethernet frame
 /// (MTU 1 500) carries unfragmented. The kernel refuses a segment larger
-/// than the path's MTU, and quinn-udp then turns segmentation off for the
-/// socket, so larger datagrams leave one per call (they would be
-/// fragmented anyway).
+/// than the path's MTU (each refusal costs a failed call), and larger
+/// datagrams would be fragmented anyway, so they leave on their own.
 fn segment_limit(to: SocketAddr) -> usize {
     match to {
         SocketAddr::V4(_) => 1500 - 20 - 8,
