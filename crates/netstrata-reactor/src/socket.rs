@@ -335,14 +335,20 @@ pub(crate) fn send_many(
         hdr.msg_iov = &mut iovecs[i];
         hdr.msg_iovlen = 1;
     }
+    let fd = socket.as_fd().as_raw_fd();
+    // SAFETY: `msgs[..n]` point at `addrs[i]` and `iovecs[i]`, locals that
+    // outlive the call, and each iovec at the bytes of a borrowed slice of
+    // its length; sendmmsg(2) only reads them and writes each header's
+    // `msg_len`. The descriptor is borrowed from an open socket.
+    retrying(|| unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as _, 0) } as isize)
+}
+
+/// Calls `f` (a system call's wrapper) again while it fails with `EINTR`;
+/// its result, or the error of `errno`.
+#[cfg(target_os = "linux")]
+fn retrying(mut f: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
-        // SAFETY: `msgs[..n]` point at `addrs[i]` and `iovecs[i]`, locals
-        // that outlive the call, and each iovec at the bytes of a borrowed
-        // slice of its length; sendmmsg(2) only reads them and writes each
-        // header's `msg_len`. The descriptor is borrowed from an open
-        // socket.
-        let rc =
-            unsafe { libc::sendmmsg(socket.as_fd().as_raw_fd(), msgs.as_mut_ptr(), n as _, 0) };
+        let rc = f();
         if rc >= 0 {
             return Ok(rc as usize);
         }
@@ -407,20 +413,11 @@ pub(crate) fn send_segmented(
         (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
     }
-    loop {
-        // SAFETY: `msg` points at `addr`, `iov` and `control`, locals that
-        // outlive the call, and `iov` at `data`, borrowed for it;
-        // sendmsg(2) only reads them. The descriptor is borrowed from an
-        // open socket.
-        let rc = unsafe { libc::sendmsg(socket.as_fd().as_raw_fd(), &msg, 0) };
-        if rc >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    let fd = socket.as_fd().as_raw_fd();
+    // SAFETY: `msg` points at `addr`, `iov` and `control`, locals that
+    // outlive the call, and `iov` at `data`, borrowed for it; sendmsg(2)
+    // only reads them. The descriptor is borrowed from an open socket.
+    retrying(|| unsafe { libc::sendmsg(fd, &msg, 0) }).map(drop)
 }
 
 /// No segmentation offload on this system.

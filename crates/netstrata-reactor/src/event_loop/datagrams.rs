@@ -108,7 +108,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
 
     /// Moves the timers UDP socket `index`'s handler set into the loop's.
     fn take_datagram_timers(&mut self, index: usize) {
-        for (at, id) in self.udp.endpoints[index].timers.drain(..) {
+        for (at, id) in self.udp.endpoints[index].take_timers() {
             self.conns.timers.push(Timer {
                 at,
                 token: LOOP_TIMER,

@@ -13,14 +13,20 @@ use super::wire::UdpIo;
 use super::{DatagramContext, DatagramCounters, DatagramHandler};
 use crate::DatagramIo;
 
-/// A UDP socket of a loop.
+/// A UDP socket of a loop: where it receives, and the rest, which a
+/// handler's callback borrows.
 pub(crate) struct UdpEndpoint {
+    inbox: Inbox,
+    parts: Parts,
+}
+
+/// All of an endpoint but its receive slots.
+struct Parts {
     io: UdpIo,
     handler: Box<dyn DatagramHandler>,
-    inbox: Inbox,
     out: Outbox,
     /// Timers the handler set and the loop has not taken yet.
-    pub(crate) timers: Vec<(Instant, u64)>,
+    timers: Vec<(Instant, u64)>,
     received: ReceiveCounts,
 }
 
@@ -68,18 +74,23 @@ impl UdpEndpoint {
     ) -> Self {
         let io = UdpIo::new(socket, how);
         let inbox = Inbox::new(&io, limit);
-        Self {
+        let parts = Parts {
             io,
             handler,
-            inbox,
             out: Outbox::default(),
             timers: Vec::new(),
             received: ReceiveCounts::default(),
-        }
+        };
+        Self { inbox, parts }
     }
 
     pub(crate) fn socket_mut(&mut self) -> &mut UdpSocket {
-        &mut self.io.socket
+        &mut self.parts.io.socket
+    }
+
+    /// The timers the handler set since the loop last took them.
+    pub(crate) fn take_timers(&mut self) -> std::vec::Drain<'_, (Instant, u64)> {
+        self.parts.timers.drain(..)
     }
 
     /// Receives waiting datagrams (at least `budget` unless the socket
@@ -87,15 +98,16 @@ impl UdpEndpoint {
     /// handler for each, then sends what is queued. Returns whether
     /// datagrams may be left.
     pub(crate) fn ready(&mut self, budget: usize, now: Instant) -> bool {
-        self.out.retry();
-        self.flush(now);
+        let Self { inbox, parts } = self;
+        parts.out.retry();
+        parts.flush(now);
         let mut handed = 0;
         let more = loop {
             if handed >= budget {
                 break true;
             }
-            match self.inbox.recv(&self.io) {
-                Ok(()) => self.received.calls += 1,
+            match inbox.recv(&parts.io) {
+                Ok(()) => parts.received.calls += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
                 // An error here concerns one datagram or peer, not the
                 // socket. Each counts against the budget, so that an error
@@ -108,15 +120,9 @@ impl UdpEndpoint {
                     continue;
                 }
             }
-            let mut cb = Callback {
-                io: &self.io,
-                handler: self.handler.as_mut(),
-                out: &mut self.out,
-                timers: &mut self.timers,
-                received: &mut self.received,
-                now,
-            };
-            for datagram in self.inbox.datagrams() {
+            let limit = inbox.limit();
+            let mut cb = parts.callback(now);
+            for datagram in inbox.datagrams() {
                 handed += 1;
                 match datagram {
                     Received::Whole(data, from) => {
@@ -126,23 +132,24 @@ impl UdpEndpoint {
                     }
                     Received::Truncated(from) => {
                         cb.received.truncated += 1;
-                        let limit = self.inbox.limit();
-                        warn_truncated(&self.io, cb.received.truncated, from, limit);
+                        warn_truncated(cb.io, cb.received.truncated, from, limit);
                         cb.call(|h, cx| h.on_truncated(cx, from));
                     }
                 }
             }
         };
-        self.flush(now);
+        parts.flush(now);
         more
     }
 
     /// Runs the handler's timer `id`, then sends what it queued.
     pub(crate) fn timer(&mut self, id: u64, now: Instant) {
-        self.callback(now).call(|h, cx| h.on_timer(cx, id));
-        self.flush(now);
+        self.parts.callback(now).call(|h, cx| h.on_timer(cx, id));
+        self.parts.flush(now);
     }
+}
 
+impl Parts {
     fn callback(&mut self, now: Instant) -> Callback<'_> {
         Callback {
             io: &self.io,
