@@ -91,6 +91,14 @@ impl Served {
         }
     }
 
+    /// An [`Echo`] that holds on `hold` until the returned sender's word.
+    fn holding(way: DatagramIo) -> (Self, mpsc::Sender<()>) {
+        let (open, gate) = mpsc::channel();
+        let echo = Echo { gate: Some(gate) };
+        let config = LoopConfig::new().with_datagram_io(way);
+        (Self::start(config, echo), open)
+    }
+
     fn stop(self) {
         self.handle.stop().unwrap();
         self.thread.join().unwrap().unwrap();
@@ -155,9 +163,7 @@ fn numbered(i: u32) -> Vec<u8> {
 #[test]
 fn bursts_come_back_whole_and_in_order() {
     for way in WAYS {
-        let (open, gate) = mpsc::channel();
-        let echo = Echo { gate: Some(gate) };
-        let server = Served::start(LoopConfig::new().with_datagram_io(way), echo);
+        let (server, open) = Served::holding(way);
         let client = client();
         // Windows of 64 (well within loopback's socket buffers, which
         // drop what overflows them), sent while the handler holds: the
@@ -204,9 +210,7 @@ fn bursts_come_back_whole_and_in_order() {
 #[test]
 fn peers_sharing_a_batch_each_get_their_own() {
     for way in WAYS {
-        let (open, gate) = mpsc::channel();
-        let echo = Echo { gate: Some(gate) };
-        let server = Served::start(LoopConfig::new().with_datagram_io(way), echo);
+        let (server, open) = Served::holding(way);
         let peers: Vec<UdpSocket> = (0..8).map(|_| client()).collect();
         // Each window, every peer in turn sends one datagram, four times
         // around, while the handler holds: the echoes alternate peers, so
@@ -335,9 +339,7 @@ fn receive_split(
 #[test]
 fn a_segmented_batch_is_handed_over_datagram_by_datagram() {
     for way in WAYS {
-        let (open, gate) = mpsc::channel();
-        let echo = Echo { gate: Some(gate) };
-        let server = Served::start(LoopConfig::new().with_datagram_io(way), echo);
+        let (server, open) = Served::holding(way);
         let client = client();
         // Blocking reads with a timeout, which quinn-udp's state would
         // otherwise make non-blocking.
