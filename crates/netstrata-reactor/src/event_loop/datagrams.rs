@@ -76,12 +76,13 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             udp.buffer,
             udp.io,
         );
+        // Writable too only while sends wait for room (see `watch`): a
+        // socket's every send would otherwise raise a writable event, and
+        // with it a turn that finds nothing to do.
         let token = Token(UDP_BASE - udp.endpoints.len());
-        self.poll.registry().register(
-            endpoint.socket_mut(),
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.poll
+            .registry()
+            .register(endpoint.socket_mut(), token, Interest::READABLE)?;
         udp.endpoints.push(endpoint);
         Ok(addr)
     }
@@ -94,6 +95,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         for index in ready {
             let more = self.udp.endpoints[index].ready(UDP_BUDGET, now);
             self.take_datagram_timers(index);
+            self.watch(index);
             if more {
                 self.udp.ready.push(index);
             }
@@ -104,6 +106,31 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     pub(super) fn datagram_timer(&mut self, index: usize, id: u64, now: Instant) {
         self.udp.endpoints[index].timer(id, now);
         self.take_datagram_timers(index);
+        self.watch(index);
+    }
+
+    /// Asks for UDP socket `index`'s writable events while its sends wait
+    /// for room, and stops once they have left.
+    fn watch(&mut self, index: usize) {
+        let endpoint = &mut self.udp.endpoints[index];
+        let blocked = endpoint.blocked();
+        if blocked == endpoint.watching_writable {
+            return;
+        }
+        let interest = match blocked {
+            true => Interest::READABLE | Interest::WRITABLE,
+            false => Interest::READABLE,
+        };
+        let token = Token(UDP_BASE - index);
+        match self
+            .poll
+            .registry()
+            .reregister(endpoint.socket_mut(), token, interest)
+        {
+            Ok(()) => endpoint.watching_writable = blocked,
+            // The queue is still flushed on the socket's next event.
+            Err(e) => tracing::debug!(error = %e, "udp: asking for writable events"),
+        }
     }
 
     /// Moves the timers UDP socket `index`'s handler set into the loop's.

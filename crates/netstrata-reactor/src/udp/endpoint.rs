@@ -18,6 +18,8 @@ use crate::DatagramIo;
 pub(crate) struct UdpEndpoint {
     inbox: Inbox,
     parts: Parts,
+    /// Whether the loop asked for the socket's writable events.
+    pub(crate) watching_writable: bool,
 }
 
 /// All of an endpoint but its receive slots.
@@ -81,7 +83,16 @@ impl UdpEndpoint {
             timers: Vec::new(),
             received: ReceiveCounts::default(),
         };
-        Self { inbox, parts }
+        Self {
+            inbox,
+            parts,
+            watching_writable: false,
+        }
+    }
+
+    /// Whether sends wait for room in the socket's buffer.
+    pub(crate) fn blocked(&self) -> bool {
+        self.parts.out.is_blocked()
     }
 
     pub(crate) fn socket_mut(&mut self) -> &mut UdpSocket {
@@ -98,7 +109,7 @@ impl UdpEndpoint {
     /// handler for each, then sends what is queued. Returns whether
     /// datagrams may be left.
     pub(crate) fn ready(&mut self, budget: usize, now: Instant) -> bool {
-        let Self { inbox, parts } = self;
+        let Self { inbox, parts, .. } = self;
         parts.out.retry();
         parts.flush(now);
         let mut handed = 0;

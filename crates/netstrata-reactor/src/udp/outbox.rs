@@ -85,6 +85,11 @@ impl Outbox {
         self.len() >= QUEUE_LIMIT || (self.len() > 0 && bytes + len > QUEUE_BYTES)
     }
 
+    /// Whether datagrams wait for room in the socket's buffer.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked && self.len() > 0
+    }
+
     /// The loop sees the socket again (an event): `send_to` may try it.
     pub(crate) fn retry(&mut self) {
         self.blocked = false;
