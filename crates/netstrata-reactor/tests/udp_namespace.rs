@@ -70,7 +70,12 @@ impl Handler for NoConnections {
 /// Runs test `name` again as a child in a new network namespace set up by
 /// `setup` (a shell command); false if it cannot here (outside CI).
 fn in_namespace(name: &str, setup: &str) -> bool {
-    if !external_tool("unshare", &["-n", "true"]) || !external_tool("ip", &["-V"]) {
+    let tools = [
+        ("unshare", &["-n", "true"][..]),
+        ("ip", &["-V"]),
+        ("tc", &["-V"]),
+    ];
+    if !tools.iter().all(|(tool, probe)| external_tool(tool, probe)) {
         return false;
     }
     let me = std::env::current_exe().unwrap();
