@@ -70,8 +70,8 @@
 //!   the kernel coalesced (`UDP_GRO`) come in one receive and are split
 //!   back; runs of same-size datagrams to one peer leave in one `sendmsg`
 //!   with `UDP_SEGMENT` (GSO); the rest as `Batch`. On loopback, with a
-//!   peer that segments too, this echoed 18.5 times the datagrams per
-//!   second of `Single`, at 18.7 times less CPU each (docs/benchmarks.md).
+//!   peer that segments too, this echoed 17.8 times the datagrams per
+//!   second of `Single`, at 17.9 times less CPU each (docs/benchmarks.md).
 //! - [`DatagramIo::Batch`]: `recvmmsg` and `sendmmsg`, each datagram on its
 //!   own, 32 per call at most.
 //! - [`DatagramIo::Single`]: one `recvmsg` and one `sendto` per datagram.
