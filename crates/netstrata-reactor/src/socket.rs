@@ -299,8 +299,9 @@ fn set_int_option(
     }
 }
 
-/// Datagrams one [`send_many`] call takes at most.
-pub(crate) const SEND_MANY: usize = 32;
+/// Datagrams one [`send_many`] call takes at most (one where the system
+/// has no `sendmmsg`).
+pub(crate) const SEND_MANY: usize = if cfg!(target_os = "linux") { 32 } else { 1 };
 
 /// Sends `datagrams` (each to its own address; at most [`SEND_MANY`] are
 /// looked at) with one `sendmmsg`. Returns how many the kernel took, from
@@ -359,9 +360,10 @@ fn retrying(mut f: impl FnMut() -> isize) -> io::Result<usize> {
     }
 }
 
-/// Sends the first of `datagrams` (no `sendmmsg` on this system).
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn send_many(
+/// Sends the first of `datagrams` with one `sendto`, and says it sent one
+/// (none of none): [`send_many`] where the system has no `sendmmsg`, and
+/// the send of a socket that moves one datagram per call.
+pub(crate) fn send_first(
     socket: &impl std::os::fd::AsFd,
     datagrams: &[(SocketAddr, &[u8])],
 ) -> io::Result<usize> {
@@ -371,6 +373,9 @@ pub(crate) fn send_many(
     SockRef::from(socket).send_to(data, &to.into())?;
     Ok(1)
 }
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) use send_first as send_many;
 
 /// Sends `data` to `to` as datagrams of `segment` bytes (the last may be
 /// shorter) with one `sendmsg` carrying `UDP_SEGMENT` (GSO) and no other

@@ -168,11 +168,13 @@ impl Outbox {
     }
 
     /// Sends the single datagrams that wait first (up to the next run),
-    /// as many per call as `sendmmsg` takes; false if the socket is full.
+    /// as many per call as `sendmmsg` takes (one per call for a socket
+    /// that moves one datagram per call); false if the socket is full.
     fn send_singles(&mut self, io: &UdpIo, max_segments: usize) -> bool {
         let mut batch: [(SocketAddr, &[u8]); SEND_MANY] = [(self.datagrams[0].0, &[]); SEND_MANY];
+        let limit = io.send_many_limit();
         let (mut n, mut at, mut offset) = (0, self.sent_datagrams, self.sent_bytes);
-        while n < SEND_MANY && at < self.datagrams.len() {
+        while n < limit && at < self.datagrams.len() {
             let (to, count, _, len) = self.run_at(at, max_segments);
             if count > 1 {
                 break;

@@ -94,16 +94,21 @@ impl UdpIo {
         }
     }
 
+    /// Datagrams one [`send_many`](Self::send_many) sends at most.
+    pub(crate) fn send_many_limit(&self) -> usize {
+        match self.state {
+            Some(_) => socket::SEND_MANY,
+            None => 1,
+        }
+    }
+
     /// Sends each datagram to its own peer, as many as one `sendmmsg`
-    /// takes (batched; one `sendto` otherwise): how many left, from the
-    /// first. An error is the first one's.
+    /// takes (batched; the first with one `sendto` otherwise): how many
+    /// left, from the first. An error is the first one's.
     pub(crate) fn send_many(&self, datagrams: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
         match self.state {
             Some(_) => socket::send_many(&self.socket, datagrams),
-            None => {
-                let (to, data) = datagrams[0];
-                self.socket.send_to(data, to).map(|_| 1)
-            }
+            None => socket::send_first(&self.socket, datagrams),
         }
     }
 
