@@ -2,16 +2,15 @@
 //! `recvmmsg`) and without: every test runs both ways. Handlers see one
 //! call per datagram, boundaries kept, either way.
 
+#[path = "common/udp.rs"]
+mod udp;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
-use netstrata_core::Stack;
-use netstrata_frame::LengthDelimited;
-use netstrata_reactor::{
-    DatagramContext, DatagramHandler, DatagramIo, EventLoop, Handle, Handler, LoopConfig,
-};
+use netstrata_reactor::{DatagramContext, DatagramHandler, DatagramIo, LoopConfig};
+use udp::Served;
 
 /// Every way of moving datagrams.
 const WAYS: [DatagramIo; 3] = [DatagramIo::Offload, DatagramIo::Batch, DatagramIo::Single];
@@ -55,54 +54,12 @@ impl DatagramHandler for Echo {
     }
 }
 
-/// No connection handler runs on these loops.
-struct NoConnections;
-
-impl Handler for NoConnections {
-    fn on_message(&mut self, _: &mut netstrata_reactor::Context<'_>, _: bytes::Bytes) {}
-}
-
-/// A loop serving `handler` on a loopback UDP socket.
-struct Served {
-    addr: SocketAddr,
-    handle: Handle,
-    thread: thread::JoinHandle<std::io::Result<()>>,
-}
-
-impl Served {
-    fn start(config: LoopConfig, handler: impl DatagramHandler) -> Self {
-        Self::start_on(UdpSocket::bind("127.0.0.1:0").unwrap(), config, handler)
-    }
-
-    fn start_on(socket: UdpSocket, config: LoopConfig, handler: impl DatagramHandler) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let mut event_loop: EventLoop<Stack<()>, LengthDelimited, NoConnections> =
-                EventLoop::new(config)?;
-            let addr = event_loop.bind_udp(socket, handler)?;
-            tx.send((addr, event_loop.handle())).unwrap();
-            event_loop.run()
-        });
-        let (addr, handle) = rx.recv().unwrap();
-        Self {
-            addr,
-            handle,
-            thread,
-        }
-    }
-
-    /// An [`Echo`] that holds on `hold` until the returned sender's word.
-    fn holding(way: DatagramIo) -> (Self, mpsc::Sender<()>) {
-        let (open, gate) = mpsc::channel();
-        let echo = Echo { gate: Some(gate) };
-        let config = LoopConfig::new().with_datagram_io(way);
-        (Self::start(config, echo), open)
-    }
-
-    fn stop(self) {
-        self.handle.stop().unwrap();
-        self.thread.join().unwrap().unwrap();
-    }
+/// An [`Echo`] that holds on `hold` until the returned sender's word.
+fn holding(way: DatagramIo) -> (Served, mpsc::Sender<()>) {
+    let (open, gate) = mpsc::channel();
+    let echo = Echo { gate: Some(gate) };
+    let config = LoopConfig::new().with_datagram_io(way);
+    (Served::start(config, echo), open)
 }
 
 /// A client socket whose reads give up after 10 s.
@@ -163,7 +120,7 @@ fn numbered(i: u32) -> Vec<u8> {
 #[test]
 fn bursts_come_back_whole_and_in_order() {
     for way in WAYS {
-        let (server, open) = Served::holding(way);
+        let (server, open) = holding(way);
         let client = client();
         // Windows of 64 (well within loopback's socket buffers, which
         // drop what overflows them), sent while the handler holds: the
@@ -210,7 +167,7 @@ fn bursts_come_back_whole_and_in_order() {
 #[test]
 fn peers_sharing_a_batch_each_get_their_own() {
     for way in WAYS {
-        let (server, open) = Served::holding(way);
+        let (server, open) = holding(way);
         let peers: Vec<UdpSocket> = (0..8).map(|_| client()).collect();
         // Each window, every peer in turn sends one datagram, four times
         // around, while the handler holds: the echoes alternate peers, so
@@ -339,7 +296,7 @@ fn receive_split(
 #[test]
 fn a_segmented_batch_is_handed_over_datagram_by_datagram() {
     for way in WAYS {
-        let (server, open) = Served::holding(way);
+        let (server, open) = holding(way);
         let client = client();
         // Blocking reads with a timeout, which quinn-udp's state would
         // otherwise make non-blocking.

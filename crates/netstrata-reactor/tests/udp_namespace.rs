@@ -10,16 +10,16 @@
 //!   socket's buffer fills, the sends wait for it to drain and then all
 //!   leave, with nothing else happening on the socket to prompt them.
 
+#[path = "common/udp.rs"]
+mod udp;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
-use netstrata_core::Stack;
 use netstrata_core::testing::external_tool;
-use netstrata_frame::LengthDelimited;
-use netstrata_reactor::{DatagramContext, DatagramHandler, EventLoop, Handle, Handler, LoopConfig};
+use netstrata_reactor::{DatagramContext, DatagramHandler, LoopConfig};
+use udp::Served;
 
 const CHILD: &str = "NETSTRATA_UDP_NAMESPACE_CHILD";
 
@@ -43,28 +43,6 @@ impl DatagramHandler for Runs {
             cx.send_to(&[i; 100], from).unwrap();
         }
     }
-}
-
-struct NoConnections;
-
-type Loop = thread::JoinHandle<std::io::Result<()>>;
-
-/// A loop serving `handler` on `socket`: its address, handle and thread.
-fn serve(socket: UdpSocket, handler: impl DatagramHandler) -> (SocketAddr, Handle, Loop) {
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        let mut event_loop: EventLoop<Stack<()>, LengthDelimited, NoConnections> =
-            EventLoop::new(LoopConfig::new())?;
-        let addr = event_loop.bind_udp(socket, handler)?;
-        tx.send((addr, event_loop.handle())).unwrap();
-        event_loop.run()
-    });
-    let (addr, handle) = rx.recv().unwrap();
-    (addr, handle, thread)
-}
-
-impl Handler for NoConnections {
-    fn on_message(&mut self, _: &mut netstrata_reactor::Context<'_>, _: bytes::Bytes) {}
 }
 
 /// Runs test `name` again as a child in a new network namespace set up by
@@ -114,7 +92,8 @@ fn segments_above_the_path_mtu_go_one_by_one_and_segmentation_stays_on() {
 
 /// In the namespace: two rounds of `go`, and what the socket counted.
 fn path_mtu_child() {
-    let (addr, handle, thread) = serve(UdpSocket::bind("127.0.0.1:0").unwrap(), Runs);
+    let server = Served::start(LoopConfig::new(), Runs);
+    let addr = server.addr;
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -140,8 +119,7 @@ fn path_mtu_child() {
     // other 63 in one. Then the answer to `stats`. Round two: the ten in
     // one `sendmmsg` (no more segments that large), the 64 in one.
     assert_eq!(stats, ["74 0 13", "149 0 16"]);
-    handle.stop().unwrap();
-    thread.join().unwrap().unwrap();
+    server.stop();
 }
 
 /// On `go`: 600 datagrams of 1 000 bytes, more than the socket's buffer
@@ -187,7 +165,8 @@ fn full_socket_child() {
     socket2::SockRef::from(&socket)
         .set_send_buffer_size(32 * 1024)
         .unwrap();
-    let (addr, handle, thread) = serve(socket, Burst);
+    let server = Served::start_on(socket, LoopConfig::new(), Burst);
+    let addr = server.addr;
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -205,6 +184,5 @@ fn full_socket_child() {
     client.send_to(b"stats", addr).unwrap();
     let n = client.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"600 0 0", "sent, dropped, failed");
-    handle.stop().unwrap();
-    thread.join().unwrap().unwrap();
+    server.stop();
 }
