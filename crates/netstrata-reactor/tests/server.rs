@@ -446,22 +446,10 @@ fn cross_thread_send_through_the_handle() {
 fn graceful_shutdown_delivers_in_flight_data() {
     let (server, closed) = echo_server(ServerConfig::new().with_threads(1));
     let mut conn = client(server.local_addr());
-    for i in 0..200u32 {
-        conn.send(&i.to_be_bytes()).unwrap();
-    }
-    conn.flush().unwrap();
-    // Wait until the server has them, then shut it down while the echoes
-    // may still be in flight.
-    assert_eq!(&conn.recv().unwrap().unwrap()[..], 0u32.to_be_bytes());
+    // Shut the server down while echoes may still be in flight.
+    common::numbers_in_flight(&mut conn);
     let stopper = thread::spawn(move || server.shutdown(Duration::from_secs(5)));
-    for i in 1..200u32 {
-        assert_eq!(&conn.recv().unwrap().unwrap()[..], i.to_be_bytes());
-    }
-    assert!(
-        conn.recv().unwrap().is_none(),
-        "clean end from the draining server"
-    );
-    conn.shutdown().unwrap();
+    common::drained(&mut conn);
     stopper.join().unwrap().unwrap();
     let reason = closed.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(matches!(reason, CloseReason::Clean), "{reason:?}");

@@ -143,23 +143,12 @@ fn graceful_shutdown_delivers_in_flight_data_and_ends_every_thread() {
     let s = shared_server(ServerConfig::new().with_threads(2).with_loops(4));
     let mut conns: Vec<_> = (0..4).map(|_| client(s.server.local_addr())).collect();
     for c in &mut conns {
-        for i in 0..200u32 {
-            c.send(&i.to_be_bytes()).unwrap();
-        }
-        c.flush().unwrap();
-        assert_eq!(&c.recv().unwrap().unwrap()[..], 0u32.to_be_bytes());
+        common::numbers_in_flight(c);
     }
     let server = s.server;
     let stopper = thread::spawn(move || server.shutdown(Duration::from_secs(5)));
     for c in &mut conns {
-        for i in 1..200u32 {
-            assert_eq!(&c.recv().unwrap().unwrap()[..], i.to_be_bytes());
-        }
-        assert!(
-            c.recv().unwrap().is_none(),
-            "clean end from the draining server"
-        );
-        c.shutdown().unwrap();
+        common::drained(c);
     }
     stopper.join().unwrap().unwrap();
     for _ in 0..4 {

@@ -56,3 +56,29 @@ pub(crate) fn pipelined_clients_close_cleanly(
         assert!(matches!(reason, CloseReason::Clean), "{reason:?}");
     }
 }
+
+/// Messages a client has in flight when a graceful shutdown begins.
+const IN_FLIGHT: u32 = 200;
+
+/// Sends numbers 0..200 and waits for the first echo: the server has them,
+/// and the rest of the echoes may still be in flight.
+pub(crate) fn numbers_in_flight(conn: &mut Blocking<TcpStream, Plain, LengthDelimited>) {
+    for i in 0..IN_FLIGHT {
+        conn.send(&i.to_be_bytes()).unwrap();
+    }
+    conn.flush().unwrap();
+    assert_eq!(&conn.recv().unwrap().unwrap()[..], 0u32.to_be_bytes());
+}
+
+/// After [`numbers_in_flight`] and a graceful shutdown: every other echo
+/// arrives, then the server's clean end; the client ends its side.
+pub(crate) fn drained(conn: &mut Blocking<TcpStream, Plain, LengthDelimited>) {
+    for i in 1..IN_FLIGHT {
+        assert_eq!(&conn.recv().unwrap().unwrap()[..], i.to_be_bytes());
+    }
+    assert!(
+        conn.recv().unwrap().is_none(),
+        "clean end from the draining server"
+    );
+    conn.shutdown().unwrap();
+}
