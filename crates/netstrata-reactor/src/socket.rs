@@ -193,14 +193,14 @@ pub(crate) fn recv_datagram(
 }
 
 /// The socket options quinn-udp changes for QUIC that a general UDP socket
-/// keeps: path-MTU discovery (whether the kernel may fragment) and receive
-/// timestamps. Read before, put back after.
-pub(crate) struct PathMtuOptions {
+/// keeps: path-MTU discovery and `IPV6_DONTFRAG` (whether the kernel may
+/// fragment) and receive timestamps. Read before, put back after.
+pub(crate) struct QuicOptions {
     /// `(level, name, value)` of each option that could be read.
     kept: Vec<(libc::c_int, libc::c_int, libc::c_int)>,
 }
 
-impl PathMtuOptions {
+impl QuicOptions {
     #[cfg(target_os = "linux")]
     const OPTIONS: [(libc::c_int, libc::c_int); 4] = [
         (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),

@@ -138,7 +138,7 @@ impl UdpIo {
 /// stays as it was (QUIC forbids it; other protocols rely on it) and
 /// receive timestamps stay off (they cost every packet).
 fn quic_neutral_state(socket: &UdpSocket) -> io::Result<UdpSocketState> {
-    let kept = socket::PathMtuOptions::read(socket);
+    let kept = socket::QuicOptions::read(socket);
     let state = UdpSocketState::new(socket.into())?;
     kept.restore(socket);
     Ok(state)
