@@ -23,6 +23,75 @@ pub enum DatagramIo {
     Single,
 }
 
+/// Which kernel interface a loop waits and moves TCP bytes with
+/// ([`LoopConfig::with_driver`]). Handlers, contexts, servers and clients
+/// are the same on each. See the crate's docs, "Drivers".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Driver {
+    /// Readiness from epoll (through mio), reads and writes as system calls.
+    Epoll,
+    /// io_uring (Linux 6.0 and later, the `uring` feature): multishot
+    /// accepts and receives into a ring of kernel-chosen buffers, sends
+    /// submitted once per turn. Where io_uring cannot be set up (an older
+    /// kernel, `ENOSYS`, `EPERM` under seccomp or a container's policy, a
+    /// build without the feature) the loop logs why and uses epoll.
+    Uring,
+    /// The driver measured fastest on the machine for the common
+    /// workloads: epoll today (see the crate's docs, "Drivers").
+    #[default]
+    Auto,
+}
+
+impl Driver {
+    /// The variable [`LoopConfig::new`] reads the driver from.
+    pub const ENV: &'static str = "NETSTRATA_DRIVER";
+
+    /// The driver named `name`: `epoll`, `uring` (or `io_uring`), `auto`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "epoll" => Some(Self::Epoll),
+            "uring" | "io_uring" | "io-uring" => Some(Self::Uring),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    /// The driver `NETSTRATA_DRIVER` names; [`Driver::Auto`] when it is
+    /// unset, and when it names none (with a warning).
+    pub fn from_env() -> Self {
+        match std::env::var(Self::ENV) {
+            Ok(name) => Self::parse(&name).unwrap_or_else(|| {
+                tracing::warn!(
+                    value = %name,
+                    "{} names no driver (epoll, uring, auto); using auto",
+                    Self::ENV
+                );
+                Self::Auto
+            }),
+            Err(_) => Self::Auto,
+        }
+    }
+
+    /// What `Auto` stands for.
+    pub(crate) fn resolve(self) -> Self {
+        match self {
+            Self::Auto => Self::Epoll,
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Epoll => "epoll",
+            Self::Uring => "uring",
+            Self::Auto => "auto",
+        })
+    }
+}
+
 /// Settings of an [`crate::EventLoop`] and of the connections it drives.
 /// Each has a default and a setter.
 #[derive(Debug, Clone)]
@@ -38,6 +107,10 @@ pub struct LoopConfig {
     pub(crate) datagram_buffer: usize,
     pub(crate) datagram_io: DatagramIo,
     pub(crate) metrics_every: Duration,
+    pub(crate) driver: Driver,
+    pub(crate) uring_buffers: (usize, usize),
+    /// Makes io_uring set-up fail with this OS error (tests of the fallback).
+    pub(crate) uring_fails_with: Option<i32>,
 }
 
 impl LoopConfig {
@@ -61,8 +134,13 @@ impl LoopConfig {
     /// datagram UDP can carry, 65 507 bytes over IPv4 and 65 527 over IPv6,
     /// fits).
     pub const DEFAULT_DATAGRAM_BUFFER: usize = 64 * 1024;
+    /// Default receive buffers of an io_uring loop: 64 of 64 KiB (4 MiB
+    /// per loop).
+    pub const DEFAULT_URING_BUFFERS: (usize, usize) = (64, 64 * 1024);
 
-    /// The defaults; no idle timeout.
+    /// The defaults; no idle timeout; the driver `NETSTRATA_DRIVER` names
+    /// ([`Driver::from_env`]), so that any program's loops can be switched
+    /// without a flag of its own.
     pub fn new() -> Self {
         Self {
             socket: SocketOptions::new(),
@@ -76,6 +154,9 @@ impl LoopConfig {
             datagram_buffer: Self::DEFAULT_DATAGRAM_BUFFER,
             datagram_io: DatagramIo::Offload,
             metrics_every: Self::DEFAULT_METRICS_EVERY,
+            driver: Driver::from_env(),
+            uring_buffers: Self::DEFAULT_URING_BUFFERS,
+            uring_fails_with: None,
         }
     }
 
@@ -158,6 +239,39 @@ impl LoopConfig {
     pub fn with_metrics_every(mut self, every: Duration) -> Self {
         self.metrics_every = every.max(Duration::from_millis(1));
         self
+    }
+
+    /// Which kernel interface the loop uses (default: what
+    /// `NETSTRATA_DRIVER` names, else [`Driver::Auto`]).
+    /// [`crate::EventLoop::driver`] says which it got.
+    pub fn with_driver(mut self, driver: Driver) -> Self {
+        self.driver = driver;
+        self
+    }
+
+    /// The receive buffers an io_uring loop lends the kernel: `count`
+    /// buffers (rounded up to a power of two, at most 32 768) of `len`
+    /// bytes. Each receive takes one and the loop copies it out and gives
+    /// it back in the same turn; when a turn's receives use them all, the
+    /// connections that found none are read again once buffers are back
+    /// (their bytes wait in the kernel: nothing is lost).
+    pub fn with_uring_buffers(mut self, count: usize, len: usize) -> Self {
+        self.uring_buffers = (count.clamp(1, 1 << 15), len.clamp(1, 1 << 30));
+        self
+    }
+
+    /// Makes io_uring set-up fail with OS error `errno` (`ENOSYS`,
+    /// `EPERM`), as on a kernel or under a policy without it: for tests
+    /// of the fallback to epoll.
+    #[doc(hidden)]
+    pub fn with_uring_failing(mut self, errno: i32) -> Self {
+        self.uring_fails_with = Some(errno);
+        self
+    }
+
+    /// The driver asked for.
+    pub fn driver(&self) -> Driver {
+        self.driver
     }
 
     /// The socket options.

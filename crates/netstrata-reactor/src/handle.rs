@@ -167,6 +167,7 @@ pub struct Handle {
     pub(crate) tx: Sender<Command>,
     pub(crate) waker: Arc<Waker>,
     pub(crate) queue: Arc<Queue>,
+    pub(crate) driver: crate::Driver,
 }
 
 /// Why a [`Handle`] could not pass a command to its loop.
@@ -188,6 +189,11 @@ pub enum HandleError {
 }
 
 impl Handle {
+    /// The driver the loop runs on ([`crate::EventLoop::driver`]).
+    pub fn driver(&self) -> crate::Driver {
+        self.driver
+    }
+
     fn command(&self, command: Command) -> Result<(), HandleError> {
         self.queue.charge(&command)?;
         self.tx.send(command).map_err(|_| HandleError::Stopped)?;

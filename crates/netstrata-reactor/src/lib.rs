@@ -156,7 +156,9 @@
 //! ```
 // Small helpers of `socket.rs` call the kernel directly (receiving into
 // uninitialised memory, socket options, `sendmmsg`, segmented `sendmsg`),
-// each `unsafe` block with a SAFETY comment; docs/architecture.md lists them.
+// and `uring/` hands the kernel memory it writes or reads while the loop
+// runs; each `unsafe` block has a SAFETY comment, and docs/architecture.md
+// lists them.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -170,9 +172,10 @@ mod server;
 mod socket;
 mod turns;
 mod udp;
+mod uring;
 
 pub use closes::{CloseCounts, CloseKind};
-pub use config::{DatagramIo, LoopConfig};
+pub use config::{DatagramIo, Driver, LoopConfig};
 pub use context::{Context, Local, Sent};
 pub use event_loop::EventLoop;
 pub use handle::{ConnId, Handle, HandleError};

@@ -217,6 +217,14 @@ impl Server {
         Ok(parts.server(addr, handles, threads))
     }
 
+    /// The driver its loops run on ([`crate::LoopConfig::with_driver`]):
+    /// [`crate::Driver::Uring`] only where io_uring could be set up.
+    pub fn driver(&self) -> crate::Driver {
+        self.handles
+            .first()
+            .map_or(crate::Driver::Epoll, Handle::driver)
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

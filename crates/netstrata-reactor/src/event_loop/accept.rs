@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use netstrata_core::{Codec, Connection, Layer};
 use super::entry::{Origin, Phase};
 use super::timers::{Timer, TimerKind};
 use super::{EventLoop, LISTENER_BASE, LOOP_TIMER, LoopState, Opening};
+use crate::uring::{Completion, Op};
 use crate::{Handle, Handler};
 
 /// How long accepting pauses after an error such as EMFILE.
@@ -115,6 +117,14 @@ impl Drop for Seat {
     }
 }
 
+/// Whether an accept error passes at once (try the next connection).
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::WouldBlock
+    )
+}
+
 /// A connection one loop accepted and handed to another.
 #[derive(Debug)]
 pub(crate) struct Handover {
@@ -132,6 +142,8 @@ pub(super) struct Listener<S, C, H> {
     me: usize,
     /// Accepting is paused after an error such as EMFILE, until a timer.
     paused: bool,
+    /// On io_uring: its multishot accept is in flight.
+    armed: bool,
 }
 
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
@@ -165,9 +177,11 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         listener.set_nonblocking(true)?;
         let mut socket = TcpListener::from_std(listener);
         let token = Token(LISTENER_BASE - self.listeners.len());
-        self.poll
-            .registry()
-            .register(&mut socket, token, Interest::READABLE)?;
+        if self.conns.ring.is_none() {
+            self.poll
+                .registry()
+                .register(&mut socket, token, Interest::READABLE)?;
+        }
         self.listeners.push(Listener {
             socket,
             make_conn,
@@ -175,8 +189,60 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             admission,
             me,
             paused: false,
+            armed: false,
         });
         Ok(())
+    }
+
+    /// On io_uring: starts a multishot accept on each listener that has
+    /// none and is not paused.
+    pub(super) fn arm_listeners(&mut self) {
+        let Some(ring) = self.conns.ring.as_mut() else {
+            return;
+        };
+        if self.state != LoopState::Running {
+            return;
+        }
+        for (index, listener) in self.listeners.iter_mut().enumerate() {
+            if listener.armed || listener.paused {
+                continue;
+            }
+            match ring.accept(listener.socket.as_raw_fd(), index) {
+                Ok(()) => listener.armed = true,
+                Err(e) => tracing::warn!(error = %e, "io_uring accept"),
+            }
+        }
+    }
+
+    /// On io_uring: what an accept completion of listener `index` brought.
+    pub(super) fn accepted(&mut self, index: usize, completion: Completion, now: Instant) {
+        let Some(listener) = self.listeners.get_mut(index) else {
+            return;
+        };
+        if !completion.more {
+            listener.armed = false;
+        }
+        if let Some(stream) = completion.stream {
+            let socket = TcpStream::from_std(stream);
+            match socket.peer_addr() {
+                Ok(peer) => self.admit(index, socket, peer, now),
+                Err(e) => tracing::debug!(error = %e, "accepted connection without a peer"),
+            }
+            return;
+        }
+        let e = io::Error::from_raw_os_error(-completion.result);
+        if completion.result == -libc::ECANCELED || transient(&e) {
+            return;
+        }
+        if completion.more
+            && let Some(ring) = self.conns.ring.as_mut()
+            && let Err(e) = ring.cancel(Op::Accept {
+                index: index as u32,
+            })
+        {
+            tracing::debug!(error = %e, "io_uring cancel");
+        }
+        self.pause_accepting(index, &e, now);
     }
 
     pub(super) fn accept(&mut self, index: usize, now: Instant) {
@@ -188,47 +254,57 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
                 return;
             }
             match listener.socket.accept() {
-                Ok((socket, peer)) => {
-                    let me = listener.me;
-                    let Some(seat) = listener.admission.admit(me) else {
-                        tracing::debug!(%peer, "connection limit reached; refusing");
-                        continue;
-                    };
-                    let handover = Handover { socket, peer, seat };
-                    let to = handover.seat.on;
-                    let kept = match listener.admission.handles.get().and_then(|h| h.get(to)) {
-                        Some(handle) if to != me => handle.adopt(handover).err().map(|mut back| {
-                            // That loop has stopped or is swamped: keep it.
-                            back.seat.move_to(me);
-                            back
-                        }),
-                        _ => Some(handover),
-                    };
-                    if let Some(handover) = kept {
-                        self.take(handover, index, now);
-                    }
-                }
+                Ok((socket, peer)) => self.admit(index, socket, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
+                Err(e) if transient(&e) => {}
                 Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once
-                    // would fail again; pause instead of spinning.
-                    tracing::warn!(error = %e, "accept failed; pausing accepts");
-                    listener.paused = true;
-                    self.conns.timers.push(Timer {
-                        at: now + ACCEPT_BACKOFF,
-                        token: LOOP_TIMER,
-                        generation: index as u64,
-                        kind: TimerKind::Accept,
-                    });
+                    self.pause_accepting(index, &e, now);
                     return;
                 }
             }
         }
+    }
+
+    /// A connection listener `index` accepted: within the server's limit,
+    /// on the loop that should take it.
+    fn admit(&mut self, index: usize, socket: TcpStream, peer: SocketAddr, now: Instant) {
+        let Some(listener) = self.listeners.get(index) else {
+            return;
+        };
+        let me = listener.me;
+        let Some(seat) = listener.admission.admit(me) else {
+            tracing::debug!(%peer, "connection limit reached; refusing");
+            return;
+        };
+        let handover = Handover { socket, peer, seat };
+        let to = handover.seat.on;
+        let kept = match listener.admission.handles.get().and_then(|h| h.get(to)) {
+            Some(handle) if to != me => handle.adopt(handover).err().map(|mut back| {
+                // That loop has stopped or is swamped: keep it.
+                back.seat.move_to(me);
+                back
+            }),
+            _ => Some(handover),
+        };
+        if let Some(handover) = kept {
+            self.take(handover, index, now);
+        }
+    }
+
+    /// EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once would fail
+    /// again; pause instead of spinning.
+    fn pause_accepting(&mut self, index: usize, e: &io::Error, now: Instant) {
+        let Some(listener) = self.listeners.get_mut(index) else {
+            return;
+        };
+        tracing::warn!(error = %e, "accept failed; pausing accepts");
+        listener.paused = true;
+        self.conns.timers.push(Timer {
+            at: now + ACCEPT_BACKOFF,
+            token: LOOP_TIMER,
+            generation: index as u64,
+            kind: TimerKind::Accept,
+        });
     }
 
     /// Opens an accepted connection on this loop, with the connection and
@@ -268,16 +344,34 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     pub(super) fn resume_accepting(&mut self, index: usize, now: Instant) {
         if let Some(listener) = self.listeners.get_mut(index) {
             listener.paused = false;
-            // Edge-triggered: connections waiting in the backlog raise no new event.
-            self.accept(index, now);
+            // Edge-triggered: connections waiting in the backlog raise no
+            // new event. (On io_uring the next turn arms the accept again.)
+            if self.conns.ring.is_none() {
+                self.accept(index, now);
+            }
         }
     }
 
     /// Closes every listening socket (graceful shutdown).
     pub(super) fn stop_listening(&mut self) {
-        for listener in &mut self.listeners {
-            let _ = self.poll.registry().deregister(&mut listener.socket);
+        for (index, listener) in self.listeners.iter_mut().enumerate() {
+            match self.conns.ring.as_mut() {
+                // The kernel's reference closes the socket once cancelled.
+                Some(ring) if listener.armed => {
+                    let _ = ring.cancel(Op::Accept {
+                        index: index as u32,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    let _ = self.poll.registry().deregister(&mut listener.socket);
+                }
+            }
         }
-        self.listeners.clear();
+        for listener in self.listeners.drain(..) {
+            if let Some(ring) = self.conns.ring.as_mut() {
+                ring.close_later(listener.socket.into());
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use netstrata_core::{Codec, Layer};
 
 use super::connections::Connections;
-use super::entry::Origin;
+use super::entry::{Origin, Phase};
 use crate::{CloseReason, Handler, closes, socket};
 
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
@@ -24,10 +24,15 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     /// Removes connection `token` at once: an abort resets the peer; the
     /// close is counted and logged, and its handler told.
     pub(super) fn close(&mut self, token: usize, reason: CloseReason) {
-        let Some(mut entry) = self.slab.try_remove(token) else {
+        if !self.slab.contains(token) {
             return;
-        };
-        if let Err(e) = self.registry.deregister(&mut entry.socket) {
+        }
+        self.forget_ring(token);
+        let mut entry = self.slab.remove(token);
+        // On io_uring only a connect in progress is on epoll.
+        if (self.ring.is_none() || entry.phase == Phase::Connecting)
+            && let Err(e) = self.registry.deregister(&mut entry.socket)
+        {
             tracing::debug!(error = %e, "deregister");
         }
         if matches!(reason, CloseReason::Aborted) {
@@ -48,6 +53,9 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         );
         if let Some(handler) = entry.handler.as_mut() {
             handler.on_close(&reason, &stats);
+        }
+        if let Some(ring) = self.ring.as_mut() {
+            ring.close_later(entry.socket.into());
         }
     }
 

@@ -15,11 +15,13 @@ use slab::Slab;
 
 use super::entry::{Entry, Origin, Phase, Reading, SocketIn, Writing};
 use super::read::MIN_READ;
+use super::ring::RingIo;
 use super::timers::{Timer, TimerKind, Timers};
 use super::{LISTENER_BASE, Opening, Readiness};
 use crate::closes::CloseCounts;
 use crate::context::{Context, Loop, Sent};
 use crate::handle::{ConnId, ConnWaker, Handle};
+use crate::uring::Ring;
 use crate::{CloseReason, Handler, LoopConfig};
 
 /// A loop's connections, with what driving them needs besides the poll:
@@ -32,6 +34,8 @@ pub(super) struct Connections<S, C, H> {
     driving: Vec<usize>,
     pub(super) timers: Timers,
     pub(super) registry: Registry,
+    /// The io_uring driver's ring; `None` on epoll.
+    pub(super) ring: Option<Ring>,
     /// The loop's own handle: what `EventLoop::handle` clones and contexts lend.
     pub(super) handle: Handle,
     pub(super) config: LoopConfig,
@@ -43,8 +47,14 @@ pub(super) struct Connections<S, C, H> {
 }
 
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
-    pub(super) fn new(registry: Registry, handle: Handle, config: LoopConfig) -> Self {
+    pub(super) fn new(
+        registry: Registry,
+        ring: Option<Ring>,
+        handle: Handle,
+        config: LoopConfig,
+    ) -> Self {
         Self {
+            ring,
             slab: Slab::new(),
             scheduled: Vec::new(),
             driving: Vec::new(),
@@ -178,6 +188,9 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         let token = slot.key();
         let registered = if token >= LISTENER_BASE - 1024 {
             Err(io::Error::other("too many connections in one loop"))
+        } else if self.ring.is_some() && phase == Phase::Open {
+            // Its receives and sends go through the ring.
+            Ok(())
         } else {
             self.registry.register(
                 &mut socket,
@@ -211,6 +224,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
             layer_deadline: None,
             last_activity: now,
             scheduled: false,
+            ring_io: RingIo::new(),
             #[cfg(feature = "metrics")]
             opened_handshaking,
         });
@@ -228,9 +242,20 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     /// The connection is established: tell the handler and drive it.
     pub(super) fn open(&mut self, token: usize, now: Instant) {
         let entry = &mut self.slab[token];
+        let connected = entry.phase == Phase::Connecting;
         entry.phase = Phase::Open;
         // Bytes may already wait in the socket.
         entry.socket_in = entry.socket_in.on_event(true, false);
+        if self.ring.is_some() {
+            // From now on the ring receives and sends; a connect was on epoll.
+            if connected && let Err(e) = self.registry.deregister(&mut entry.socket) {
+                tracing::debug!(error = %e, "deregister");
+            }
+            if let Err(e) = self.settle_ring(token) {
+                self.close(token, CloseReason::Io(e.kind()));
+                return;
+            }
+        }
         match self.callback(token, now, |h, cx| h.on_open(cx)) {
             Ok(()) => self.schedule(token),
             Err(reason) => self.close(token, reason),

@@ -77,7 +77,8 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         if let Some(e) = entry.conn.error() {
             return Err(CloseReason::Error(e.clone()));
         }
-        if entry.conn.state() == State::Closed {
+        // On io_uring the last bytes may still be in a send.
+        if entry.conn.state() == State::Closed && !entry.ring_io.sending() {
             return Err(CloseReason::Clean);
         }
         let deadline = entry.conn.poll_timeout();
@@ -97,6 +98,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
             // Read budget used up with bytes left: continue next turn.
             self.schedule(token);
         }
-        Ok(())
+        self.settle_ring(token)
+            .map_err(|e| CloseReason::Io(e.kind()))
     }
 }

@@ -133,6 +133,8 @@ pub(super) struct Entry<S, C, H> {
     pub(super) last_activity: Instant,
     /// Already in the list of connections to process this turn.
     pub(super) scheduled: bool,
+    /// Its receive and send on the io_uring driver.
+    pub(super) ring_io: super::ring::RingIo,
     /// Its layers were handshaking when it opened (TLS): a fact kept for
     /// the loop's handshake figures, which count how such openings ended.
     #[cfg(feature = "metrics")]

@@ -25,10 +25,11 @@ use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use netstrata_core::{Codec, Connection, Layer};
 
-use crate::LoopConfig;
 use crate::closes::CloseCounts;
 use crate::handle::{Command, ConnId, Handle, Queue};
 use crate::handler::{CloseReason, Handler};
+use crate::uring::{Completion, Op, Ring};
+use crate::{Driver, LoopConfig};
 
 mod accept;
 mod close;
@@ -40,6 +41,7 @@ mod entry;
 #[cfg(feature = "metrics")]
 mod figures;
 mod read;
+mod ring;
 mod timers;
 mod write;
 
@@ -95,6 +97,11 @@ pub struct EventLoop<S, C, H> {
     udp: Datagrams,
     rx: Receiver<Command>,
     state: LoopState,
+    /// On io_uring: the epoll has events for the next turn (a completion
+    /// said so, or the last poll filled the buffer).
+    epoll_ready: bool,
+    /// On io_uring: this turn's accept and epoll completions.
+    completions: Vec<Completion>,
 }
 
 // Sockets, handlers and queues are not `Debug`: the counts say what the
@@ -116,16 +123,21 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = mpsc::channel();
+        let ring = Self::ring(&config, &poll);
         let handle = Handle {
             tx,
             waker,
             queue: Arc::new(Queue::new(config.command_queue)),
+            driver: match ring {
+                Some(_) => Driver::Uring,
+                None => Driver::Epoll,
+            },
         };
         let udp = Datagrams::new(config.datagram_buffer, config.datagram_io);
         #[cfg(feature = "metrics")]
         let metrics_every = config.metrics_every;
         #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
-        let mut conns = Connections::new(poll.registry().try_clone()?, handle, config);
+        let mut conns = Connections::new(poll.registry().try_clone()?, ring, handle, config);
         #[cfg(feature = "metrics")]
         conns.timers.push(Timer {
             at: Instant::now() + metrics_every,
@@ -142,7 +154,42 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             udp,
             rx,
             state: LoopState::Running,
+            epoll_ready: true,
+            completions: Vec::new(),
         })
+    }
+
+    /// The ring of a loop `config` puts on io_uring, polling the loop's
+    /// epoll; `None` on epoll, and where io_uring is unavailable (logged).
+    fn ring(config: &LoopConfig, poll: &Poll) -> Option<Ring> {
+        use std::os::fd::AsRawFd;
+        if config.driver.resolve() != Driver::Uring {
+            return None;
+        }
+        let (count, len) = config.uring_buffers;
+        let ring = Ring::new(count, len, config.uring_fails_with).and_then(|mut ring| {
+            ring.poll_epoll(poll.as_raw_fd())?;
+            Ok(ring)
+        });
+        match ring {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                tracing::warn!(error = %e, "io_uring is unavailable; the loop runs on epoll");
+                None
+            }
+        }
+    }
+
+    /// The driver the loop runs on: [`Driver::Uring`] only where io_uring
+    /// was asked for and could be set up.
+    pub fn driver(&self) -> Driver {
+        self.conns.handle.driver
+    }
+
+    /// On io_uring: receives that found every buffer of the ring taken
+    /// and waited for the next turn, since the loop began (0 on epoll).
+    pub fn uring_buffer_exhaustions(&self) -> u64 {
+        self.conns.ring.as_ref().map_or(0, Ring::exhausted)
     }
 
     /// A handle to send work to this loop from other threads.
@@ -182,7 +229,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     /// Runs until stopped ([`Handle::stop`], [`Handle::shutdown`]).
     pub fn run(&mut self) -> io::Result<()> {
         while !self.is_stopped() {
-            self.turn(None)?;
+            self.turn_then(None, false)?;
         }
         self.finish();
         Ok(())
@@ -208,20 +255,25 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     /// a scheduler of many loops waits on these.
     pub(crate) fn poll_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.poll.as_raw_fd()
+        match &self.conns.ring {
+            Some(ring) => ring.fd(),
+            None => self.poll.as_raw_fd(),
+        }
     }
 
     /// Whether the last turn left work (a read budget used up, datagrams
     /// waiting): the next turn should not wait for events.
     pub(crate) fn has_work_left(&self) -> bool {
-        self.conns.has_scheduled() || self.udp.has_ready()
+        self.conns.has_scheduled()
+            || self.udp.has_ready()
+            || (self.conns.ring.is_some() && self.epoll_ready)
     }
 
     /// Whether the last turn's poll filled the events buffer: more events
     /// may wait in the epoll, and an epoll holding this one's descriptor
     /// gets no new edge for them.
     pub(crate) fn took_full_batch(&self) -> bool {
-        self.events.iter().count() == self.events.capacity()
+        self.conns.ring.is_none() && self.events.iter().count() == self.events.capacity()
     }
 
     /// The loop's next deadline (layer deadlines, timeouts, timers).
@@ -232,6 +284,13 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     /// Runs one turn: waits for events at most `timeout` (and not past the
     /// next deadline), then processes them. For embedding the loop.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.turn_then(timeout, true)
+    }
+
+    /// [`Self::turn`]; on io_uring, `submit` says whether what the turn
+    /// queued is submitted before it returns (else the next turn's wait
+    /// submits it, in the same system call).
+    fn turn_then(&mut self, timeout: Option<Duration>, submit: bool) -> io::Result<()> {
         let now = Instant::now();
         let mut wait = self
             .next_deadline()
@@ -243,22 +302,80 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         if let Some(limit) = timeout {
             wait = Some(wait.map_or(limit, |w| w.min(limit)));
         }
-        match self.poll.poll(&mut self.events, wait) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        let now = Instant::now();
-        self.dispatch_events(now);
+        let now = if self.conns.ring.is_some() {
+            self.wait_ring(wait)?
+        } else {
+            self.poll_epoll(wait)?;
+            let now = Instant::now();
+            self.dispatch_events(now);
+            now
+        };
         self.run_timers(now);
         self.serve_datagrams(now);
         self.conns.drive_scheduled(now);
+        if submit && let Some(ring) = self.conns.ring.as_mut() {
+            ring.submit_and_wait(Some(Duration::ZERO))?;
+        }
         if let LoopState::Draining { .. } = self.state
             && self.conns.len() == 0
         {
             self.state = LoopState::Stopped;
         }
         Ok(())
+    }
+
+    /// Waits for epoll events at most `wait`.
+    fn poll_epoll(&mut self, wait: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// On io_uring: submits what the last turn queued, waits for
+    /// completions at most `wait`, and hands them out; polls the epoll
+    /// (without waiting) when it has events.
+    fn wait_ring(&mut self, wait: Option<Duration>) -> io::Result<Instant> {
+        self.arm_listeners();
+        if let Some(ring) = self.conns.ring.as_mut() {
+            ring.submit_and_wait(wait)?;
+        }
+        let now = Instant::now();
+        let mut completions = std::mem::take(&mut self.completions);
+        if let Some(mut ring) = self.conns.ring.take() {
+            self.conns.complete(&mut ring, now, &mut completions);
+            self.conns.ring = Some(ring);
+        }
+        for completion in completions.drain(..) {
+            match completion.op {
+                Op::Epoll => {
+                    self.epoll_ready = true;
+                    let epoll = self.poll_fd_epoll();
+                    if !completion.more
+                        && let Some(ring) = self.conns.ring.as_mut()
+                    {
+                        ring.poll_epoll(epoll)?;
+                    }
+                }
+                Op::Accept { index } => self.accepted(index as usize, completion, now),
+                _ => {}
+            }
+        }
+        self.completions = completions;
+        if std::mem::take(&mut self.epoll_ready) {
+            self.poll_epoll(Some(Duration::ZERO))?;
+            self.epoll_ready = self.events.iter().count() == self.events.capacity();
+            self.dispatch_events(now);
+        }
+        Ok(now)
+    }
+
+    /// The epoll descriptor itself (on io_uring [`Self::poll_fd`] is the
+    /// ring's).
+    fn poll_fd_epoll(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
     }
 
     /// Hands this turn's events to the listeners, UDP sockets, command

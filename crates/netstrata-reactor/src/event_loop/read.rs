@@ -16,7 +16,8 @@ pub(super) const MIN_READ: usize = 512;
 
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     /// Reads connection `token`'s socket straight into its stack while it
-    /// has bytes, the stack has room, and the turn's read budget lasts.
+    /// has bytes, the stack has room, and the turn's read budget lasts (on
+    /// io_uring: what its receives put in its inbox).
     ///
     /// An error of the stack's stops the reading but does not end the
     /// connection here: the connection keeps it, and delivering hands the
@@ -24,14 +25,15 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     pub(super) fn read(&mut self, token: usize, now: Instant) -> Result<(), CloseReason> {
         let max = self.config.read_chunk;
         let mut budget = self.config.read_budget;
+        let on_ring = self.ring.is_some();
         let entry = &mut self.slab[token];
         while budget > 0 && entry.reads() {
             let room = entry.conn.read_room().min(entry.read_size);
-            let socket = &entry.socket;
-            let Ok(read) = entry
-                .conn
-                .read_with(now, |buf, _| socket::recv_into(socket, buf, room))
-            else {
+            let (socket, ring_io) = (&entry.socket, &mut entry.ring_io);
+            let Ok(read) = entry.conn.read_with(now, |buf, _| match on_ring {
+                true => ring_io.read_into(buf, room),
+                false => socket::recv_into(socket, buf, room),
+            }) else {
                 return Ok(());
             };
             match read {

@@ -1,0 +1,404 @@
+//! The ring itself (Linux with the `uring` feature).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use io_uring::types::{Fd, SubmitArgs, Timespec};
+use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
+use slab::Slab;
+
+use super::buffers::Buffers;
+use super::{Completion, Op, Sent};
+
+/// The buffer group of the ring's receive buffers.
+const GROUP: u16 = 0;
+/// Submission queue entries (the completion queue has twice as many, and
+/// the kernel keeps completions that overflow it).
+const ENTRIES: u32 = 4096;
+/// How long dropping a ring waits for its cancelled operations to end
+/// before leaking the memory they may still use.
+const DRAIN_ON_DROP: Duration = Duration::from_secs(1);
+
+/// A send in flight: its bytes, how many the kernel took so far, and the
+/// connection it is for.
+struct Send {
+    bytes: Vec<u8>,
+    done: usize,
+    fd: RawFd,
+    owner: Op,
+}
+
+/// A loop's ring.
+pub(crate) struct Ring {
+    ring: IoUring,
+    buffers: Option<Buffers>,
+    sends: Slab<Send>,
+    /// Operations the kernel holds: each submission adds one, each final
+    /// completion (no `MORE` flag) takes one.
+    in_flight: usize,
+    /// Receives that found no buffer, since the loop began.
+    exhausted: u64,
+    /// Spare send buffers.
+    spare: Vec<Vec<u8>>,
+    /// Descriptors closed by the loop that queued entries may name: the
+    /// kernel looks a descriptor up when an entry is submitted, so they
+    /// close after the next submission (a number reused by then would
+    /// send to another socket).
+    closing: Vec<OwnedFd>,
+}
+
+impl Ring {
+    /// Sets up a ring with `count` receive buffers of `len` bytes, or says
+    /// why io_uring is unavailable. `fails_with` makes it fail as the
+    /// kernel would with that errno.
+    pub(crate) fn new(count: usize, len: usize, fails_with: Option<i32>) -> io::Result<Self> {
+        if let Some(errno) = fails_with {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        check_kernel()?;
+        let ring = IoUring::builder()
+            .setup_cqsize(ENTRIES * 2)
+            .build(ENTRIES)?;
+        if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the kernel's io_uring lacks timed waits or keeping overflowing completions",
+            ));
+        }
+        let mut probe = Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        let needed = [
+            (opcode::PollAdd::CODE, "poll"),
+            (opcode::AcceptMulti::CODE, "accept"),
+            (opcode::RecvMulti::CODE, "recv"),
+            (opcode::Send::CODE, "send"),
+            (opcode::AsyncCancel::CODE, "cancel"),
+        ];
+        if let Some((_, name)) = needed.iter().find(|(code, _)| !probe.is_supported(*code)) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the kernel's io_uring has no {name} operation"),
+            ));
+        }
+        let count = count.next_power_of_two().min(1 << 15);
+        let buffers = Buffers::register(&ring, GROUP, count, len)?;
+        Ok(Self {
+            ring,
+            buffers: Some(buffers),
+            sends: Slab::new(),
+            in_flight: 0,
+            exhausted: 0,
+            spare: Vec::new(),
+            closing: Vec::new(),
+        })
+    }
+
+    /// The ring's descriptor: readable while completions wait.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Receives that found every buffer taken (each then waited for the
+    /// next turn), since the loop began.
+    pub(crate) fn exhausted(&self) -> u64 {
+        self.exhausted
+    }
+
+    /// Queues `entry` for the next submission, submitting what is queued
+    /// first if the queue is full.
+    #[allow(unsafe_code)]
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: each entry pushed refers only to descriptors and to
+            // memory that outlive the operation: the epoll, listener and
+            // connection descriptors are closed only after their operations
+            // are cancelled and the kernel holds its own reference until
+            // they end; send buffers live in `sends` until their completion
+            // (see `send`); receive buffers live until `Drop`, which waits
+            // for every operation to end first.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                self.in_flight += 1;
+                return Ok(());
+            }
+            self.ring.submit()?;
+            self.closing.clear();
+        }
+    }
+
+    /// Closes `fd` once what is queued has been submitted.
+    pub(crate) fn close_later(&mut self, fd: OwnedFd) {
+        self.closing.push(fd);
+    }
+
+    /// Polls `epoll` (the loop's mio descriptor) for readability, again
+    /// after each event.
+    pub(crate) fn poll_epoll(&mut self, epoll: RawFd) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(Fd(epoll), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(Op::Epoll.encode());
+        self.push(entry)
+    }
+
+    /// Accepts connections on `listener` until cancelled or failed.
+    pub(crate) fn accept(&mut self, listener: RawFd, index: usize) -> io::Result<()> {
+        let entry = opcode::AcceptMulti::new(Fd(listener))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(
+                Op::Accept {
+                    index: index as u32,
+                }
+                .encode(),
+            );
+        self.push(entry)
+    }
+
+    /// Receives on connection socket `fd` into the ring's buffers until
+    /// cancelled, ended, failed or out of buffers; completions name `op`.
+    pub(crate) fn recv(&mut self, fd: RawFd, op: Op) -> io::Result<()> {
+        let entry = opcode::RecvMulti::new(Fd(fd), GROUP)
+            .build()
+            .user_data(op.encode());
+        self.push(entry)
+    }
+
+    /// Cancels the operations whose completions name `op`.
+    pub(crate) fn cancel(&mut self, op: Op) -> io::Result<()> {
+        let entry = opcode::AsyncCancel::new(op.encode())
+            .build()
+            .user_data(Op::Cancel.encode());
+        self.push(entry)
+    }
+
+    /// A buffer to fill for a send (empty, capacity kept from earlier).
+    pub(crate) fn send_buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Sends `bytes` on socket `fd` for `owner` (a connection's `Recv`
+    /// op, naming it); returns the slot whose completion reports it, or
+    /// gives the bytes back if the ring refused.
+    pub(crate) fn send(&mut self, fd: RawFd, bytes: Vec<u8>, owner: Op) -> io::Result<usize> {
+        let slot = self.sends.insert(Send {
+            bytes,
+            done: 0,
+            fd,
+            owner,
+        });
+        match self.submit_send(slot) {
+            Ok(()) => Ok(slot),
+            Err(e) => {
+                self.sends.remove(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Submits the unsent rest of send `slot`.
+    fn submit_send(&mut self, slot: usize) -> io::Result<()> {
+        let send = &self.sends[slot];
+        let rest = &send.bytes[send.done..];
+        // The pointer stays valid until the completion: the bytes stay in
+        // `sends` untouched until then, and a `Vec`'s heap buffer does not
+        // move when the `Vec` does.
+        let entry = opcode::Send::new(Fd(send.fd), rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(Op::Send { slot: slot as u32 }.encode());
+        self.push(entry)
+    }
+
+    /// What the completion of send `slot` with `result` means.
+    pub(crate) fn sent(&mut self, slot: usize, result: i32) -> Sent {
+        let Some(send) = self.sends.get_mut(slot) else {
+            return Sent::Partly;
+        };
+        let owner = send.owner;
+        match usize::try_from(result) {
+            Ok(n) if send.done + n < send.bytes.len() && n > 0 => {
+                send.done += n;
+                match self.submit_send(slot) {
+                    Ok(()) => Sent::Partly,
+                    Err(e) => {
+                        self.sends.remove(slot);
+                        Sent::Failed {
+                            owner,
+                            errno: e.raw_os_error().unwrap_or(libc::EIO),
+                        }
+                    }
+                }
+            }
+            Ok(n) if n > 0 || send.bytes.is_empty() => {
+                let mut buffer = self.sends.remove(slot).bytes;
+                buffer.clear();
+                Sent::Done { owner, buffer }
+            }
+            // Zero bytes of a non-empty buffer: the peer is gone.
+            Ok(_) => {
+                self.sends.remove(slot);
+                Sent::Failed {
+                    owner,
+                    errno: libc::EPIPE,
+                }
+            }
+            Err(_) => {
+                self.sends.remove(slot);
+                Sent::Failed {
+                    owner,
+                    errno: -result,
+                }
+            }
+        }
+    }
+
+    /// Keeps a send buffer for later sends (a few, of modest size).
+    pub(crate) fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < 64 && buffer.capacity() <= 1 << 20 {
+            self.spare.push(buffer);
+        }
+    }
+
+    /// Submits what is queued and waits for a completion at most `wait`
+    /// (`None`: until one comes; zero: not at all).
+    pub(crate) fn submit_and_wait(&mut self, wait: Option<Duration>) -> io::Result<()> {
+        if let Some(buffers) = self.buffers.as_mut() {
+            buffers.publish();
+        }
+        let submitter = self.ring.submitter();
+        let result = match wait {
+            Some(Duration::ZERO) => submitter.submit(),
+            Some(wait) => {
+                let ts = Timespec::from(wait);
+                submitter.submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+            }
+            None => submitter.submit_and_wait(1),
+        };
+        match result {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        if self.ring.submission().is_empty() {
+            self.closing.clear();
+        }
+        Ok(())
+    }
+
+    /// Takes the completions that wait. Bytes a receive got are handed to
+    /// `received` with its op (the buffer goes back to the kernel at once);
+    /// each completion goes to `out`.
+    #[allow(unsafe_code)]
+    pub(crate) fn complete(
+        &mut self,
+        out: &mut Vec<Completion>,
+        mut received: impl FnMut(Op, &[u8]),
+    ) {
+        let Self {
+            ring,
+            buffers,
+            in_flight,
+            exhausted,
+            ..
+        } = self;
+        for cqe in ring.completion() {
+            let flags = cqe.flags();
+            let op = Op::decode(cqe.user_data());
+            let more = cqueue::more(flags);
+            if !more {
+                *in_flight = in_flight.saturating_sub(1);
+            }
+            let result = cqe.result();
+            if result == -libc::ENOBUFS {
+                *exhausted += 1;
+            }
+            if let (Some(b), Some(buffers)) = (cqueue::buffer_select(flags), buffers.as_mut()) {
+                let len = usize::try_from(result).unwrap_or(0);
+                // SAFETY: the completion names buffer `b` of the group: the
+                // kernel filled it and gave it to us, once.
+                unsafe { buffers.take(b, len, |bytes| received(op, bytes)) };
+            }
+            let stream = match op {
+                Op::Accept { .. } if result >= 0 => {
+                    // SAFETY: an accept's result is a new descriptor the
+                    // kernel gave us alone, taken here once.
+                    Some(unsafe { std::net::TcpStream::from_raw_fd(result) })
+                }
+                _ => None,
+            };
+            out.push(Completion {
+                op,
+                result,
+                more,
+                stream,
+            });
+        }
+    }
+}
+
+impl Drop for Ring {
+    /// Cancels everything and waits (a while) for the kernel to let go of
+    /// the buffers before freeing them; leaks them if it does not.
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        let all = opcode::AsyncCancel2::new(io_uring::types::CancelBuilder::any())
+            .build()
+            .user_data(Op::Cancel.encode());
+        let _ = self.push(all);
+        let deadline = std::time::Instant::now() + DRAIN_ON_DROP;
+        let mut done = Vec::new();
+        // The cancellation itself is in flight too.
+        while self.in_flight > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || self.submit_and_wait(Some(left)).is_err() {
+                break;
+            }
+            done.clear();
+            self.complete(&mut done, |_, _| {});
+        }
+        if self.in_flight > 0 {
+            tracing::warn!(
+                operations = self.in_flight,
+                "io_uring operations did not end; leaking their buffers"
+            );
+            std::mem::forget(std::mem::take(&mut self.sends));
+            return;
+        }
+        if let Some(buffers) = self.buffers.take() {
+            // SAFETY: no operation is in flight, receives included.
+            unsafe { buffers.free(&self.ring, GROUP) };
+        }
+    }
+}
+
+/// Multishot receives need Linux 6.0.
+#[allow(unsafe_code)]
+fn check_kernel() -> io::Result<()> {
+    // SAFETY: `uname` fills the zeroed struct it is given.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is a valid, writable `utsname`.
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let release: String = name
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8 as char)
+        .collect();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if (major, minor) < (6, 0) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("multishot receives need Linux 6.0; this is {release}"),
+        ));
+    }
+    Ok(())
+}
