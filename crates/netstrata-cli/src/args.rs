@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use netstrata_cli::load::Payload;
 use netstrata_cli::stack::{RateOptions, StackOptions, parse_bytes};
+use netstrata_reactor::{Driver, LoopConfig};
 use netstrata_shape::Limit;
 use netstrata_zstd::{DecoderBudget, ZstdConfig};
 
@@ -84,6 +85,41 @@ impl LayerArgs {
         }
         Ok(())
     }
+}
+
+/// The `--driver` flag of the subcommands that run event loops.
+#[derive(Args, Debug)]
+pub(crate) struct DriverArgs {
+    // The help is a constant so that `demo` and `bench` can add what the
+    // flag drives in them (`driver_help`).
+    #[arg(long, value_name = "DRIVER", value_parser = parse_driver, help = DRIVER_HELP)]
+    pub(crate) driver: Option<Driver>,
+}
+
+/// The help of `--driver`.
+pub(crate) const DRIVER_HELP: &str = "Event-loop driver: epoll, uring (io_uring, falls back \
+    to epoll with a logged reason where unavailable) or auto (default; the env \
+    NETSTRATA_DRIVER sets it too)";
+
+/// [`DRIVER_HELP`] and a note on which loops it drives.
+pub(crate) fn driver_help(note: &str) -> String {
+    format!("{DRIVER_HELP}. {note}")
+}
+
+impl DriverArgs {
+    /// `config` with the driver asked for. Without the flag `config` keeps
+    /// its own: what `NETSTRATA_DRIVER` names, else auto.
+    pub(crate) fn apply(&self, config: LoopConfig) -> LoopConfig {
+        match self.driver {
+            Some(driver) => config.with_driver(driver),
+            None => config,
+        }
+    }
+}
+
+/// An event-loop driver by name, as `NETSTRATA_DRIVER` takes it.
+pub(crate) fn parse_driver(text: &str) -> Result<Driver, String> {
+    Driver::parse(text).ok_or_else(|| format!("not a driver: {text:?} (use epoll, uring or auto)"))
 }
 
 /// What each message carries.

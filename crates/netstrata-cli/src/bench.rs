@@ -12,7 +12,7 @@ use netstrata_cli::report::shaping_lines;
 use netstrata_cli::stack::StackOptions;
 
 use crate::args::{
-    LayerArgs, PayloadArg, parse_count, parse_frame_size, parse_msg_rate, parse_secs,
+    DriverArgs, LayerArgs, PayloadArg, parse_count, parse_frame_size, parse_msg_rate, parse_secs,
     parse_secs_or_zero, resolve,
 };
 use crate::tls_args::ConnectTls;
@@ -62,6 +62,8 @@ pub(crate) struct LoadArgs {
     /// second, the exchange's latency and the TCP connect's.
     #[arg(long, value_enum, default_value_t = ModeArg::Persistent)]
     pub(crate) mode: ModeArg,
+    #[command(flatten)]
+    pub(crate) driver: DriverArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -116,6 +118,7 @@ pub(crate) fn run(
             ModeArg::Persistent => load::Mode::Persistent,
             ModeArg::Connect => load::Mode::Connect,
         },
+        driver: load.driver.driver,
         ..LoadOptions::new(resolve(addr)?, stack)
     };
     // SIGINT or SIGTERM ends the measuring: the report covers what ran.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use netstrata_reactor::{Driver, LoopConfig};
 use netstrata_shape::{Limit, TrafficStats};
 use netstrata_tls::{ClientOptions, ServerOptions, dev_certs::DevCa};
 use netstrata_zstd::ZstdConfig;
@@ -36,6 +37,10 @@ pub struct DemoOptions {
     pub rate: Option<Limit>,
     /// Window of the current-throughput counters.
     pub window: Duration,
+    /// The echo server's event-loop driver; `None`: the one
+    /// [`LoopConfig::new`] picks (`NETSTRATA_DRIVER`, else auto). The load
+    /// client's loops always take that default.
+    pub driver: Option<Driver>,
 }
 
 impl Default for DemoOptions {
@@ -50,6 +55,7 @@ impl Default for DemoOptions {
             zstd_level: Some(3),
             rate: Limit::per_second(DEFAULT_RATE).ok(),
             window: Duration::from_secs(1),
+            driver: None,
         }
     }
 }
@@ -127,12 +133,16 @@ pub fn run(opts: &DemoOptions, mut progress: impl FnMut(Progress)) -> Result<Dem
         rate: rate(),
     };
     let totals = Arc::new(Mutex::new(StackTotals::default()));
+    let server_loop = match opts.driver {
+        Some(driver) => LoopConfig::new().with_driver(driver),
+        None => LoopConfig::new(),
+    };
     let server = echo::serve_counted(
         "127.0.0.1:0".parse().expect("a literal address"),
         echo::Loops::PerThread(1),
         server_stack.clone(),
         Some(Arc::clone(&totals)),
-        netstrata_reactor::LoopConfig::new(),
+        server_loop,
     )
     .map_err(|e| format!("echo server: {e}"))?;
     let load_opts = LoadOptions {

@@ -29,11 +29,17 @@ mod serve;
 mod signals;
 mod tls_args;
 
+#[cfg(test)]
+mod cli_tests;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use args::{LayerArgs, PayloadArg, parse_count, parse_frame_size, parse_secs, resolve};
+use args::{
+    DriverArgs, LayerArgs, PayloadArg, driver_help, parse_count, parse_frame_size, parse_secs,
+    resolve,
+};
 use bench::{LoadArgs, PlotArg};
 use clap::{Parser, Subcommand, ValueEnum};
 use netstrata_cli::demo::{self, DemoOptions};
@@ -66,7 +72,12 @@ enum Command {
     /// Server and clients in one process over loopback and the full stack
     /// (frames, zstd, TLS with a generated certificate, shaping), a
     /// progress bar, then a table of what each layer did.
-    #[command(after_help = DEMO_EXAMPLES)]
+    #[command(
+        after_help = DEMO_EXAMPLES,
+        mut_arg("driver", |a| a.help(driver_help(
+            "It drives the echo server's loop; the load client's loop keeps the default"
+        )))
+    )]
     Demo(DemoArgs),
     /// Echo every length-delimited frame back (4-byte big-endian length, at
     /// most 8 MiB: the default wire profile).
@@ -86,6 +97,8 @@ enum Command {
         #[arg(long, value_parser = parse_count)]
         shared_loops: Option<usize>,
         #[command(flatten)]
+        driver: DriverArgs,
+        #[command(flatten)]
         stats: StatsArgs,
         #[command(flatten)]
         tls: AcceptTls,
@@ -94,7 +107,12 @@ enum Command {
     },
     /// Load an echo server: C connections each keep D frames in flight;
     /// every echoed byte is verified. Exits non-zero on any error.
-    #[command(after_help = BENCH_EXAMPLES)]
+    #[command(
+        after_help = BENCH_EXAMPLES,
+        mut_arg("driver", |a| a.help(driver_help(
+            "It drives the client loops: bench starts no server"
+        )))
+    )]
     Bench {
         /// The echo server's address.
         #[arg(long, visible_alias = "connect", default_value = "127.0.0.1:7000")]
@@ -136,6 +154,8 @@ enum Command {
         /// Do not log each tunnelled connection as it ends.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        driver: DriverArgs,
         #[command(flatten)]
         stats: StatsArgs,
         #[command(flatten)]
@@ -253,6 +273,8 @@ struct DemoArgs {
     /// Window of the current-throughput counters (1s, 500ms; bare: seconds).
     #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
     window: f64,
+    #[command(flatten)]
+    driver: DriverArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -300,6 +322,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             addr,
             threads,
             shared_loops,
+            driver,
             stats,
             tls,
             layers,
@@ -317,7 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Some(loops) => echo::Loops::Shared { threads, loops },
                 None => echo::Loops::PerThread(threads),
             };
-            serve::echo_server(addr, loops, stack, &stats)
+            serve::echo_server(addr, loops, stack, &stats, &driver)
         }
         Command::Bench {
             addr,
@@ -333,6 +356,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             connect,
             stack_side,
             quiet,
+            driver,
             stats,
             tls,
             layers,
@@ -354,7 +378,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 stack,
                 log: !quiet,
             };
-            serve::tunnel(opts, &stats)
+            serve::tunnel(opts, &stats, &driver)
         }
         Command::FaultProxy {
             listen,
@@ -386,6 +410,7 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, Failure> {
         zstd_level: (!a.no_zstd).then_some(a.zstd_level),
         rate,
         window: Duration::from_secs_f64(a.window),
+        driver: a.driver.driver,
     };
     let bar = live::progress_bar(a.secs, true);
     let report =

@@ -14,7 +14,7 @@ use netstrata_cli::stack::{RateOptions, StackOptions};
 use netstrata_cli::tunnel::{StackSide, Tunnel, TunnelOptions};
 use netstrata_reactor::{CloseCounts, Handle, LoopConfig};
 
-use crate::args::{LayerArgs, parse_secs, resolve};
+use crate::args::{DriverArgs, LayerArgs, parse_secs, resolve};
 use crate::{Failure, live, prometheus, signals};
 
 /// Periodic traffic figures of a long-running subcommand.
@@ -104,19 +104,22 @@ pub(crate) fn echo_server(
     loops: echo::Loops,
     stack: StackOptions,
     stats: &StatsArgs,
+    driver: &DriverArgs,
 ) -> Result<ExitCode, Failure> {
     let described = stack.describe();
+    let config = driver.apply(stats.loop_config());
     let totals = Arc::new(Mutex::new(StackTotals::default()));
     stats.serve_metrics("echo-server", &stack)?;
     let totals_in = Some(Arc::clone(&totals));
-    let server = echo::serve_counted(addr, loops, stack.clone(), totals_in, stats.loop_config())
+    let server = echo::serve_counted(addr, loops, stack.clone(), totals_in, config)
         .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
     // Before the line that says it listens: a client that reads it and
     // signals at once finds the handler in place.
     stats.shutdown_on_signal(server.handles().to_vec())?;
     say!(
-        "netstrata echo-server listening on {} ({loops}, {described})",
+        "netstrata echo-server listening on {} ({loops}, driver {}, {described})",
         server.local_addr(),
+        server.driver(),
     );
     let closes = server.close_counts();
     stats.start(&stack, Some(closes.clone()));
@@ -130,11 +133,16 @@ pub(crate) fn echo_server(
 }
 
 /// Runs a tunnel until a signal, then prints its summary.
-pub(crate) fn tunnel(opts: TunnelOptions, stats: &StatsArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn tunnel(
+    opts: TunnelOptions,
+    stats: &StatsArgs,
+    driver: &DriverArgs,
+) -> Result<ExitCode, Failure> {
     let (described, target, listen) = (opts.stack.describe(), opts.connect, opts.listen);
     let stack_side = opts.stack_side;
     stats.serve_metrics("tunnel", &opts.stack)?;
-    let tunnel = Tunnel::start_with(opts.clone(), stats.loop_config())
+    let config = driver.apply(stats.loop_config());
+    let tunnel = Tunnel::start_with(opts.clone(), config)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     stats.shutdown_on_signal(vec![tunnel.handle()])?;
     let (near, far) = match stack_side {
@@ -142,8 +150,9 @@ pub(crate) fn tunnel(opts: TunnelOptions, stats: &StatsArgs) -> Result<ExitCode,
         StackSide::Connect => ("plain", described.as_str()),
     };
     say!(
-        "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far})",
-        tunnel.local_addr()
+        "netstrata tunnel listening on {} ({near}), forwarding to {target} ({far}), driver {}",
+        tunnel.local_addr(),
+        tunnel.handle().driver()
     );
     stats.start(&opts.stack, None);
     let (closes, accepted) = (tunnel.close_counts(), tunnel.accepted());

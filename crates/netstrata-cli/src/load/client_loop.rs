@@ -102,7 +102,11 @@ pub(super) fn run_loop(
 ) -> io::Result<LoopResult> {
     let shared = Rc::new(RefCell::new(Shared::new().map_err(io::Error::other)?));
     let payload: Rc<[u8]> = payload(opts.payload, opts.size).into();
-    let mut event_loop: EventLoop<_, _, Box<dyn Handler>> = EventLoop::new(LoopConfig::new())?;
+    let config = match opts.driver {
+        Some(driver) => LoopConfig::new().with_driver(driver),
+        None => LoopConfig::new(),
+    };
+    let mut event_loop: EventLoop<_, _, Box<dyn Handler>> = EventLoop::new(config)?;
     let make = || {
         opts.stack
             .connection()

@@ -24,6 +24,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use netstrata_reactor::Driver;
 
 use self::client_loop::{Clock, LoopResult, Sample, merge_sample, run_loop};
 pub use self::figures::{Interval, Latency, Progress, Report};
@@ -81,11 +82,16 @@ pub struct LoadOptions {
     pub interval: Duration,
     /// Persistent connections, or one per exchange.
     pub mode: Mode,
+    /// The client loops' event-loop driver; `None`: the one
+    /// [`netstrata_reactor::LoopConfig::new`] picks (`NETSTRATA_DRIVER`, else
+    /// auto).
+    pub driver: Option<Driver>,
 }
 
 impl LoadOptions {
     /// 16 connections x 16 in flight x 64 B text frames for 5 s, one loop,
-    /// no warm-up, 1 s intervals, against `addr` with `stack`.
+    /// no warm-up, 1 s intervals, the default driver, against `addr` with
+    /// `stack`.
     pub fn new(addr: SocketAddr, stack: StackOptions) -> Self {
         Self {
             addr,
@@ -100,6 +106,7 @@ impl LoadOptions {
             warmup: Duration::ZERO,
             interval: Duration::from_secs(1),
             mode: Mode::Persistent,
+            driver: None,
         }
     }
 }
