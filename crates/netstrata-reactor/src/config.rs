@@ -111,6 +111,9 @@ pub struct LoopConfig {
     pub(crate) uring_buffers: (usize, usize),
     /// Makes io_uring set-up fail with this OS error (tests of the fallback).
     pub(crate) uring_fails_with: Option<i32>,
+    /// The loop's turns may run on any thread (shared loops): its ring
+    /// cannot belong to one.
+    pub(crate) uring_any_thread: bool,
 }
 
 impl LoopConfig {
@@ -157,6 +160,7 @@ impl LoopConfig {
             driver: Driver::from_env(),
             uring_buffers: Self::DEFAULT_URING_BUFFERS,
             uring_fails_with: None,
+            uring_any_thread: false,
         }
     }
 

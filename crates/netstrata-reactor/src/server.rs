@@ -190,7 +190,9 @@ impl Server {
         let n = config
             .loops
             .unwrap_or(config.threads * ServerConfig::SHARED_LOOPS_PER_THREAD);
-        let (parts, addr, listeners) = Parts::bind(addr, &config, n, make_conn, make_handler)?;
+        let (mut parts, addr, listeners) = Parts::bind(addr, &config, n, make_conn, make_handler)?;
+        // Any thread runs any loop's turn: no ring may belong to one.
+        parts.loop_config.uring_any_thread = true;
         let loops = listeners
             .into_iter()
             .enumerate()

@@ -123,3 +123,52 @@ fn the_driver_named_in_the_environment_is_the_one_the_loops_run_on() {
         _ => assert_eq!(event_loop.driver(), Driver::Epoll),
     }
 }
+
+/// Sends 300 KB when it opens.
+struct Flood;
+
+const FLOOD: usize = 300_000;
+
+impl Handler for Flood {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        let _ = cx.send(&vec![b'x'; FLOOD]);
+    }
+    fn on_message(&mut self, _: &mut Context<'_>, _: Bytes) {}
+}
+
+#[test]
+fn a_slow_reader_is_not_idle_and_gets_everything() {
+    // On either driver (CI runs the suite on both): bytes leaving in part,
+    // 16 KiB every 50 ms, are activity, and the 400 ms idle timeout must
+    // not cut the transfer.
+    let config = LoopConfig::new()
+        .with_idle_timeout(Duration::from_millis(400))
+        .with_socket(netstrata_reactor::SocketOptions::new().with_send_buffer(32 * 1024));
+    let mut event_loop = EventLoop::new(config).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    event_loop.listen(listener, plain, |_| Flood).unwrap();
+    let handle = event_loop.handle();
+    let serving = thread::spawn(move || event_loop.run());
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut got, mut buf) = (0, vec![0; 16 * 1024]);
+    while got < 4 + FLOOD {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("after {got} bytes: {e}"),
+        }
+        // The slow reader this test is about: the pace, not a wait.
+        thread::sleep(Duration::from_millis(50));
+    }
+    handle.stop().unwrap();
+    serving.join().unwrap().unwrap();
+    assert_eq!(got, 4 + FLOOD, "the idle timeout cut the transfer");
+}

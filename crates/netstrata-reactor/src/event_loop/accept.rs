@@ -370,7 +370,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         }
         for listener in self.listeners.drain(..) {
             if let Some(ring) = self.conns.ring.as_mut() {
-                ring.close_later(listener.socket.into());
+                ring.close_later(listener.socket.into(), None);
             }
         }
     }

@@ -55,7 +55,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
             handler.on_close(&reason, &stats);
         }
         if let Some(ring) = self.ring.as_mut() {
-            ring.close_later(entry.socket.into());
+            ring.close_later(entry.socket.into(), entry.ring_io.send_slot());
         }
     }
 

@@ -167,10 +167,12 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
             return None;
         }
         let (count, len) = config.uring_buffers;
-        let ring = Ring::new(count, len, config.uring_fails_with).and_then(|mut ring| {
-            ring.poll_epoll(poll.as_raw_fd())?;
-            Ok(ring)
-        });
+        let one_thread = !config.uring_any_thread;
+        let ring =
+            Ring::new(count, len, one_thread, config.uring_fails_with).and_then(|mut ring| {
+                ring.poll_epoll(poll.as_raw_fd())?;
+                Ok(ring)
+            });
         match ring {
             Ok(ring) => Some(ring),
             Err(e) => {
@@ -249,6 +251,12 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     /// Closes what is left once the loop has stopped.
     pub(crate) fn finish(&mut self) {
         self.conns.close_all(CloseReason::Shutdown);
+        // On io_uring the sockets close once their cancellations are in.
+        if let Some(ring) = self.conns.ring.as_mut()
+            && let Err(e) = ring.submit_and_wait(Some(Duration::ZERO))
+        {
+            tracing::debug!(error = %e, "io_uring submit at the loop's end");
+        }
     }
 
     /// The loop's epoll descriptor, readable while events wait for a turn:
@@ -313,8 +321,11 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         self.run_timers(now);
         self.serve_datagrams(now);
         self.conns.drive_scheduled(now);
-        if submit && let Some(ring) = self.conns.ring.as_mut() {
-            ring.submit_and_wait(Some(Duration::ZERO))?;
+        if submit && self.conns.ring.is_some() {
+            self.arm_listeners();
+            if let Some(ring) = self.conns.ring.as_mut() {
+                ring.submit_and_wait(Some(Duration::ZERO))?;
+            }
         }
         if let LoopState::Draining { .. } = self.state
             && self.conns.len() == 0

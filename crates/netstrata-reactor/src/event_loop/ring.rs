@@ -90,6 +90,11 @@ impl RingIo {
     pub(super) fn sending(&self) -> bool {
         self.send.is_some()
     }
+
+    /// The slot of the send in flight.
+    pub(super) fn send_slot(&self) -> Option<usize> {
+        self.send
+    }
 }
 
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
@@ -163,7 +168,14 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     /// A send completed, in part or all, or failed.
     fn sent(&mut self, ring: &mut Ring, slot: usize, result: i32, now: Instant) {
         let (owner, failed) = match ring.sent(slot, result) {
-            Sent::Partly => return,
+            Sent::Orphaned => return,
+            Sent::Partly { owner } => {
+                // Bytes moved: the connection is not idle.
+                if let Some(token) = self.owner(owner) {
+                    self.slab[token].last_activity = now;
+                }
+                return;
+            }
             Sent::Done { owner, buffer } => {
                 ring.recycle(buffer);
                 (owner, None)
@@ -211,8 +223,13 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
                 }
             };
             let before = bytes.len();
+            // At most SEND_MAX, even of a large message queued by reference.
             for slice in &out[..n] {
-                bytes.extend_from_slice(slice);
+                let room = SEND_MAX - bytes.len();
+                bytes.extend_from_slice(&slice[..slice.len().min(room)]);
+                if slice.len() > room {
+                    break;
+                }
             }
             entry.conn.advance_transmit(bytes.len() - before);
         }

@@ -11,7 +11,12 @@ use super::{Completion, Op, Sent};
 pub(crate) enum Ring {}
 
 impl Ring {
-    pub(crate) fn new(_count: usize, _len: usize, fails_with: Option<i32>) -> io::Result<Self> {
+    pub(crate) fn new(
+        _count: usize,
+        _len: usize,
+        _one_thread: bool,
+        fails_with: Option<i32>,
+    ) -> io::Result<Self> {
         Err(match fails_with {
             Some(errno) => io::Error::from_raw_os_error(errno),
             None => io::Error::new(
@@ -41,7 +46,7 @@ impl Ring {
         match *self {}
     }
 
-    pub(crate) fn close_later(&mut self, _fd: std::os::fd::OwnedFd) {
+    pub(crate) fn close_later(&mut self, _fd: std::os::fd::OwnedFd, _send: Option<usize>) {
         match *self {}
     }
 

@@ -75,7 +75,9 @@ pub(crate) enum Sent {
     /// All bytes went: the buffer, for the next send.
     Done { owner: Op, buffer: Vec<u8> },
     /// The kernel took part; the rest was submitted again.
-    Partly,
+    Partly { owner: Op },
+    /// The connection had closed: nothing more is sent.
+    Orphaned,
     /// It failed (`errno`): the connection ends.
     Failed { owner: Op, errno: i32 },
 }

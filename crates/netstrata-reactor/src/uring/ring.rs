@@ -26,12 +26,19 @@ struct Send {
     bytes: Vec<u8>,
     done: usize,
     fd: RawFd,
+    /// Its connection closed: the rest is never sent. (Its number may
+    /// name another socket by then: only the submitted send holds the
+    /// closed one.)
+    orphaned: bool,
     owner: Op,
 }
 
 /// A loop's ring.
 pub(crate) struct Ring {
     ring: IoUring,
+    /// A ring set up for one thread starts disabled: nothing reaches the
+    /// kernel before the first submission enables it.
+    enabled: bool,
     buffers: Option<Buffers>,
     sends: Slab<Send>,
     /// Operations the kernel holds: each submission adds one, each final
@@ -52,14 +59,32 @@ impl Ring {
     /// Sets up a ring with `count` receive buffers of `len` bytes, or says
     /// why io_uring is unavailable. `fails_with` makes it fail as the
     /// kernel would with that errno.
-    pub(crate) fn new(count: usize, len: usize, fails_with: Option<i32>) -> io::Result<Self> {
+    ///
+    /// With `one_thread`, the ring belongs to the thread of its first
+    /// submission and runs the kernel's completion work only when that
+    /// thread asks for completions (`DEFER_TASKRUN`), instead of being
+    /// interrupted for each (docs/benchmarks.md measures both). Without
+    /// it, any thread may take the loop's turns.
+    pub(crate) fn new(
+        count: usize,
+        len: usize,
+        one_thread: bool,
+        fails_with: Option<i32>,
+    ) -> io::Result<Self> {
         if let Some(errno) = fails_with {
             return Err(io::Error::from_raw_os_error(errno));
         }
         check_kernel()?;
-        let ring = IoUring::builder()
-            .setup_cqsize(ENTRIES * 2)
-            .build(ENTRIES)?;
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(ENTRIES * 2);
+        if one_thread {
+            // Enabled by the first submission, whose thread owns the ring.
+            builder
+                .setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_r_disabled();
+        }
+        let ring = builder.build(ENTRIES)?;
         if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -85,6 +110,7 @@ impl Ring {
         let buffers = Buffers::register(&ring, GROUP, count, len)?;
         Ok(Self {
             ring,
+            enabled: !one_thread,
             buffers: Some(buffers),
             sends: Slab::new(),
             in_flight: 0,
@@ -121,13 +147,36 @@ impl Ring {
                 self.in_flight += 1;
                 return Ok(());
             }
-            self.ring.submit()?;
+            self.enable()?;
+            self.ring.submit().map_err(owned_elsewhere)?;
+            self.close_submitted();
+        }
+    }
+
+    /// Closes the descriptors held for entries that are now submitted.
+    fn close_submitted(&mut self) {
+        if self.ring.submission().is_empty() {
             self.closing.clear();
         }
     }
 
-    /// Closes `fd` once what is queued has been submitted.
-    pub(crate) fn close_later(&mut self, fd: OwnedFd) {
+    /// Enables a ring set up for one thread: the calling thread owns it.
+    fn enable(&mut self) -> io::Result<()> {
+        if !self.enabled {
+            self.ring.submitter().register_enable_rings()?;
+            self.enabled = true;
+        }
+        Ok(())
+    }
+
+    /// Closes `fd`, a closing connection's socket, once the entries
+    /// queued that name it are submitted; `send`, the slot of its send in
+    /// flight, will not send the rest (the number may name another socket
+    /// by then).
+    pub(crate) fn close_later(&mut self, fd: OwnedFd, send: Option<usize>) {
+        if let Some(send) = send.and_then(|slot| self.sends.get_mut(slot)) {
+            send.orphaned = true;
+        }
         self.closing.push(fd);
     }
 
@@ -185,6 +234,7 @@ impl Ring {
             bytes,
             done: 0,
             fd,
+            orphaned: false,
             owner,
         });
         match self.submit_send(slot) {
@@ -213,14 +263,18 @@ impl Ring {
     /// What the completion of send `slot` with `result` means.
     pub(crate) fn sent(&mut self, slot: usize, result: i32) -> Sent {
         let Some(send) = self.sends.get_mut(slot) else {
-            return Sent::Partly;
+            return Sent::Orphaned;
         };
         let owner = send.owner;
+        if send.orphaned {
+            self.sends.remove(slot);
+            return Sent::Orphaned;
+        }
         match usize::try_from(result) {
             Ok(n) if send.done + n < send.bytes.len() && n > 0 => {
                 send.done += n;
                 match self.submit_send(slot) {
-                    Ok(()) => Sent::Partly,
+                    Ok(()) => Sent::Partly { owner },
                     Err(e) => {
                         self.sends.remove(slot);
                         Sent::Failed {
@@ -266,6 +320,12 @@ impl Ring {
         if let Some(buffers) = self.buffers.as_mut() {
             buffers.publish();
         }
+        self.enable()?;
+        if !self.closing.is_empty() && wait != Some(Duration::ZERO) {
+            // Submit before waiting: the sockets close now, not after it.
+            self.ring.submit().map_err(owned_elsewhere)?;
+            self.close_submitted();
+        }
         let submitter = self.ring.submitter();
         let result = match wait {
             Some(Duration::ZERO) => submitter.submit(),
@@ -282,11 +342,9 @@ impl Ring {
                     e.raw_os_error(),
                     Some(libc::ETIME | libc::EINTR | libc::EBUSY)
                 ) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(owned_elsewhere(e)),
         }
-        if self.ring.submission().is_empty() {
-            self.closing.clear();
-        }
+        self.close_submitted();
         Ok(())
     }
 
@@ -346,10 +404,16 @@ impl Drop for Ring {
     /// the buffers before freeing them; leaks them if it does not.
     #[allow(unsafe_code)]
     fn drop(&mut self) {
+        if !self.enabled {
+            // Nothing was ever submitted: the kernel holds nothing.
+            self.in_flight = 0;
+        }
         let all = opcode::AsyncCancel2::new(io_uring::types::CancelBuilder::any())
             .build()
             .user_data(Op::Cancel.encode());
-        let _ = self.push(all);
+        if self.enabled {
+            let _ = self.push(all);
+        }
         let deadline = std::time::Instant::now() + DRAIN_ON_DROP;
         let mut done = Vec::new();
         // The cancellation itself is in flight too.
@@ -374,6 +438,18 @@ impl Drop for Ring {
             unsafe { buffers.free(&self.ring, GROUP) };
         }
     }
+}
+
+/// Says what `EEXIST` from a submission means: the ring is another
+/// thread's.
+fn owned_elsewhere(e: io::Error) -> io::Error {
+    if e.raw_os_error() != Some(libc::EEXIST) {
+        return e;
+    }
+    io::Error::other(
+        "an io_uring loop runs on the thread of its first turn \
+         (Server::bind_shared sets its loops up for turns on any thread)",
+    )
 }
 
 /// Multishot receives need Linux 6.0.
@@ -402,3 +478,7 @@ fn check_kernel() -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "ring_tests.rs"]
+mod tests;
