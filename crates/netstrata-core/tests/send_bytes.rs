@@ -109,10 +109,14 @@ fn message(seq: usize, len: usize) -> Bytes {
         .into()
 }
 
+/// `slices` for a write through `take_transmit`.
+const TAKE: usize = 5;
+
 /// One write of at most `limit` bytes of what `conn` has to transmit,
-/// through `poll_transmit_vectored` with `slices` slices, or through
-/// `poll_transmit` when `slices` is 0. Appends what was written to `wire`
-/// and returns how much that was (0: nothing to write).
+/// through `poll_transmit_vectored` with `slices` slices, through
+/// `poll_transmit` when `slices` is 0, or `take_transmit` when it is
+/// [`TAKE`]. Appends what was written to `wire` and returns how much that
+/// was (0: nothing to write).
 fn write_once<S: Layer, C: Codec>(
     conn: &mut Connection<S, C>,
     now: Instant,
@@ -120,6 +124,18 @@ fn write_once<S: Layer, C: Codec>(
     slices: usize,
     wire: &mut Vec<u8>,
 ) -> Result<usize, Error> {
+    if slices == TAKE {
+        let Some(run) = conn.take_transmit(now, limit)? else {
+            return Ok(0);
+        };
+        assert!(
+            !run.is_empty() && run.len() <= limit,
+            "{} of {limit}",
+            run.len()
+        );
+        wire.extend_from_slice(&run);
+        return Ok(run.len());
+    }
     let written = if slices == 0 {
         match conn.poll_transmit(now)? {
             None => 0,
@@ -209,6 +225,25 @@ fn a_large_message_is_transmitted_from_its_own_memory() {
 }
 
 #[test]
+fn take_transmit_hands_over_a_message_queued_by_reference_without_a_copy() {
+    let (now, big) = (Instant::now(), message(1, 16 * 1024));
+    let mut conn = plain(Prefixed);
+    conn.send(b"hi").unwrap();
+    conn.send_bytes(big.clone()).unwrap();
+    let (mut wire, mut own_memory) = (Vec::new(), false);
+    while let Some(run) = conn.take_transmit(now, usize::MAX).unwrap() {
+        own_memory |= run.as_ptr() == big.as_ptr() && run.len() == big.len();
+        wire.extend_from_slice(&run);
+    }
+    assert!(own_memory, "the message was copied");
+    let mut expected = vec![0, 0, 0, 2, b'h', b'i', 0, 0, 0x40, 0];
+    expected.extend_from_slice(&big);
+    assert_eq!(wire, expected);
+    assert_eq!(conn.queued(), 0);
+    assert_eq!(conn.stats().wire_out, expected.len() as u64);
+}
+
+#[test]
 fn a_layered_stack_or_a_codec_without_prefix_copies_the_message() {
     let big = message(1, 16 * 1024);
     let layers: Vec<BoxedLayer> = vec![Box::new(PassThrough::new())];
@@ -225,7 +260,7 @@ fn a_layered_stack_or_a_codec_without_prefix_copies_the_message() {
     let expected = transmit_all(&mut reference, Instant::now(), &[usize::MAX], 0);
     for wire in [
         transmit_all(&mut layered, Instant::now(), &[usize::MAX], 4),
-        transmit_all(&mut no_prefix, Instant::now(), &[usize::MAX], 4),
+        transmit_all(&mut no_prefix, Instant::now(), &[usize::MAX], TAKE),
     ] {
         assert_eq!(wire, expected);
     }
@@ -407,7 +442,7 @@ enum Op {
     Send(usize),
     SendBytes(usize),
     /// One write of at most `limit` bytes through `slices` slices (0:
-    /// `poll_transmit`).
+    /// `poll_transmit`, [`TAKE`]: `take_transmit`).
     Write {
         limit: usize,
         slices: usize,
@@ -418,7 +453,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0usize..300).prop_map(Op::Send),
         prop_oneof![0usize..300, 4000usize..4200, 16_000usize..16_500].prop_map(Op::SendBytes),
-        (1usize..40_000, 0usize..5).prop_map(|(limit, slices)| Op::Write { limit, slices }),
+        (1usize..40_000, 0usize..=TAKE).prop_map(|(limit, slices)| Op::Write { limit, slices }),
     ]
 }
 

@@ -47,6 +47,18 @@ impl Chain {
         filled
     }
 
+    /// Takes the first part, or its first `max` bytes.
+    pub(super) fn take_front(&mut self, max: usize) -> Option<Bytes> {
+        let front = self.parts.front_mut().filter(|_| max > 0)?;
+        let run = if front.len() <= max {
+            self.parts.pop_front()?
+        } else {
+            front.split_to(max)
+        };
+        self.len -= run.len();
+        Some(run)
+    }
+
     /// Consumes up to `n` bytes from the front; returns how many of the `n`
     /// lie beyond the chain (to be taken from what follows it).
     pub(super) fn advance(&mut self, mut n: usize) -> usize {

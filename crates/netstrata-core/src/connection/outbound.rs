@@ -228,4 +228,26 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         self.wire_out.advance(past_chain);
         self.stats.wire_out += n as u64;
     }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), with the same rules
+    /// after an error, but hands over the first run of wire bytes, at most
+    /// `max`, as [`Bytes`] the caller keeps: they count as written at once
+    /// (no [`advance_transmit`](Self::advance_transmit)). For a driver whose
+    /// write completes later and needs the bytes to stay where they are
+    /// until then (io_uring). No copy: the run is split off the connection's
+    /// buffer, or is a message queued by reference.
+    #[must_use = "returned bytes must be written to the transport"]
+    pub fn take_transmit(&mut self, now: Instant, max: usize) -> Result<Option<Bytes>> {
+        self.prepare_transmit(now)?;
+        let run = match self.chain.take_front(max) {
+            Some(run) => run,
+            None if self.wire_out.is_empty() || max == 0 => return Ok(None),
+            None => {
+                let n = self.wire_out.len().min(max);
+                self.wire_out.split_to(n).freeze()
+            }
+        };
+        self.stats.wire_out += run.len() as u64;
+        Ok(Some(run))
+    }
 }
