@@ -7,7 +7,7 @@
 //! holds until it completes (`write`); a completion schedules its connection
 //! as a readiness event would.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -176,10 +176,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
                 }
                 return;
             }
-            Sent::Done { owner, buffer } => {
-                ring.recycle(buffer);
-                (owner, None)
-            }
+            Sent::Done { owner } => (owner, None),
             Sent::Failed { owner, errno } => {
                 (owner, Some(io::Error::from_raw_os_error(errno).kind()))
             }
@@ -208,42 +205,40 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         if entry.ring_io.sending() {
             return Ok(false);
         }
-        let mut bytes = ring.send_buffer();
-        // After a stack error, what it still owes the peer (a TLS alert)
-        // comes first, then the error.
-        let mut failed = Ok(());
-        while bytes.len() < SEND_MAX {
-            let mut out = [IoSlice::new(&[]); super::write::WRITE_SLICES];
-            let n = match entry.conn.poll_transmit_vectored(now, &mut out) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    failed = Err(CloseReason::from(e));
-                    break;
-                }
-            };
-            let before = bytes.len();
-            // At most SEND_MAX, even of a large message queued by reference.
-            for slice in &out[..n] {
-                let room = SEND_MAX - bytes.len();
-                bytes.extend_from_slice(&slice[..slice.len().min(room)]);
-                if slice.len() > room {
-                    break;
-                }
-            }
-            entry.conn.advance_transmit(bytes.len() - before);
-        }
-        if bytes.is_empty() {
-            ring.recycle(bytes);
-            return failed.map(|()| true);
-        }
-        let owner = Op::recv(token, entry.id.generation);
+        // The wire bytes as they are, without a copy: runs split off the
+        // stack's buffer, and messages queued by reference. After a stack
+        // error, what it still owes the peer (a TLS alert) goes first,
+        // then the error.
+        let (fd, owner) = (
+            entry.socket.as_raw_fd(),
+            Op::recv(token, entry.id.generation),
+        );
+        let (conn, mut budget, mut failed) = (&mut entry.conn, SEND_MAX, None);
         let slot = ring
-            .send(entry.socket.as_raw_fd(), bytes, owner)
+            .send(fd, owner, || {
+                if budget == 0 || failed.is_some() {
+                    return None;
+                }
+                match conn.take_transmit(now, budget) {
+                    Ok(run) => {
+                        budget -= run.as_ref().map_or(0, |r| r.len());
+                        run
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        None
+                    }
+                }
+            })
             .map_err(|e| CloseReason::Io(e.kind()))?;
-        entry.ring_io.send = Some(slot);
-        entry.last_activity = now;
-        failed.map(|()| false)
+        if let Some(slot) = slot {
+            entry.ring_io.send = Some(slot);
+            entry.last_activity = now;
+        }
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(slot.is_none()),
+        }
     }
 
     /// After a pass: stops the receive while the inbox holds a read chunk

@@ -54,19 +54,16 @@ impl Ring {
         match *self {}
     }
 
-    pub(crate) fn send_buffer(&mut self) -> Vec<u8> {
-        match *self {}
-    }
-
-    pub(crate) fn send(&mut self, _fd: RawFd, _bytes: Vec<u8>, _owner: Op) -> io::Result<usize> {
+    pub(crate) fn send(
+        &mut self,
+        _fd: RawFd,
+        _owner: Op,
+        _next: impl FnMut() -> Option<bytes::Bytes>,
+    ) -> io::Result<Option<usize>> {
         match *self {}
     }
 
     pub(crate) fn sent(&mut self, _slot: usize, _result: i32) -> Sent {
-        match *self {}
-    }
-
-    pub(crate) fn recycle(&mut self, _buffer: Vec<u8>) {
         match *self {}
     }
 

@@ -21,6 +21,8 @@ mod ring;
 #[cfg(not(all(target_os = "linux", feature = "uring")))]
 #[path = "absent.rs"]
 mod ring;
+#[cfg(all(target_os = "linux", feature = "uring"))]
+mod send;
 
 pub(crate) use op::{Completion, Op, Sent};
 pub(crate) use ring::Ring;

@@ -73,7 +73,7 @@ pub(crate) struct Completion {
 #[derive(Debug)]
 pub(crate) enum Sent {
     /// All bytes went: the buffer, for the next send.
-    Done { owner: Op, buffer: Vec<u8> },
+    Done { owner: Op },
     /// The kernel took part; the rest was submitted again.
     Partly { owner: Op },
     /// The connection had closed: nothing more is sent.

@@ -4,11 +4,13 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use bytes::Bytes;
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 use slab::Slab;
 
 use super::buffers::Buffers;
+use super::send::Outgoing;
 use super::{Completion, Op, Sent};
 
 /// The buffer group of the ring's receive buffers.
@@ -20,19 +22,6 @@ const ENTRIES: u32 = 4096;
 /// before leaking the memory they may still use.
 const DRAIN_ON_DROP: Duration = Duration::from_secs(1);
 
-/// A send in flight: its bytes, how many the kernel took so far, and the
-/// connection it is for.
-struct Send {
-    bytes: Vec<u8>,
-    done: usize,
-    fd: RawFd,
-    /// Its connection closed: the rest is never sent. (Its number may
-    /// name another socket by then: only the submitted send holds the
-    /// closed one.)
-    orphaned: bool,
-    owner: Op,
-}
-
 /// A loop's ring.
 pub(crate) struct Ring {
     ring: IoUring,
@@ -40,14 +29,18 @@ pub(crate) struct Ring {
     /// kernel before the first submission enables it.
     enabled: bool,
     buffers: Option<Buffers>,
-    sends: Slab<Send>,
+    sends: Slab<Box<Outgoing>>,
+    /// Emptied sends, for reuse.
+    #[expect(
+        clippy::vec_box,
+        reason = "each box moves into `sends`, where the kernel's pointers into it must stay valid"
+    )]
+    spare: Vec<Box<Outgoing>>,
     /// Operations the kernel holds: each submission adds one, each final
     /// completion (no `MORE` flag) takes one.
     in_flight: usize,
     /// Receives that found no buffer, since the loop began.
     exhausted: u64,
-    /// Spare send buffers.
-    spare: Vec<Vec<u8>>,
     /// Descriptors closed by the loop that queued entries may name: the
     /// kernel looks a descriptor up when an entry is submitted, so they
     /// close after the next submission (a number reused by then would
@@ -113,9 +106,9 @@ impl Ring {
             enabled: !one_thread,
             buffers: Some(buffers),
             sends: Slab::new(),
+            spare: Vec::new(),
             in_flight: 0,
             exhausted: 0,
-            spare: Vec::new(),
             closing: Vec::new(),
         })
     }
@@ -221,26 +214,34 @@ impl Ring {
         self.push(entry)
     }
 
-    /// A buffer to fill for a send (empty, capacity kept from earlier).
-    pub(crate) fn send_buffer(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_default()
-    }
-
-    /// Sends `bytes` on socket `fd` for `owner` (a connection's `Recv`
-    /// op, naming it); returns the slot whose completion reports it, or
-    /// gives the bytes back if the ring refused.
-    pub(crate) fn send(&mut self, fd: RawFd, bytes: Vec<u8>, owner: Op) -> io::Result<usize> {
-        let slot = self.sends.insert(Send {
-            bytes,
-            done: 0,
-            fd,
-            orphaned: false,
-            owner,
-        });
+    /// Sends up to [`RUNS`](super::send::RUNS) runs of wire bytes that `next`
+    /// hands over (each call given the runs it may still add), until it
+    /// says `None`, on socket `fd` for `owner` (a connection's `Recv` op,
+    /// naming it). Returns the slot whose completion reports the send;
+    /// `None` when `next` had nothing.
+    pub(crate) fn send(
+        &mut self,
+        fd: RawFd,
+        owner: Op,
+        mut next: impl FnMut() -> Option<Bytes>,
+    ) -> io::Result<Option<usize>> {
+        let mut out = self.spare.pop().unwrap_or_else(Outgoing::new);
+        while out.room() > 0
+            && let Some(run) = next()
+        {
+            out.push(run);
+        }
+        if out.is_empty() {
+            out.clear();
+            self.spare.push(out);
+            return Ok(None);
+        }
+        (out.fd, out.owner) = (fd, owner);
+        let slot = self.sends.insert(out);
         match self.submit_send(slot) {
-            Ok(()) => Ok(slot),
+            Ok(()) => Ok(Some(slot)),
             Err(e) => {
-                self.sends.remove(slot);
+                self.finish_send(slot);
                 Err(e)
             }
         }
@@ -248,16 +249,25 @@ impl Ring {
 
     /// Submits the unsent rest of send `slot`.
     fn submit_send(&mut self, slot: usize) -> io::Result<()> {
-        let send = &self.sends[slot];
-        let rest = &send.bytes[send.done..];
-        // The pointer stays valid until the completion: the bytes stay in
-        // `sends` untouched until then, and a `Vec`'s heap buffer does not
-        // move when the `Vec` does.
-        let entry = opcode::Send::new(Fd(send.fd), rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
+        let send = &mut self.sends[slot];
+        let fd = send.fd;
+        // The header and the buffers it names stay valid until the
+        // completion: the send stays boxed in `sends`, unchanged, until
+        // then, and the memory of its `Bytes` does not move.
+        let entry = opcode::SendMsg::new(Fd(fd), send.header())
+            .flags(libc::MSG_NOSIGNAL as u32)
             .build()
             .user_data(Op::Send { slot: slot as u32 }.encode());
         self.push(entry)
+    }
+
+    /// Empties send `slot` for reuse.
+    fn finish_send(&mut self, slot: usize) {
+        let mut out = self.sends.remove(slot);
+        out.clear();
+        if self.spare.len() < 1024 {
+            self.spare.push(out);
+        }
     }
 
     /// What the completion of send `slot` with `result` means.
@@ -267,51 +277,33 @@ impl Ring {
         };
         let owner = send.owner;
         if send.orphaned {
-            self.sends.remove(slot);
+            self.finish_send(slot);
             return Sent::Orphaned;
         }
-        match usize::try_from(result) {
-            Ok(n) if send.done + n < send.bytes.len() && n > 0 => {
-                send.done += n;
+        let outcome = match usize::try_from(result) {
+            Ok(n) if n > 0 && n < send.len() => {
+                send.advance(n);
                 match self.submit_send(slot) {
-                    Ok(()) => Sent::Partly { owner },
-                    Err(e) => {
-                        self.sends.remove(slot);
-                        Sent::Failed {
-                            owner,
-                            errno: e.raw_os_error().unwrap_or(libc::EIO),
-                        }
-                    }
+                    Ok(()) => return Sent::Partly { owner },
+                    Err(e) => Sent::Failed {
+                        owner,
+                        errno: e.raw_os_error().unwrap_or(libc::EIO),
+                    },
                 }
             }
-            Ok(n) if n > 0 || send.bytes.is_empty() => {
-                let mut buffer = self.sends.remove(slot).bytes;
-                buffer.clear();
-                Sent::Done { owner, buffer }
-            }
-            // Zero bytes of a non-empty buffer: the peer is gone.
-            Ok(_) => {
-                self.sends.remove(slot);
-                Sent::Failed {
-                    owner,
-                    errno: libc::EPIPE,
-                }
-            }
-            Err(_) => {
-                self.sends.remove(slot);
-                Sent::Failed {
-                    owner,
-                    errno: -result,
-                }
-            }
-        }
-    }
-
-    /// Keeps a send buffer for later sends (a few, of modest size).
-    pub(crate) fn recycle(&mut self, buffer: Vec<u8>) {
-        if self.spare.len() < 64 && buffer.capacity() <= 1 << 20 {
-            self.spare.push(buffer);
-        }
+            Ok(n) if n > 0 => Sent::Done { owner },
+            // Nothing taken of a send that was not empty: the peer is gone.
+            Ok(_) => Sent::Failed {
+                owner,
+                errno: libc::EPIPE,
+            },
+            Err(_) => Sent::Failed {
+                owner,
+                errno: -result,
+            },
+        };
+        self.finish_send(slot);
+        outcome
     }
 
     /// Submits what is queued and waits for a completion at most `wait`
@@ -453,20 +445,9 @@ fn owned_elsewhere(e: io::Error) -> io::Error {
 }
 
 /// Multishot receives need Linux 6.0.
-#[allow(unsafe_code)]
 fn check_kernel() -> io::Result<()> {
-    // SAFETY: `uname` fills the zeroed struct it is given.
-    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is a valid, writable `utsname`.
-    if unsafe { libc::uname(&mut name) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let release: String = name
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8 as char)
-        .collect();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let release = release.trim();
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);

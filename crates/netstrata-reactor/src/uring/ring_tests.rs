@@ -24,8 +24,10 @@ fn a_closed_connections_send_never_reaches_the_next_socket() {
     a.set_nonblocking(true).unwrap();
     let a_fd = a.as_raw_fd();
     // More than the socket takes: it goes out in part.
+    let mut big = Some(vec![b'A'; 32 << 20].into());
     let slot = ring
-        .send(a_fd, vec![b'A'; 32 << 20], Op::recv(1, 1))
+        .send(a_fd, Op::recv(1, 1), || big.take())
+        .unwrap()
         .unwrap();
     ring.submit_and_wait(Some(Duration::ZERO)).unwrap();
     let mut b_client = TcpStream::connect(addr).unwrap();
