@@ -15,7 +15,7 @@ use bytes::{Buf, BytesMut};
 use netstrata_core::{Codec, Layer};
 
 use super::connections::Connections;
-use super::entry::Phase;
+use super::entry::{Entry, Phase, Reading};
 use crate::uring::{Completion, Op, Ring, Sent};
 use crate::{CloseReason, Handler};
 
@@ -97,6 +97,29 @@ impl RingIo {
     }
 }
 
+impl<S: Layer, C: Codec, H> Entry<S, C, H> {
+    /// Bytes a receive got: straight into the stack when it takes them all
+    /// now (one copy, as a `recv` into its buffer would make), else into
+    /// the inbox, where the read step finds them.
+    fn take_received(&mut self, bytes: &[u8], now: Instant) {
+        let direct = self.ring_io.inbox.is_empty()
+            && self.phase == Phase::Open
+            && self.reading == Reading::Open
+            && self.conn.wants_read()
+            && self.conn.read_room() >= bytes.len();
+        if !direct {
+            self.ring_io.inbox.extend_from_slice(bytes);
+            return;
+        }
+        // A stack error stays with the connection: its pass ends it.
+        let _ = self.conn.read_with(now, |buf, _| {
+            buf.extend_from_slice(bytes);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        self.last_activity = now;
+    }
+}
+
 impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     /// The live connection a completion's `op` names.
     fn owner(&self, op: Op) -> Option<usize> {
@@ -119,7 +142,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
     ) {
         ring.complete(completions, |op, bytes| {
             if let Some(token) = self.owner(op) {
-                self.slab[token].ring_io.inbox.extend_from_slice(bytes);
+                self.slab[token].take_received(bytes, now);
             }
         });
         completions.retain(|completion| match completion.op {
