@@ -2,9 +2,11 @@
 //! of failing connections gets at most one warning a second per reason.
 //! (A test binary of its own: it installs the process's log subscriber.)
 
-use std::io::{self, Read, Write};
+#[path = "common/log.rs"]
+mod log;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,32 +14,7 @@ use netstrata_core::{Blocking, Connection, Stack};
 use netstrata_frame::LengthDelimited;
 use netstrata_reactor::{CloseKind, Context, Handler, Server, ServerConfig};
 
-/// What the subscriber wrote, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn lines(&self) -> Vec<String> {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use log::Captured;
 
 struct Echo;
 

@@ -7,31 +7,16 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::{self, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+#[path = "common/log.rs"]
+mod log;
+
 use std::thread;
 
 use bytes::Bytes;
 use netstrata_reactor::{Context, Driver, EventLoop, Handler, LoopConfig};
 
 use common::{client, plain};
-
-/// What the subscriber wrote, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use log::Captured;
 
 struct Echo;
 
@@ -59,11 +44,11 @@ fn a_loop_without_io_uring_says_why_and_serves_on_epoll() {
         let mut event_loop = EventLoop::new(config).unwrap();
         assert_eq!(event_loop.driver(), Driver::Epoll);
         assert_eq!(event_loop.handle().driver(), Driver::Epoll);
-        let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
-        let line = log
-            .lines()
+        let lines = captured.lines();
+        let line = lines
+            .iter()
             .rfind(|l| l.contains("io_uring is unavailable"))
-            .unwrap_or_else(|| panic!("no warning in {log:?}"));
+            .unwrap_or_else(|| panic!("no warning in {lines:?}"));
         assert!(line.contains("WARN") && line.contains(says), "{line}");
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
