@@ -7,12 +7,14 @@
 //! connection.
 //!
 //! Comparisons (`--only plain,tls,zstd`, all by default):
-//! - `plain`: `netstrata echo-server` vs a tokio + tokio-util server
-//!   (2 workers) and a minimal hand-written mio echo (the limit), with as
-//!   many threads as netstrata has loops (`--netstrata-threads`); at one
-//!   loop also a hand-written io_uring echo on one thread (Linux only), the
-//!   floor for an io_uring driver, with its CPU per message and msgs/s as
-//!   ratios to the mio limit's;
+//! - `plain`: `netstrata echo-server` (epoll) vs a tokio + tokio-util
+//!   server (2 workers) and a minimal hand-written mio echo (the limit),
+//!   with as many threads as netstrata has loops (`--netstrata-threads`);
+//!   then netstrata on its io_uring driver (`--driver uring`, Linux only),
+//!   and at one loop a hand-written io_uring echo on one thread, the floor
+//!   for an io_uring driver; ratio lines compare each io_uring server with
+//!   its epoll counterpart (netstrata's, the mio limit). Besides the usual
+//!   two cases, one connection at depth 1 (latency);
 //! - `tls`: `netstrata echo-server --tls` vs tokio + tokio-rustls and the
 //!   mio echo through rustls alone (the limit), with the same certificate
 //!   files (generated for the run, deleted after); then the floor at
@@ -52,6 +54,12 @@ use support::servers::{TempDir, arg, certificates, list, listing_only, netstrata
 const LEVEL: i32 = 3;
 const SMALL: Case = Case::SMALL;
 const LARGE: Case = Case::LARGE;
+/// One message in flight: the round trip of one connection.
+const DEPTH1: Case = Case {
+    size: 64,
+    conns: 1,
+    depth: 1,
+};
 
 /// Runs each of `cases` against `servers`: netstrata first, then the tokio
 /// baseline and the hand-written limit, the two its ratios are taken to
@@ -103,13 +111,16 @@ fn main() {
     let mio_plain = Server::release("mio (limit)", "examples/mio_echo", &["ADDR", &loops]);
     if selected.contains(&"plain") {
         let mut servers = vec![
-            netstrata("netstrata", &loops, &[]),
+            netstrata("netstrata", &loops, &["--driver", "epoll"]),
             Server::release("tokio", "examples/tokio_echo", &["ADDR"]),
             mio_plain.clone(),
         ];
+        let linux = cfg!(target_os = "linux");
+        if linux {
+            servers.push(netstrata("netstrata uring", &loops, &["--driver", "uring"]));
+        }
         // One ring on one thread: beside the mio limit at one loop only.
-        let uring = cfg!(target_os = "linux") && loops == "1";
-        if uring {
+        if linux && loops == "1" {
             servers.push(Server::release(
                 "uring (limit)",
                 "examples/uring_echo",
@@ -117,30 +128,46 @@ fn main() {
             ));
         }
         let stack = StackOptions::default();
-        let cases = [SMALL, LARGE];
+        let cases = [SMALL, LARGE, DEPTH1];
         let outcomes = compare_cases("echo", &servers, &stack, &cases, rounds, &mut ports);
-        if uring {
-            println!();
-            for (case, o) in cases.iter().zip(&outcomes) {
-                let (mio, uring) = (&o[2], &o[3]);
+        println!();
+        for (case, o) in cases.iter().zip(&outcomes) {
+            let named = |name: &'static str| {
+                servers
+                    .iter()
+                    .position(|s| s.name == name)
+                    .map(|i| (name, &o[i]))
+            };
+            let pairs = [
+                (named("netstrata uring"), named("netstrata")),
+                (named("uring (limit)"), named("mio (limit)")),
+            ];
+            for ((name, ring), (base_name, base)) in pairs.into_iter().filter_map(|(a, b)| a.zip(b))
+            {
                 println!(
-                    "uring vs mio, {} B, {} conns x depth {}: CPU µs/msg {:.3} / {:.3} = {:.3}x, msgs/s {:.0} / {:.0} = {:.3}x",
+                    "{name} vs {base_name}, {} B, {} conns x depth {}: CPU µs/msg {:.3} / {:.3} = {:.3}x, msgs/s {:.0} / {:.0} = {:.3}x, p50 {} / {} µs, p99 {} / {} µs",
                     case.size,
                     case.conns,
                     case.depth,
-                    uring.cpu_us_per_msg,
-                    mio.cpu_us_per_msg,
-                    uring.cpu_us_per_msg / mio.cpu_us_per_msg,
-                    uring.msgs_per_sec,
-                    mio.msgs_per_sec,
-                    uring.msgs_per_sec / mio.msgs_per_sec
+                    ring.cpu_us_per_msg,
+                    base.cpu_us_per_msg,
+                    ring.cpu_us_per_msg / base.cpu_us_per_msg,
+                    ring.msgs_per_sec,
+                    base.msgs_per_sec,
+                    ring.msgs_per_sec / base.msgs_per_sec,
+                    ring.latency.p50,
+                    base.latency.p50,
+                    ring.latency.p99,
+                    base.latency.p99,
                 );
             }
         }
         if idle > 0 {
             println!("\nresident memory per idle connection");
-            for s in &servers[..3] {
-                memory::idle(s, &stack, idle, Some(64), &mut ports);
+            for s in &servers {
+                if s.name == "netstrata" || s.name == "tokio" || s.name == "netstrata uring" {
+                    memory::idle(s, &stack, idle, Some(64), &mut ports);
+                }
             }
         }
     }

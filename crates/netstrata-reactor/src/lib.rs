@@ -85,6 +85,58 @@
 //! cannot set a socket up, the socket moves one datagram per call and a
 //! warning says why.
 //!
+//! # Drivers
+//!
+//! A loop waits for the kernel and moves TCP bytes with one of two drivers
+//! ([`LoopConfig::with_driver`]); handlers, contexts, servers, clients and
+//! UDP sockets are the same on both, and the reactor's tests run on each.
+//!
+//! - [`Driver::Epoll`]: readiness from epoll (mio), then `recv` straight
+//!   into the connection's buffer and one `writev` per connection per turn.
+//! - [`Driver::Uring`] (the `uring` feature, on by default; Linux 6.0 and
+//!   later): a multishot accept per listener, a multishot receive per
+//!   connection into a ring of buffers the kernel picks from
+//!   ([`LoopConfig::with_uring_buffers`], 64 of 64 KiB per loop), at most
+//!   one send per connection in flight, and everything submitted in the
+//!   one system call that also waits. A receive's bytes are copied out of
+//!   the ring and the buffer given back in the same turn, so the ring is
+//!   never held by slow connections; when a turn's receives take every
+//!   buffer, those that found none are read again next turn, their bytes
+//!   waiting in the kernel (the peer feels TCP backpressure; nothing is
+//!   lost). The loop's epoll descriptor is polled by the ring: the
+//!   [`Handle`] waker, UDP sockets and connects in progress stay on epoll.
+//! - [`Driver::Auto`] (the default): epoll, the faster or equal of the two
+//!   on the machines measured (docs/benchmarks.md, "io_uring").
+//!
+//! `NETSTRATA_DRIVER=epoll|uring|auto` sets the default of
+//! [`LoopConfig::new`], so any program's loops switch without a flag of
+//! its own; the `netstrata` tool also takes `--driver`. Where io_uring
+//! cannot be set up (an older kernel, `ENOSYS`, `EPERM` under seccomp or
+//! a container's policy), the loop logs why at `warn` and runs on epoll;
+//! [`EventLoop::driver`], [`Handle::driver`] and [`Server::driver`] say
+//! which driver a loop got.
+//!
+//! What differs on io_uring:
+//!
+//! - A loop's ring belongs to the thread of its first turn, which runs the
+//!   kernel's completion work when it asks for completions (no interrupt
+//!   per event); a loop must then take its turns on that thread (a turn
+//!   elsewhere fails with an error saying so). [`Server::bind_shared`]
+//!   sets its loops up for turns on any thread.
+//! - The bytes of a send in flight (at most 256 KiB per connection) have
+//!   left the connection's queue: the watermarks count them as written,
+//!   as they count bytes in the kernel's socket buffer on epoll.
+//! - Received bytes wait in a connection's inbox until its stack takes
+//!   them; past a read chunk ([`LoopConfig::with_read_chunk`], 64 KiB) the
+//!   receive stops until the inbox drains, plus what one turn's
+//!   completions carried.
+//! - Memory: the ring's buffers (4 MiB per loop by default) besides the
+//!   connections'.
+//! - The kernel may interrupt a blocking system call of a thread that
+//!   dropped a loop on io_uring with `EINTR` (its task work); code that
+//!   retries `Interrupted`, as the standard library's `read_exact` does,
+//!   sees nothing.
+//!
 //! # Metrics
 //!
 //! With the `metrics` feature, each loop publishes its figures through the
