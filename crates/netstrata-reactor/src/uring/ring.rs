@@ -320,7 +320,14 @@ impl Ring {
         }
         let submitter = self.ring.submitter();
         let result = match wait {
-            Some(Duration::ZERO) => submitter.submit(),
+            // A wait of zero still asks for completions: on a ring owned
+            // by its thread, that is what runs the kernel's deferred work,
+            // cancellations included, which lets go of closed sockets. A
+            // loop driven by `turn` may take no further turn to do it.
+            Some(Duration::ZERO) => {
+                let ts = Timespec::new();
+                submitter.submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+            }
             Some(wait) => {
                 let ts = Timespec::from(wait);
                 submitter.submit_with_args(1, &SubmitArgs::new().timespec(&ts))
