@@ -126,10 +126,13 @@
 //! - The bytes of a send in flight (at most 256 KiB per connection) have
 //!   left the connection's queue: the watermarks count them as written,
 //!   as they count bytes in the kernel's socket buffer on epoll.
-//! - Received bytes wait in a connection's inbox until its stack takes
-//!   them; past a read chunk ([`LoopConfig::with_read_chunk`], 64 KiB) the
-//!   receive stops until the inbox drains, plus what one turn's
-//!   completions carried.
+//! - A receive's bytes go into the stack as the completion comes when it
+//!   takes them all, else they wait in the connection's inbox; past a read
+//!   chunk ([`LoopConfig::with_read_chunk`], 64 KiB) the receive stops
+//!   until the inbox drains, plus what one turn's completions carried. The
+//!   read budget ([`LoopConfig::with_read_budget`]) bounds only what the
+//!   read step takes from the inbox: each completion carries at most one
+//!   receive buffer (64 KiB).
 //! - Memory: the ring's buffers (4 MiB per loop by default) besides the
 //!   connections'.
 //! - The kernel may interrupt a blocking system call of a thread that

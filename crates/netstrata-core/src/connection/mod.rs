@@ -321,6 +321,15 @@ impl<S: Layer, C: Codec> Connection<S, C> {
         self.app_out.len() + over_room
     }
 
+    /// Wire bytes ready to transmit without running the stack again: a
+    /// driver that takes several runs for one write
+    /// ([`take_transmit`](Self::take_transmit)) takes more only while this
+    /// is not zero, so that the stack never refills a buffer a run it
+    /// handed over still shares (which would allocate a new one).
+    pub fn wire_ready(&self) -> usize {
+        self.unsent()
+    }
+
     /// Wire bytes not yet transmitted: the chain, then `wire_out`.
     fn unsent(&self) -> usize {
         self.chain.len() + self.wire_out.len()

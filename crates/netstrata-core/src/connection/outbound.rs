@@ -235,7 +235,11 @@ impl<S: Layer, C: Codec> Connection<S, C> {
     /// (no [`advance_transmit`](Self::advance_transmit)). For a driver whose
     /// write completes later and needs the bytes to stay where they are
     /// until then (io_uring). No copy: the run is split off the connection's
-    /// buffer, or is a message queued by reference.
+    /// buffer, or is a message queued by reference. `None` when nothing
+    /// waits, and always for a `max` of 0. While a run split off the buffer
+    /// is alive, the buffer cannot take its room back: take further runs
+    /// for the same write only while [`wire_ready`](Self::wire_ready) says
+    /// some are ready.
     #[must_use = "returned bytes must be written to the transport"]
     pub fn take_transmit(&mut self, now: Instant, max: usize) -> Result<Option<Bytes>> {
         self.prepare_transmit(now)?;

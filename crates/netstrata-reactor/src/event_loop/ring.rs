@@ -1,11 +1,12 @@
 //! A connection on the io_uring driver: what its receive and its send in
 //! flight are doing, and what their completions change.
 //!
-//! The rest of the loop is the same on both drivers. A receive's bytes wait
-//! in the connection's inbox, and reading the "socket" takes them from there
-//! (`read`); a write copies the stack's wire bytes into a send the ring
-//! holds until it completes (`write`); a completion schedules its connection
-//! as a readiness event would.
+//! The rest of the loop is the same on both drivers. A receive's bytes go
+//! into the stack at once when it takes them all, else they wait in the
+//! connection's inbox and reading the "socket" takes them from there
+//! (`read`); a write hands the stack's wire bytes, uncopied, to a send the
+//! ring holds until it completes (`write`); a completion schedules its
+//! connection as a readiness event would.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -239,7 +240,9 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
         let (conn, mut budget, mut failed) = (&mut entry.conn, SEND_MAX, None);
         let slot = ring
             .send(fd, owner, || {
-                if budget == 0 || failed.is_some() {
+                // Only the first run may run the stack (see `wire_ready`).
+                let first = budget == SEND_MAX;
+                if budget == 0 || failed.is_some() || (!first && conn.wire_ready() == 0) {
                     return None;
                 }
                 match conn.take_transmit(now, budget) {
@@ -253,7 +256,11 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> Connections<S, C, H> {
                     }
                 }
             })
-            .map_err(|e| CloseReason::Io(e.kind()))?;
+            .map_err(|e| match failed.take() {
+                // The stack's error says more than the ring's.
+                Some(stack) => CloseReason::from(stack),
+                None => CloseReason::Io(e.kind()),
+            })?;
         if let Some(slot) = slot {
             entry.ring_io.send = Some(slot);
             entry.last_activity = now;

@@ -90,7 +90,7 @@ impl Ring {
             (opcode::PollAdd::CODE, "poll"),
             (opcode::AcceptMulti::CODE, "accept"),
             (opcode::RecvMulti::CODE, "recv"),
-            (opcode::Send::CODE, "send"),
+            (opcode::SendMsg::CODE, "sendmsg"),
             (opcode::AsyncCancel::CODE, "cancel"),
         ];
         if let Some((_, name)) = needed.iter().find(|(code, _)| !probe.is_supported(*code)) {
