@@ -9,11 +9,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use netstrata_reactor::{Context, Driver, EventLoop, Handler, LoopConfig};
+use netstrata_core::ConnectionStats;
+use netstrata_reactor::{CloseReason, Context, Driver, EventLoop, Handler, LoopConfig};
 
 use common::plain;
 
@@ -124,30 +126,49 @@ fn the_driver_named_in_the_environment_is_the_one_the_loops_run_on() {
     }
 }
 
-/// Sends 300 KB when it opens.
-struct Flood;
+/// Sends 300 KB when it opens, and ticks every 50 ms of the loop's clock
+/// (an application timer, which is not activity): `true` per tick, `false`
+/// once the connection has closed.
+struct Flood {
+    ticks: mpsc::Sender<bool>,
+}
 
 const FLOOD: usize = 300_000;
+const TICK: Duration = Duration::from_millis(50);
 
 impl Handler for Flood {
     fn on_open(&mut self, cx: &mut Context<'_>) {
         let _ = cx.send(&vec![b'x'; FLOOD]);
+        cx.set_timer(TICK, 0);
     }
     fn on_message(&mut self, _: &mut Context<'_>, _: Bytes) {}
+    fn on_timer(&mut self, cx: &mut Context<'_>, _: u64) {
+        let _ = self.ticks.send(true);
+        cx.set_timer(TICK, 0);
+    }
+    fn on_close(&mut self, _: &CloseReason, _: &ConnectionStats) {
+        // No more ticks: the reader goes on to the end of the stream.
+        let _ = self.ticks.send(false);
+    }
 }
 
 #[test]
 fn a_slow_reader_is_not_idle_and_gets_everything() {
     // On either driver (CI runs the suite on both): bytes leaving in part,
-    // 16 KiB every 50 ms, are activity, and the 400 ms idle timeout must
-    // not cut the transfer.
+    // 16 KiB a tick of the server's, are activity, and the 400 ms idle
+    // timeout must not cut the transfer.
     let config = LoopConfig::new()
         .with_idle_timeout(Duration::from_millis(400))
         .with_socket(netstrata_reactor::SocketOptions::new().with_send_buffer(32 * 1024));
     let mut event_loop = EventLoop::new(config).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    event_loop.listen(listener, plain, |_| Flood).unwrap();
+    let (ticks, ticked) = mpsc::channel();
+    event_loop
+        .listen(listener, plain, move |_| Flood {
+            ticks: ticks.clone(),
+        })
+        .unwrap();
     let handle = event_loop.handle();
     let serving = thread::spawn(move || event_loop.run());
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -157,7 +178,7 @@ fn a_slow_reader_is_not_idle_and_gets_everything() {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let (mut got, mut buf) = (0, vec![0; 16 * 1024]);
+    let (mut got, mut buf, mut open) = (0, vec![0; 16 * 1024], true);
     while got < 4 + FLOOD {
         match stream.read(&mut buf) {
             Ok(0) => break,
@@ -165,8 +186,12 @@ fn a_slow_reader_is_not_idle_and_gets_everything() {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => panic!("after {got} bytes: {e}"),
         }
-        // The slow reader this test is about: the pace, not a wait.
-        thread::sleep(Duration::from_millis(50));
+        // The slow reader this test is about: one read per server tick.
+        if open {
+            open = ticked
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the server's timer stopped");
+        }
     }
     handle.stop().unwrap();
     serving.join().unwrap().unwrap();
