@@ -8,7 +8,8 @@
 //!
 //! Also here: [`Conformance`], the checks every shipped layer passes, for a
 //! layer of your own, and helpers for interop tests that run a tool nobody
-//! here wrote ([`external_tool`], [`run_piped`]).
+//! here wrote ([`external_tool`], [`run_piped`]), or that skip outside CI
+//! what the machine lacks and fail under it ([`cannot_run`]).
 //!
 //! Time only moves when nothing else can happen: [`Pair::drive`] jumps the
 //! clock to the next segment arrival or layer deadline, so a test of a
@@ -43,7 +44,7 @@ mod tools;
 mod transmit;
 
 pub use conformance::{Conformance, check_layer};
-pub use tools::{external_tool, run_piped};
+pub use tools::{cannot_run, external_tool, run_piped};
 pub use transmit::{transmit_all, transmit_ok};
 
 /// How the link cuts what a side transmits into segments.

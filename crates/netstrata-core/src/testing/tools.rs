@@ -28,12 +28,17 @@ pub fn external_tool(tool: &str, probe: &[&str]) -> bool {
         Ok(out) => format!("`{tool} {}` exited with {}", probe.join(" "), out.status),
         Err(e) => format!("`{tool}` could not be run: {e}"),
     };
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{why}; it is required under CI (install it in .ci/run)"
-    );
-    println!("SKIP: {why}; not tested here");
+    cannot_run(&why, "it is required under CI (install it in .ci/run)");
     false
+}
+
+/// A test cannot run here, for `why` (a tool or a kernel feature it needs
+/// is missing). Under CI (the `CI` environment variable set) that fails the
+/// test: this panics with `why` and `under_ci`, what CI must provide.
+/// Elsewhere it prints why the test is skipped, and the test returns.
+pub fn cannot_run(why: &str, under_ci: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{why}; {under_ci}");
+    println!("SKIP: {why}; not tested here");
 }
 
 /// Runs `program args` with `input` on its stdin (written from a thread, so
