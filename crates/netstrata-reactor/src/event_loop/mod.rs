@@ -281,7 +281,13 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
     /// may wait in the epoll, and an epoll holding this one's descriptor
     /// gets no new edge for them.
     pub(crate) fn took_full_batch(&self) -> bool {
-        self.conns.ring.is_none() && self.events.iter().count() == self.events.capacity()
+        self.conns.ring.is_none() && self.events_filled()
+    }
+
+    /// Whether the last poll of the epoll filled the events buffer (more
+    /// events may wait).
+    fn events_filled(&self) -> bool {
+        self.events.iter().count() == self.events.capacity()
     }
 
     /// The loop's next deadline (layer deadlines, timeouts, timers).
@@ -376,7 +382,7 @@ impl<S: Layer + 'static, C: Codec + 'static, H: Handler> EventLoop<S, C, H> {
         self.completions = completions;
         if std::mem::take(&mut self.epoll_ready) {
             self.poll_epoll(Some(Duration::ZERO))?;
-            self.epoll_ready = self.events.iter().count() == self.events.capacity();
+            self.epoll_ready = self.events_filled();
             self.dispatch_events(now);
         }
         Ok(now)
